@@ -1,0 +1,99 @@
+"""The OpenAI-compatible API: /v1/models and /v1/chat/completions."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+from ..auth import key_is_valid, presented_key
+from ..errors import ApiError, AuthenticationError
+from ..models import CREATED, model_names, resolve_model
+from ..requestlog import first_byte, note
+from ..sse import DONE, PROXY_HEADERS, format_event
+from ..translate.answer import Answer, prompt_estimate
+from ..translate.openai_request import parse_options, to_codewhisperer
+from ..translate.openai_response import ChunkStream, collect_message
+from ..upstream.client import UpstreamStream
+from .body import json_body
+
+log = logging.getLogger(__name__)
+bp = Blueprint("openai", __name__, url_prefix="/v1")
+
+
+def error_body(exc: ApiError) -> dict[str, Any]:
+    """OpenAI's error envelope."""
+    return {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
+
+
+def render_error(exc: ApiError) -> Response:
+    """An ApiError as an OpenAI error response, with Retry-After where known."""
+    response = jsonify(error_body(exc))
+    response.status_code = exc.status
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@bp.errorhandler(ApiError)
+def _handle(exc: ApiError) -> Response:
+    return render_error(exc)
+
+
+@bp.before_request
+def _require_key() -> None:
+    if not key_is_valid(presented_key(request.headers), current_app.extensions["ki2api"].settings.api_keys):
+        raise AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>'",
+                                  code="invalid_api_key")
+
+
+def _model_entry(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": CREATED, "owned_by": "anthropic"}
+
+
+@bp.get("/models")
+def list_models() -> Response:
+    return jsonify({"object": "list", "data": [_model_entry(name) for name in model_names()]})
+
+
+@bp.get("/models/<path:name>")
+def get_model(name: str) -> Response:
+    resolve_model(name)
+    return jsonify(_model_entry(name))
+
+
+@bp.post("/chat/completions")
+def chat_completions() -> Response:
+    body = json_body()
+    options = parse_options(body)
+    model = resolve_model(options.model)
+    payload = to_codewhisperer(body, model.kiro_id)
+    note(model=model.name, stream=options.stream)
+    answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens)
+    upstream = current_app.extensions["ki2api"].client.send(payload)
+    note(upstream_status=upstream.status)
+    if not options.stream:
+        try:
+            return jsonify(collect_message(answer, upstream.events(), model.name))
+        finally:
+            upstream.close()
+    chunks = ChunkStream(model.name, options.include_usage)
+    return Response(stream_with_context(_sse(chunks, answer, upstream)), mimetype="text/event-stream",
+                    headers=PROXY_HEADERS)
+
+
+def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream) -> Iterator[str]:
+    """Forward each chunk as it is made; after the first byte, an error becomes one error event."""
+    try:
+        for chunk in chunks.chunks(answer, upstream.events()):
+            yield format_event(chunk)
+            first_byte()
+        yield DONE
+    except ApiError as exc:
+        log.warning("stream ended by upstream error: %s", exc.message)
+        note(stream_error=exc.type)
+        yield format_event(error_body(exc))
+    finally:
+        upstream.close()

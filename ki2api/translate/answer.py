@@ -1,0 +1,150 @@
+"""Upstream events -> API-neutral answer parts, with stop sequences, max_tokens and usage applied.
+
+The OpenAI and Anthropic response translators both consume these parts, so
+cutting at stop strings, the output cap and token accounting live here once.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Union
+
+from ..upstream.events import (ContextUsage, LengthExceeded, ReasoningDelta, TextDelta, TokenUsage,
+                               ToolUseDelta)
+from .stops import StopScanner
+from .usage import estimate_tokens, input_tokens_from_context
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningPart:
+    text: str
+    signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStart:
+    index: int
+    tool_use_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolArgs:
+    index: int
+    fragment: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolEnd:
+    index: int
+
+
+Part = Union[TextPart, ReasoningPart, ToolStart, ToolArgs, ToolEnd]
+
+# Neutral stop reasons use Anthropic's names; the OpenAI layer maps them.
+END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE = "end_turn", "max_tokens", "stop_sequence", "tool_use"
+
+
+@dataclass
+class Usage:
+    """Token figures for one answer; input is exact only when the upstream reports it."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+
+
+@dataclass
+class Answer:
+    """Walks the upstream events once; after iteration, stop_reason and usage are final."""
+
+    prompt_estimate: int
+    context_window: int
+    stops: list[str] = field(default_factory=list)
+    max_tokens: int | None = None
+    stop_reason: str = END_TURN
+    stop_sequence: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    tool_count: int = 0
+    _open_tool: str | None = None
+    _tool_names: dict[str, str] = field(default_factory=dict)
+    _context_pct: float | None = None
+    _reported: TokenUsage | None = None
+
+    def parts(self, events: Iterable[object]) -> Iterator[Part]:
+        """Yield answer parts as the events arrive; stop early at a stop sequence or max_tokens."""
+        scanner = StopScanner(self.stops)
+        for event in events:
+            if isinstance(event, TextDelta):
+                yield from self._text(scanner.feed(event.text))
+                if scanner.stopped:
+                    self.stop_reason, self.stop_sequence = STOP_SEQUENCE, scanner.matched
+                if self._cut():
+                    break
+            elif isinstance(event, ToolUseDelta):
+                yield from self._tool(event)
+            elif isinstance(event, ReasoningDelta):
+                if event.text:
+                    self.usage.output_tokens += estimate_tokens(event.text)
+                    yield ReasoningPart(event.text, event.signature)
+            elif isinstance(event, ContextUsage):
+                self._context_pct = event.percentage
+            elif isinstance(event, TokenUsage):
+                self._reported = event
+            elif isinstance(event, LengthExceeded):
+                self.stop_reason = MAX_TOKENS
+        else:
+            yield from self._text(scanner.flush())
+        if self._open_tool is not None:
+            yield ToolEnd(self.tool_count - 1)
+            self._open_tool = None
+        if self.tool_count and self.stop_reason == END_TURN:
+            self.stop_reason = TOOL_USE
+        self._settle_usage()
+
+    def _cut(self) -> bool:
+        if self.stop_reason == STOP_SEQUENCE:
+            return True
+        if self.max_tokens is not None and self.usage.output_tokens >= self.max_tokens:
+            self.stop_reason = MAX_TOKENS
+            return True
+        return False
+
+    def _text(self, text: str) -> Iterator[Part]:
+        if text:
+            self.usage.output_tokens += estimate_tokens(text)
+            yield TextPart(text)
+
+    def _tool(self, event: ToolUseDelta) -> Iterator[Part]:
+        if event.tool_use_id != self._open_tool:
+            if self._open_tool is not None:
+                yield ToolEnd(self.tool_count - 1)
+            self._open_tool = event.tool_use_id
+            self.tool_count += 1
+            self.usage.output_tokens += estimate_tokens(event.name)
+            yield ToolStart(self.tool_count - 1, event.tool_use_id, event.name)
+        if event.input:
+            self.usage.output_tokens += estimate_tokens(event.input)
+            yield ToolArgs(self.tool_count - 1, event.input)
+        if event.stop:
+            yield ToolEnd(self.tool_count - 1)
+            self._open_tool = None
+
+    def _settle_usage(self) -> None:
+        if self._reported is not None:
+            self.usage.input_tokens = self._reported.input_tokens + self._reported.cache_read_tokens
+            self.usage.output_tokens = self._reported.output_tokens or self.usage.output_tokens
+            self.usage.cache_read_tokens = self._reported.cache_read_tokens
+            return
+        self.usage.input_tokens = input_tokens_from_context(
+            self._context_pct, self.context_window, self.prompt_estimate)
+
+
+def prompt_estimate(payload: dict) -> int:
+    """Estimate the prompt's tokens from the upstream request body's text."""
+    return estimate_tokens(json.dumps(payload.get("conversationState", {}), ensure_ascii=False))

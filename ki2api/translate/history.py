@@ -1,0 +1,140 @@
+"""API-neutral conversation rules: turn a list of turns into Kiro's conversationState.
+
+Both the OpenAI and the Anthropic translators parse into `Conversation` and call
+`build_payload`, so the upstream's rules (alternating history ending with an
+assistant turn, the last user turn as currentMessage, paired tool calls, declared
+tools) are enforced in one place.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+SYSTEM_ACK = "I will follow these instructions."
+CONTINUE = "Continue"
+TOOL_ONLY_TEXT = " "
+
+
+@dataclass
+class Turn:
+    """One message in neutral form; images, tool uses and results already in Kiro's shapes."""
+
+    role: str
+    text: str = ""
+    images: list[dict[str, Any]] = field(default_factory=list)
+    tool_uses: list[dict[str, Any]] = field(default_factory=list)
+    tool_results: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Conversation:
+    """A whole request: system text, turns in order, and Kiro tool specifications."""
+
+    system: str
+    turns: list[Turn]
+    tools: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _merge(turns: list[Turn]) -> list[Turn]:
+    merged: list[Turn] = []
+    for turn in turns:
+        if merged and merged[-1].role == turn.role:
+            last = merged[-1]
+            last.text = "\n".join(t for t in (last.text, turn.text) if t)
+            last.images += turn.images
+            last.tool_uses += turn.tool_uses
+            last.tool_results += turn.tool_results
+        else:
+            merged.append(Turn(turn.role, turn.text, list(turn.images), list(turn.tool_uses),
+                               list(turn.tool_results)))
+    return merged
+
+
+def _pair_tools(turns: list[Turn]) -> None:
+    """Keep only tool uses answered in the next user turn, and results whose use precedes them."""
+    for i, turn in enumerate(turns):
+        if turn.role != "user":
+            continue
+        offered = {u["toolUseId"] for u in turns[i - 1].tool_uses} if i > 0 else set()
+        seen: set[str] = set()
+        kept = []
+        for result in turn.tool_results:
+            rid = result["toolUseId"]
+            if rid in offered and rid not in seen:
+                seen.add(rid)
+                kept.append(result)
+        turn.tool_results = kept
+        if i > 0:
+            turns[i - 1].tool_uses = [u for u in turns[i - 1].tool_uses if u["toolUseId"] in seen]
+    if turns and turns[-1].role == "assistant":
+        turns[-1].tool_uses = []
+
+
+def normalise_turns(turns: list[Turn]) -> list[Turn]:
+    """Merge same-role runs, start and end with a user turn, and pair tool calls with results."""
+    merged = _merge([t for t in turns if t.role in ("user", "assistant")])
+    if not merged or merged[0].role == "assistant":
+        merged.insert(0, Turn("user", CONTINUE))
+    if merged[-1].role == "assistant":
+        merged.append(Turn("user", CONTINUE))
+    _pair_tools(merged)
+    return merged
+
+
+def _declare_used_tools(turns: list[Turn], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every tool named in history must be declared; add minimal specs for the missing ones."""
+    declared = {t["toolSpecification"]["name"].lower() for t in tools}
+    extra = []
+    for turn in turns:
+        for use in turn.tool_uses:
+            if use["name"].lower() not in declared:
+                declared.add(use["name"].lower())
+                extra.append({"toolSpecification": {
+                    "name": use["name"], "description": f"Tool {use['name']} (used earlier in this conversation).",
+                    "inputSchema": {"json": {"type": "object", "properties": {}}}}})
+    return tools + extra
+
+
+def _user_message(turn: Turn, model_id: str, tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+    text = turn.text
+    if not text and not turn.tool_results and not turn.images:
+        text = CONTINUE
+    message: dict[str, Any] = {"content": text, "modelId": model_id, "origin": "AI_EDITOR"}
+    if turn.images:
+        message["images"] = turn.images
+    context: dict[str, Any] = {}
+    if tools:
+        context["tools"] = tools
+    if turn.tool_results:
+        context["toolResults"] = turn.tool_results
+    if context:
+        message["userInputMessageContext"] = context
+    return {"userInputMessage": message}
+
+
+def _assistant_message(turn: Turn) -> dict[str, Any]:
+    message: dict[str, Any] = {"content": turn.text or (TOOL_ONLY_TEXT if turn.tool_uses else CONTINUE)}
+    if turn.tool_uses:
+        message["toolUses"] = turn.tool_uses
+    return {"assistantResponseMessage": message}
+
+
+def build_payload(conversation: Conversation, model_id: str) -> dict[str, Any]:
+    """Return the generateAssistantResponse body (without profileArn, which the client adds)."""
+    turns = normalise_turns(conversation.turns)
+    if conversation.system:
+        turns = [Turn("user", conversation.system), Turn("assistant", SYSTEM_ACK)] + turns
+    tools = _declare_used_tools(turns, conversation.tools)
+    history = [
+        _user_message(t, model_id, None) if t.role == "user" else _assistant_message(t)
+        for t in turns[:-1]
+    ]
+    return {"conversationState": {
+        "conversationId": str(uuid.uuid4()),
+        "agentContinuationId": str(uuid.uuid4()),
+        "agentTaskType": "vibe",
+        "chatTriggerType": "MANUAL",
+        "currentMessage": _user_message(turns[-1], model_id, tools),
+        "history": history,
+    }}

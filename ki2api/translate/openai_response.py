@@ -1,0 +1,88 @@
+"""Answer parts -> OpenAI `chat.completion.chunk` objects, or one `chat.completion`."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from .answer import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Answer, ReasoningPart, TextPart,
+                     ToolArgs, ToolStart, Usage)
+
+FINISH_REASONS = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", TOOL_USE: "tool_calls"}
+
+
+def completion_id() -> str:
+    """A fresh OpenAI-style completion id."""
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def usage_dict(usage: Usage) -> dict[str, Any]:
+    """OpenAI's usage object."""
+    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens}}
+
+
+@dataclass
+class ChunkStream:
+    """Stream state: the id, whether the role was sent, and the client's model name."""
+
+    model: str
+    include_usage: bool = False
+    id: str = field(default_factory=completion_id)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        """One chunk with a single choice."""
+        chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def chunks(self, answer: Answer, events: Iterable[object]) -> Iterator[dict[str, Any]]:
+        """Yield the role chunk, one chunk per answer part as it arrives, the finish chunk, and usage."""
+        yield self.chunk({"role": "assistant", "content": ""})
+        for part in answer.parts(events):
+            if isinstance(part, TextPart):
+                yield self.chunk({"content": part.text})
+            elif isinstance(part, ReasoningPart):
+                yield self.chunk({"reasoning_content": part.text})
+            elif isinstance(part, ToolStart):
+                yield self.chunk({"tool_calls": [{"index": part.index, "id": part.tool_use_id, "type": "function",
+                                                  "function": {"name": part.name, "arguments": ""}}]})
+            elif isinstance(part, ToolArgs):
+                yield self.chunk({"tool_calls": [{"index": part.index, "function": {"arguments": part.fragment}}]})
+        yield self.chunk({}, FINISH_REASONS[answer.stop_reason])
+        if self.include_usage:
+            yield {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                   "choices": [], "usage": usage_dict(answer.usage)}
+
+
+def collect_message(answer: Answer, events: Iterable[object], model: str) -> dict[str, Any]:
+    """Consume the whole answer and return one OpenAI `chat.completion` object."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for part in answer.parts(events):
+        if isinstance(part, TextPart):
+            text.append(part.text)
+        elif isinstance(part, ReasoningPart):
+            reasoning.append(part.text)
+        elif isinstance(part, ToolStart):
+            calls.append({"id": part.tool_use_id, "type": "function", "function": {"name": part.name, "arguments": ""}})
+        elif isinstance(part, ToolArgs):
+            calls[part.index]["function"]["arguments"] += part.fragment
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None,
+                               "refusal": None}
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    if calls:
+        for call in calls:
+            call["function"]["arguments"] = call["function"]["arguments"] or "{}"
+        message["tool_calls"] = calls
+    return {"id": completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": FINISH_REASONS[answer.stop_reason]}],
+            "usage": usage_dict(answer.usage)}

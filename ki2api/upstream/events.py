@@ -1,0 +1,174 @@
+"""Kiro's event-stream frames -> typed events the translators understand.
+
+Only what changes the answer is kept: text, tool-call pieces, reasoning,
+context usage, token usage and metering. Bookkeeping events
+(`initial-response`, `messageMetadataEvent`, follow-up prompts ...) are skipped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Union
+
+from .eventstream import EventStreamDecoder, EventStreamError, Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUseDelta:
+    """A piece of one tool call: the first piece names it, `input` pieces concatenate to JSON."""
+
+    tool_use_id: str
+    name: str
+    input: str = ""
+    stop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+    signature: str | None = None
+    redacted: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextUsage:
+    percentage: float
+
+
+@dataclass(frozen=True, slots=True)
+class Metering:
+    usage: float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LengthExceeded:
+    """The upstream stopped because the answer hit its length limit."""
+
+
+Event = Union[TextDelta, ToolUseDelta, ReasoningDelta, ContextUsage, Metering, TokenUsage, LengthExceeded]
+
+
+class UpstreamException(Exception):
+    """An error the upstream reported inside a 200 stream (exception/error frame, invalidStateEvent)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+def _json(frame: Frame) -> dict[str, Any]:
+    try:
+        body = json.loads(frame.payload.decode("utf-8")) if frame.payload else {}
+    except (UnicodeDecodeError, ValueError):
+        raise EventStreamError(f"{frame.event_type or frame.message_type} frame carries invalid JSON") from None
+    if not isinstance(body, dict):
+        raise EventStreamError(f"{frame.event_type} frame payload is not a JSON object")
+    nested = body.get(frame.event_type or "")
+    return nested if isinstance(nested, dict) else body
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _text(body: dict[str, Any]) -> Event | None:
+    content = body.get("content")
+    return TextDelta(content) if isinstance(content, str) and content else None
+
+
+def _tool(body: dict[str, Any]) -> Event | None:
+    tool_id, name = body.get("toolUseId"), body.get("name")
+    if not isinstance(tool_id, str) or not isinstance(name, str):
+        raise EventStreamError("toolUseEvent without toolUseId or name")
+    piece = body.get("input", "")
+    if isinstance(piece, (dict, list)):
+        piece = json.dumps(piece, ensure_ascii=False)
+    return ToolUseDelta(tool_id, name, piece if isinstance(piece, str) else "", body.get("stop") is True)
+
+
+def _reasoning(body: dict[str, Any]) -> Event | None:
+    text, redacted = body.get("text"), body.get("redactedContent")
+    if not text and not redacted:
+        return None
+    return ReasoningDelta(text or "", body.get("signature"), redacted)
+
+
+def _context(body: dict[str, Any]) -> Event | None:
+    pct = body.get("contextUsagePercentage")
+    return ContextUsage(float(pct)) if isinstance(pct, (int, float)) else None
+
+
+def _metering(body: dict[str, Any]) -> Event | None:
+    usage = body.get("usage")
+    return Metering(float(usage), str(body.get("unit", ""))) if isinstance(usage, (int, float)) else None
+
+
+def _metadata(body: dict[str, Any]) -> Event | None:
+    usage = body.get("tokenUsage")
+    if not isinstance(usage, dict):
+        return None
+    return TokenUsage(_int(usage.get("uncachedInputTokens")), _int(usage.get("outputTokens")),
+                      _int(usage.get("cacheReadInputTokens")), _int(usage.get("cacheWriteInputTokens")))
+
+
+def _invalid_state(body: dict[str, Any]) -> Event | None:
+    raise UpstreamException(str(body.get("reason") or "InvalidState"), str(body.get("message") or "invalid state"))
+
+
+_HANDLERS = {
+    "assistantResponseEvent": _text,
+    "toolUseEvent": _tool,
+    "reasoningContentEvent": _reasoning,
+    "contextUsageEvent": _context,
+    "meteringEvent": _metering,
+    "metadataEvent": _metadata,
+    "invalidStateEvent": _invalid_state,
+}
+
+
+def parse_frame(frame: Frame) -> Event | None:
+    """Turn one frame into an event, None for frames that carry nothing for the client."""
+    if frame.message_type in ("exception", "error"):
+        kind = frame.exception_type or "UnknownError"
+        if kind == "ContentLengthExceededException":
+            return LengthExceeded()
+        try:
+            message = str(_json(frame).get("message") or frame.payload[:300].decode("utf-8", "replace"))
+        except EventStreamError:
+            message = frame.payload[:300].decode("utf-8", "replace")
+        raise UpstreamException(kind, message)
+    handler = _HANDLERS.get(frame.event_type or "")
+    if handler is None:
+        if frame.event_type != "initial-response":
+            log.debug("skipping upstream event %s", frame.event_type)
+        return None
+    return handler(_json(frame))
+
+
+def iter_events(chunks: Iterable[bytes]) -> Iterator[Event]:
+    """Decode a byte stream into events as soon as each frame is complete."""
+    decoder = EventStreamDecoder()
+    for chunk in chunks:
+        for frame in decoder.feed(chunk):
+            event = parse_frame(frame)
+            if event is not None:
+                yield event
+    decoder.finish()

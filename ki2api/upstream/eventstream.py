@@ -1,0 +1,152 @@
+"""An incremental decoder for AWS event-stream frames (application/vnd.amazon.eventstream).
+
+Frame layout, all integers big-endian:
+
+    total_length u32 | headers_length u32 | prelude_crc u32   (CRC32 of the first 8 bytes)
+    headers: repeated { name_len u8, name, value_type u8, value }
+    payload | message_crc u32                                 (CRC32 of everything before it)
+
+The decoder accepts whatever chunk sizes the network delivers and yields each
+frame once its last byte has arrived. A bad CRC or an impossible length is an
+error: the upstream connection is not trustworthy after that, so we stop.
+"""
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+PRELUDE_LENGTH = 12
+MIN_FRAME = 16
+MAX_FRAME = 16 * 1024 * 1024
+
+
+class EventStreamError(ValueError):
+    """The bytes are not a valid event stream (bad CRC, length or header)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame: its headers and raw payload bytes."""
+
+    headers: dict[str, Any]
+    payload: bytes
+
+    @property
+    def message_type(self) -> str:
+        return str(self.headers.get(":message-type", "event"))
+
+    @property
+    def event_type(self) -> str | None:
+        return self.headers.get(":event-type")
+
+    @property
+    def exception_type(self) -> str | None:
+        return self.headers.get(":exception-type") or self.headers.get(":error-code")
+
+
+def _fixed(size: int, fmt: str):
+    def read(data: bytes, at: int) -> tuple[Any, int]:
+        return struct.unpack_from(fmt, data, at)[0], at + size
+    return read
+
+
+def _sized(data: bytes, at: int) -> tuple[bytes, int]:
+    (length,) = struct.unpack_from(">H", data, at)
+    end = at + 2 + length
+    if end > len(data):
+        raise EventStreamError("header value runs past the header block")
+    return data[at + 2:end], end
+
+
+def _string(data: bytes, at: int) -> tuple[str, int]:
+    raw, end = _sized(data, at)
+    return raw.decode("utf-8", errors="replace"), end
+
+
+def _timestamp(data: bytes, at: int) -> tuple[datetime, int]:
+    (millis,) = struct.unpack_from(">q", data, at)
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc), at + 8
+
+
+def _uuid(data: bytes, at: int) -> tuple[uuid.UUID, int]:
+    return uuid.UUID(bytes=bytes(data[at:at + 16])), at + 16
+
+
+_READERS = {
+    0: lambda data, at: (True, at),
+    1: lambda data, at: (False, at),
+    2: _fixed(1, ">b"),
+    3: _fixed(2, ">h"),
+    4: _fixed(4, ">i"),
+    5: _fixed(8, ">q"),
+    6: _sized,
+    7: _string,
+    8: _timestamp,
+    9: _uuid,
+}
+
+
+def parse_headers(block: bytes) -> dict[str, Any]:
+    """Decode a header block into a name -> value mapping."""
+    headers: dict[str, Any] = {}
+    at = 0
+    try:
+        while at < len(block):
+            name_length = block[at]
+            name = block[at + 1:at + 1 + name_length].decode("utf-8", errors="replace")
+            at += 1 + name_length
+            reader = _READERS.get(block[at])
+            if reader is None:
+                raise EventStreamError(f"unknown header value type {block[at]} for {name!r}")
+            headers[name], at = reader(block, at + 1)
+    except (IndexError, struct.error):
+        raise EventStreamError("header block is truncated") from None
+    if at != len(block):
+        raise EventStreamError("header block is longer than declared")
+    return headers
+
+
+class EventStreamDecoder:
+    """Feed bytes in, get complete frames out; call finish() at end of stream."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        """Add bytes and return every frame they complete, in order."""
+        self._buffer += chunk
+        frames = []
+        while len(self._buffer) >= PRELUDE_LENGTH:
+            total, headers_length = self._prelude()
+            if len(self._buffer) < total:
+                break
+            frames.append(self._frame(total, headers_length))
+            del self._buffer[:total]
+        return frames
+
+    def finish(self) -> None:
+        """Raise if the stream ended in the middle of a frame."""
+        if self._buffer:
+            raise EventStreamError(f"stream ended inside a frame ({len(self._buffer)} bytes left over)")
+
+    def _prelude(self) -> tuple[int, int]:
+        total, headers_length, crc = struct.unpack_from(">III", self._buffer, 0)
+        if zlib.crc32(self._buffer[:8]) != crc:
+            raise EventStreamError("prelude CRC mismatch")
+        if not MIN_FRAME <= total <= MAX_FRAME:
+            raise EventStreamError(f"frame length {total} is out of bounds")
+        if headers_length > total - MIN_FRAME:
+            raise EventStreamError(f"headers length {headers_length} does not fit a {total}-byte frame")
+        return total, headers_length
+
+    def _frame(self, total: int, headers_length: int) -> Frame:
+        data = bytes(self._buffer[:total])
+        (crc,) = struct.unpack_from(">I", data, total - 4)
+        if zlib.crc32(data[:total - 4]) != crc:
+            raise EventStreamError("message CRC mismatch")
+        headers_end = PRELUDE_LENGTH + headers_length
+        return Frame(parse_headers(data[PRELUDE_LENGTH:headers_end]), data[headers_end:total - 4])

@@ -1,0 +1,168 @@
+"""A fake Kiro upstream on loopback: real HTTP/1.1, real event-stream frames, scripted faults.
+
+Run it with `python -m tests.fake_kiro --port 0 --port-file PATH`; drive it from tests and benchmarks
+with `FakeKiro`, which needs no gevent in the calling process. The server is `tests/fake_kiro_server.py`,
+the response specs are `tests/fake_kiro_script.py`.
+"""
+if __name__ == "__main__":  # the server process only: patch before anything imports socket or ssl
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import requests  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 15.0
+CONTROL_TIMEOUT = 10.0
+
+
+class FakeKiro:
+    """A fake Kiro server process and a client for its /_control/ API."""
+
+    def __init__(self, proc: subprocess.Popen, port: int, workdir: str) -> None:
+        self.proc = proc
+        self.port = port
+        self._workdir = workdir
+
+    @classmethod
+    def start(cls, port: int = 0, **state: Any) -> "FakeKiro":
+        """Spawn the server (port 0: any free port) with the given start-up state and wait until it answers."""
+        workdir = tempfile.mkdtemp(prefix="fake-kiro-")
+        port_file = Path(workdir) / "port"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        command = [sys.executable, "-m", "tests.fake_kiro", "--port", str(port), "--port-file", str(port_file),
+                   "--state", json.dumps(state)]
+        proc = subprocess.Popen(command, cwd=str(REPO), env=env, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise RuntimeError(f"fake Kiro exited with {proc.returncode} before it was ready")
+            if port_file.exists() and port_file.read_text().strip():
+                fake = cls(proc, int(port_file.read_text()), workdir)
+                try:
+                    fake.stats()
+                    return fake
+                except requests.RequestException:
+                    pass
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise RuntimeError(f"fake Kiro was not ready within {START_TIMEOUT} s")
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. http://127.0.0.1:PORT (chat is url + /generateAssistantResponse)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def refresh_url(self) -> str:
+        """The social refresh endpoint."""
+        return f"{self.url}/refreshToken"
+
+    @property
+    def oidc_url(self) -> str:
+        """The IdC (OIDC) refresh endpoint."""
+        return f"{self.url}/token"
+
+    def reset(self, **state: Any) -> dict[str, Any]:
+        """Clear scripts, counters and records; go back to the start-up state overlaid with `state`."""
+        return self._post("reset", state)
+
+    def script(self, *specs: dict[str, Any]) -> dict[str, Any]:
+        """Queue response specs; each answers `repeat` (default 1) chat requests in order."""
+        return self._post("script", {"responses": list(specs)})
+
+    def set_default(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The spec that answers whenever the queue is empty ({} is the built-in default answer)."""
+        return self._post("default", spec)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and gauges: chat_requests, refresh_calls, oidc_calls, open_streams, frames_sent, ..."""
+        return self._get("stats")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The recorded chat requests, oldest first: time, method, path, headers (lower-case), body, status."""
+        return self._get("requests")
+
+    def release(self) -> int:
+        """Let streams held by `hold_after` continue; returns how many were held."""
+        return self._post("release", {})["released"]
+
+    def stop(self) -> None:
+        """Terminate the server and wait for it."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> "FakeKiro":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _get(self, name: str) -> Any:
+        response = requests.get(f"{self.url}/_control/{name}", timeout=CONTROL_TIMEOUT)
+        return _checked(response)
+
+    def _post(self, name: str, body: dict[str, Any]) -> Any:
+        response = requests.post(f"{self.url}/_control/{name}", json=body, timeout=CONTROL_TIMEOUT)
+        return _checked(response)
+
+
+def _checked(response: requests.Response) -> Any:
+    if response.status_code != 200:
+        raise ValueError(f"fake Kiro control API: {response.status_code} {response.text}")
+    return response.json()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the server until terminated."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", help="write the bound port here once listening")
+    parser.add_argument("--state", default="{}", help="start-up state as JSON (access_tokens, refresh_token, ...)")
+    parser.add_argument("--log-level", default=os.environ.get("FAKE_KIRO_LOG_LEVEL", "WARNING"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="fake-kiro %(levelname)s %(name)s: %(message)s")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of concurrent streams in benchmarks
+    except (ValueError, OSError):
+        pass
+
+    from tests.fake_kiro_server import serve
+    from tests.fake_kiro_state import State
+
+    server = serve(args.host, args.port, State(json.loads(args.state)))
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp"
+        Path(tmp).write_text(str(server.server_port))
+        os.replace(tmp, args.port_file)
+    logging.getLogger(__name__).info("listening on %s:%s", args.host, server.server_port)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

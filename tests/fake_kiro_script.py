@@ -1,0 +1,197 @@
+"""Response specs for the fake Kiro: checking them and turning one into the frames to send (no I/O).
+
+A spec is a dict; every key is optional and {} is the default answer (initial-response, "Hello! I am the
+fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteringEvent).
+- status (200), json (body of a non-200 answer, or of a 200 with fault non_eventstream), headers (extra).
+- The frames, one of: texts (list of str), events ([{"event", "payload"} | {"exception", "message"} |
+  {"error", "message"}]), fixture ("06", "14", "16": the captured bytes, exactly), or frames_count + frame_bytes
+  (N text frames of B bytes each). Generated streams start with initial-response unless initial_response is false.
+- context_usage: texts/frames_count end with contextUsageEvent (default 1.5) + meteringEvent; None drops both.
+  events get them only when context_usage is given.
+- first_delay (s before the first frame), pace (s between writes: frames, or chunk_size pieces), chunk_size,
+  hold_after (N frames, then wait for /_control/release), repeat (requests answered, default 1).
+- fault with fault_after (frames sent first, counting initial-response; default 1): reset_before, reset_after,
+  stall, truncate, bad_crc (that frame's message CRC is flipped), non_eventstream, unknown_event (a mysteryEvent
+  frame right after initial-response).
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.frames import encode_frame, exception_frame
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "kiro-capture"
+FIXTURE_NAMES = ("06", "14", "16")
+DEFAULT_TEXTS = ("Hello!", " I am", " the fake", " Kiro.")
+DEFAULT_CONTEXT_USAGE = 1.5
+METERING = {"unit": "credit", "unitPlural": "credits", "usage": 0.01}
+FAULTS = frozenset({"reset_before", "reset_after", "stall", "truncate", "bad_crc", "non_eventstream",
+                    "unknown_event"})
+_NUMBERS = {"first_delay", "pace", "context_usage"}
+_COUNTS = {"chunk_size", "hold_after", "repeat", "fault_after", "frames_count", "frame_bytes"}
+SPEC_KEYS = frozenset(_NUMBERS | _COUNTS | {"status", "json", "headers", "texts", "events", "fixture", "fault",
+                                            "initial_response"})
+
+
+class SpecError(ValueError):
+    """A response spec the fake cannot follow; the control API answers 400 with the message."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to send for one chat request: a plain body (`body` set) or a stream of `frames`."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes | None = None
+    frames: list[bytes] = field(default_factory=list)
+    first_delay: float = 0.0
+    pace: float = 0.0
+    chunk_size: int | None = None
+    hold_after: int | None = None
+    fault: str | None = None
+    fault_after: int = 1
+
+
+def check_spec(spec: Any) -> dict[str, Any]:
+    """Return `spec` if the fake can follow it; raise SpecError naming the first problem."""
+    if not isinstance(spec, dict):
+        raise SpecError(f"a response spec must be an object, got {type(spec).__name__}")
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise SpecError(f"unknown spec keys {sorted(unknown)}; known: {sorted(SPEC_KEYS)}")
+    for key in _NUMBERS & spec.keys():
+        if spec[key] is not None and not isinstance(spec[key], (int, float)):
+            raise SpecError(f"{key} must be a number")
+    for key in _COUNTS & spec.keys():
+        if not isinstance(spec[key], int) or spec[key] < 0:
+            raise SpecError(f"{key} must be a non-negative integer")
+    if spec.get("fault") is not None and spec["fault"] not in FAULTS:
+        raise SpecError(f"unknown fault {spec['fault']!r}; known: {sorted(FAULTS)}")
+    if "fixture" in spec and spec["fixture"] not in FIXTURE_NAMES:
+        raise SpecError(f"unknown fixture {spec['fixture']!r}; known: {list(FIXTURE_NAMES)}")
+    if sum(k in spec for k in ("texts", "events", "fixture", "frames_count")) > 1:
+        raise SpecError("give only one of texts, events, fixture, frames_count")
+    if ("frames_count" in spec) != ("frame_bytes" in spec):
+        raise SpecError("frames_count and frame_bytes go together")
+    if spec.get("chunk_size") == 0 or spec.get("repeat") == 0:
+        raise SpecError("chunk_size and repeat must be at least 1")
+    for event in spec.get("events", []):
+        if not isinstance(event, dict) or not ({"event", "exception", "error"} & event.keys()):
+            raise SpecError(f"an event needs 'event', 'exception' or 'error': {event!r}")
+    return spec
+
+
+def plan_response(spec: dict[str, Any], model_id: str) -> Plan:
+    """Turn a checked spec into the status, headers and bytes or frames to send for one request."""
+    status = spec.get("status", 200)
+    headers = {str(k): str(v) for k, v in spec.get("headers", {}).items()}
+    fault = spec.get("fault")
+    if status != 200 or fault == "non_eventstream":
+        return Plan(status=status, headers=headers, body=_plain_body(spec), fault=fault)
+    frames = _frames(spec, model_id)
+    fault_after = spec.get("fault_after", 1)
+    if fault == "bad_crc" and fault_after < len(frames):
+        frames[fault_after] = flip_crc(frames[fault_after])
+    return Plan(status=200, headers=headers, frames=frames, first_delay=spec.get("first_delay", 0.0),
+                pace=spec.get("pace", 0.0), chunk_size=spec.get("chunk_size"), hold_after=spec.get("hold_after"),
+                fault=fault, fault_after=fault_after)
+
+
+def _plain_body(spec: dict[str, Any]) -> bytes:
+    if "json" in spec:
+        return json.dumps(spec["json"]).encode()
+    if spec.get("status", 200) == 200:
+        return b"<html><body>Service Unavailable</body></html>"
+    return json.dumps({"message": "scripted error"}).encode()
+
+
+def _frames(spec: dict[str, Any], model_id: str) -> list[bytes]:
+    if "fixture" in spec:
+        return split_frames(fixture_bytes(spec["fixture"]))
+    frames = [initial_response_frame()] if spec.get("initial_response", True) else []
+    if spec.get("fault") == "unknown_event":
+        frames.append(json_frame("mysteryEvent", {"mystery": True}))
+    if "events" in spec:
+        frames += [_event(e) for e in spec["events"]]
+        usage = spec.get("context_usage")
+    elif "frames_count" in spec:
+        frames += bulk_text_frames(spec["frames_count"], spec["frame_bytes"], model_id)
+        usage = spec.get("context_usage", DEFAULT_CONTEXT_USAGE)
+    else:
+        frames += [text_frame(t, model_id) for t in spec.get("texts", DEFAULT_TEXTS)]
+        usage = spec.get("context_usage", DEFAULT_CONTEXT_USAGE)
+    if usage is not None:
+        frames += [json_frame("contextUsageEvent", {"contextUsagePercentage": usage}),
+                   json_frame("meteringEvent", METERING)]
+    return frames
+
+
+def _event(event: dict[str, Any]) -> bytes:
+    if "exception" in event:
+        return exception_frame(event["exception"], event.get("message", ""))
+    if "error" in event:
+        headers = {":error-code": event["error"], ":error-message": event.get("message", ""),
+                   ":message-type": "error"}
+        return encode_frame(headers, b"")
+    return json_frame(event["event"], event.get("payload", {}))
+
+
+def json_frame(event_type: str, payload: dict[str, Any], content_type: str = "application/json") -> bytes:
+    """An event frame with compact JSON, header order as Kiro sends it."""
+    headers = {":event-type": event_type, ":content-type": content_type, ":message-type": "event"}
+    return encode_frame(headers, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def initial_response_frame() -> bytes:
+    """The first frame of a real answer: `initial-response` with an empty conversation id."""
+    return json_frame("initial-response", {"conversationId": ""}, "application/x-amz-json-1.0")
+
+
+def text_frame(text: str, model_id: str) -> bytes:
+    """One assistantResponseEvent frame."""
+    return json_frame("assistantResponseEvent", {"content": text, "modelId": model_id})
+
+
+@lru_cache(maxsize=64)
+def bulk_text_frames_cached(count: int, size: int, model_id: str) -> tuple[bytes, ...]:
+    """`count` text frames of about `size` bytes each, built once per shape (benchmarks reuse them)."""
+    overhead = len(text_frame("", model_id))
+    words = ("lorem ipsum dolor sit amet consectetur " * (size // 40 + 2))[:max(1, size - overhead)]
+    return tuple(text_frame(words, model_id) for _ in range(count))
+
+
+def bulk_text_frames(count: int, size: int, model_id: str) -> list[bytes]:
+    """A fresh list of the cached bulk frames."""
+    return list(bulk_text_frames_cached(count, size, model_id))
+
+
+@lru_cache(maxsize=None)
+def fixture_bytes(name: str) -> bytes:
+    """The raw captured response bytes of fixture `name`."""
+    return (FIXTURES / f"{name}.response.eventstream").read_bytes()
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    """Cut a well-formed byte stream at the frame lengths its preludes give."""
+    frames, pos = [], 0
+    while pos + 4 <= len(data):
+        (total,) = struct.unpack_from(">I", data, pos)
+        if total < 16:
+            raise ValueError(f"frame at {pos} claims length {total}")
+        frames.append(data[pos:pos + total])
+        pos += total
+    if pos != len(data):
+        raise ValueError("trailing bytes after the last frame")
+    return frames
+
+
+def flip_crc(frame: bytes) -> bytes:
+    """The same frame with its message CRC inverted."""
+    (crc,) = struct.unpack(">I", frame[-4:])
+    return frame[:-4] + struct.pack(">I", crc ^ 0xFFFFFFFF)

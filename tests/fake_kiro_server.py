@@ -1,0 +1,289 @@
+"""The fake Kiro server: HTTP/1.1 on a gevent StreamServer, chat and refresh endpoints, the control API.
+
+Importing this module does not patch anything; `python -m tests.fake_kiro` patches first, then runs it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+import uuid
+from typing import Any, NoReturn
+
+import gevent
+import gevent.event
+from gevent.server import StreamServer
+
+from tests.fake_kiro_http import Closed, Connection, HttpError, Reader, Request, read_request
+from tests.fake_kiro_script import Plan, SpecError, check_spec, plan_response
+from tests.fake_kiro_state import State
+
+log = logging.getLogger(__name__)
+MAX_HOLD = 300.0  # a held stream goes on after this long, so a forgotten release cannot hang the server
+ACCESS_DENIED = {"__type": "com.amazon.coral.service#AccessDeniedException",
+                 "message": "The bearer token included in the request is invalid."}
+MALFORMED = {"__type": "com.amazon.kiro.runtimeservice#ValidationException",
+             "message": "Improperly formed request.", "reason": None}
+PROFILE_ARN = "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK"
+
+
+class Stream:
+    """Sends one planned event stream as chunked transfer encoding, honouring pace, chunking, holds and faults."""
+
+    def __init__(self, conn: Connection, state: State, plan: Plan, gate: gevent.event.Event) -> None:
+        self.conn, self.state, self.plan, self.gate = conn, state, plan, gate
+        self.pending = b""
+        self.writes = 0
+        last = len(plan.frames)  # a hold or fault asked for past the end happens before the final chunk
+        self.hold_at = None if plan.hold_after is None else min(plan.hold_after, last)
+        self.fault_at = min(plan.fault_after, last) if plan.fault in ("reset_after", "stall", "truncate") else None
+
+    def run(self) -> None:
+        """Send every frame, then the terminating chunk; raise Closed after a connection-ending fault."""
+        plan, state = self.plan, self.state
+        if plan.first_delay:
+            gevent.sleep(plan.first_delay)
+        for index, frame in enumerate(plan.frames):
+            self._before_frame(index)
+            self.write(frame)
+            state.frames_sent += 1
+            state.last_frame_sent_at = time.time()
+        self._before_frame(len(plan.frames))
+        self.flush()
+        if plan.chunk_size and plan.frames:
+            state.last_frame_sent_at = time.time()  # the last frame's tail left only now
+        self.conn.sendall(b"0\r\n\r\n")
+
+    def _before_frame(self, index: int) -> None:
+        if self.hold_at == index:
+            self._hold()
+        if self.fault_at == index:
+            self._fault(index)
+
+    def _hold(self) -> None:
+        self.flush()
+        self.state.held += 1
+        try:
+            self.gate.wait(MAX_HOLD)
+        finally:
+            self.state.held -= 1
+
+    def _fault(self, index: int) -> NoReturn:
+        """Inject a reset_after, stall or truncate fault; the connection ends either way."""
+        self.flush()
+        if self.plan.fault == "reset_after":
+            self.conn.reset()
+        if self.plan.fault == "stall":
+            self.conn.wait_for_client_to_leave()
+        if index < len(self.plan.frames):
+            frame = self.plan.frames[index]
+            self._send_chunk(frame[:len(frame) // 2])
+        self.conn.sendall(b"0\r\n\r\n")  # a clean end of the chunked body, mid-frame
+        raise Closed("truncated")
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes; send them as one chunk, or as chunk_size pieces when the plan asks for that."""
+        size = self.plan.chunk_size
+        if not size:
+            self._send_chunk(data)
+            return
+        self.pending += data
+        while len(self.pending) >= size:
+            piece, self.pending = self.pending[:size], self.pending[size:]
+            self._send_chunk(piece)
+
+    def flush(self) -> None:
+        """Send whatever a chunk_size plan still holds back."""
+        if self.pending:
+            piece, self.pending = self.pending, b""
+            self._send_chunk(piece)
+
+    def _send_chunk(self, data: bytes) -> None:
+        if self.writes and self.plan.pace:
+            gevent.sleep(self.plan.pace)
+        self.writes += 1
+        self.conn.sendall(b"%X\r\n%b\r\n" % (len(data), data))
+        self.state.bytes_sent += len(data)
+
+
+class FakeKiroServer:
+    """Routes requests to the chat, refresh and control handlers over one shared State."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def handle(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        """Serve one connection, request after request, until close, fault or error."""
+        conn = Connection(sock)
+        reader = Reader(sock)
+        self.state.connections += 1
+        try:
+            while True:
+                request = read_request(reader)
+                if request is None:
+                    return
+                self.dispatch(conn, request)
+                if not request.keep_alive:
+                    return
+        except HttpError as exc:
+            try:
+                conn.send_json(exc.status, {"message": str(exc)}, keep_alive=False)
+            except Closed:
+                pass
+        except (Closed, OSError) as exc:
+            log.debug("connection from %s closed: %s", address, exc)
+        finally:
+            self.state.connections -= 1
+            sock.close()
+
+    def dispatch(self, conn: Connection, request: Request) -> None:
+        """Answer one request."""
+        routes = {("POST", "/generateAssistantResponse"): self.chat, ("POST", "/refreshToken"): self.social_refresh,
+                  ("POST", "/token"): self.oidc_refresh}
+        handler = routes.get((request.method, request.path))
+        if handler is not None:
+            handler(conn, request)
+        elif request.path.startswith("/_control/"):
+            self.control(conn, request)
+        else:
+            conn.send_json(404, {"message": f"no route {request.method} {request.path}"}, request.keep_alive)
+
+    def chat(self, conn: Connection, request: Request) -> None:
+        """The chat endpoint: auth, validation, then the next scripted (or default) answer."""
+        state = self.state
+        state.chat_requests += 1
+        token = request.headers.get("authorization", "")
+        body = _json_or_none(request.body)
+        record = {"time": time.time(), "method": request.method, "path": request.path,
+                  "headers": request.headers, "body": body}
+        state.records.append(record)
+        if not token.startswith("Bearer ") or token[7:] not in state.access_tokens:
+            record["status"] = 403
+            conn.send_json(403, ACCESS_DENIED, request.keep_alive)
+            return
+        model_id = _model_id(body)
+        if model_id is None:
+            record["status"] = 400
+            conn.send_json(400, MALFORMED, request.keep_alive)
+            return
+        spec = state.next_spec()
+        plan = plan_response(spec, model_id)
+        record["status"] = plan.status
+        record["fault"] = plan.fault
+        self.answer(conn, request, plan)
+
+    def answer(self, conn: Connection, request: Request, plan: Plan) -> None:
+        """Send a planned answer: a plain body, or a stream with its faults."""
+        if plan.fault == "reset_before":
+            conn.reset()
+        if plan.body is not None:
+            content_type = "application/json" if plan.body.startswith(b"{") else "text/html"
+            conn.send_plain(plan.status, plan.body, request.keep_alive, plan.headers, content_type)
+            return
+        gate = self.state.gate  # taken now, so a release that comes before the hold still lets this one through
+        headers = {"Content-Type": "application/vnd.amazon.eventstream", "Transfer-Encoding": "chunked",
+                   "x-amzn-RequestId": str(uuid.uuid4()),
+                   "x-amzn-codewhisperer-conversation-id": str(uuid.uuid4()), **plan.headers}
+        conn.send_head(200, headers, request.keep_alive)
+        self.state.stream_opened()
+        try:
+            Stream(conn, self.state, plan, gate).run()
+        finally:
+            self.state.open_streams -= 1
+
+    def social_refresh(self, conn: Connection, request: Request) -> None:
+        """POST /refreshToken: rotate the social refresh token."""
+        self.state.refresh_calls += 1
+        self._refresh(conn, request, oidc=False)
+
+    def oidc_refresh(self, conn: Connection, request: Request) -> None:
+        """POST /token: rotate the IdC refresh token."""
+        self.state.oidc_calls += 1
+        self._refresh(conn, request, oidc=True)
+
+    def _refresh(self, conn: Connection, request: Request, oidc: bool) -> None:
+        state = self.state
+        if state.refresh_delay:
+            gevent.sleep(state.refresh_delay)
+        if state.refresh_status is not None:
+            body = (state.refresh_body if state.refresh_body is not None else '{"message":"scripted"}').encode()
+            conn.send_plain(state.refresh_status, body, request.keep_alive)
+            return
+        body = _json_or_none(request.body)
+        if not isinstance(body, dict) or (oidc and not _oidc_fields_ok(body)):
+            conn.send_json(400, {"error": "invalid_request", "error_description": "Malformed request"},
+                           request.keep_alive)
+            return
+        issued = state.rotate_refresh(body.get("refreshToken"))
+        if issued is None:
+            status, text = (400, "Invalid refresh token") if oidc else (401, "Invalid refresh token provided")
+            conn.send_json(status, {"error": "invalid_grant", "error_description": text}, request.keep_alive)
+            return
+        access, refresh = issued
+        if oidc:
+            answer = {"accessToken": access, "expiresIn": 3600, "refreshToken": refresh, "tokenType": "Bearer"}
+        else:
+            answer = {"accessToken": access, "expiresIn": 3600, "profileArn": PROFILE_ARN, "refreshToken": refresh}
+        conn.send_json(200, answer, request.keep_alive)
+
+    def control(self, conn: Connection, request: Request) -> None:
+        """The /_control/ API: reset, script, default, stats, requests, release."""
+        state, name = self.state, request.path[len("/_control/"):]
+        body = _json_or_none(request.body) if request.body else {}
+        try:
+            if (request.method, name) == ("GET", "stats"):
+                result: Any = state.stats()
+            elif (request.method, name) == ("GET", "requests"):
+                result = list(state.records)
+            elif request.method != "POST" or not isinstance(body, dict):
+                raise SpecError(f"{request.method} /_control/{name} needs POST with a JSON object")
+            elif name == "reset":
+                result = state.reset(body)
+            elif name == "script":
+                responses = body.get("responses")
+                if not isinstance(responses, list):
+                    raise SpecError("script needs {\"responses\": [spec, ...]}")
+                state.queue.extend([check_spec(s), s.get("repeat", 1)] for s in responses)
+                result = {"queued": state.queued()}
+            elif name == "default":
+                state.default = check_spec(body)
+                result = {"default": state.default}
+            elif name == "release":
+                result = {"released": state.release()}
+            else:
+                conn.send_json(404, {"message": f"no control endpoint {name!r}"}, request.keep_alive)
+                return
+        except SpecError as exc:
+            conn.send_json(400, {"message": str(exc)}, request.keep_alive)
+            return
+        conn.send_json(200, result, request.keep_alive)
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _model_id(body: Any) -> str | None:
+    """The request's modelId if the body has the fields Kiro insists on, else None."""
+    try:
+        message = body["conversationState"]["currentMessage"]["userInputMessage"]
+        content, model_id = message["content"], message["modelId"]
+    except (KeyError, TypeError):
+        return None
+    return model_id if isinstance(content, str) and isinstance(model_id, str) and model_id else None
+
+
+def _oidc_fields_ok(body: dict[str, Any]) -> bool:
+    return bool(body.get("clientId")) and bool(body.get("clientSecret")) and body.get("grantType") == "refresh_token"
+
+
+def serve(host: str, port: int, state: State, backlog: int = 4096) -> StreamServer:
+    """Bind and start the server (call after monkey-patching); the caller runs serve_forever."""
+    server = StreamServer((host, port), FakeKiroServer(state).handle, backlog=backlog)
+    server.start()
+    return server
+

@@ -1,0 +1,109 @@
+"""The fake Kiro's mutable state: valid tokens, the script queue, counters and recorded requests.
+
+All of it is touched from greenlets of one process only, between yields, so it needs no locks.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gevent.event
+
+from tests.fake_kiro_script import SpecError
+
+MAX_RECORDS = 2000  # benchmarks send many thousands of requests; keep only the newest
+STATE_KEYS = ("access_tokens", "refresh_token", "rotate", "refresh_delay", "refresh_status", "refresh_body")
+DEFAULT_STATE: dict[str, Any] = {"access_tokens": [], "refresh_token": None, "rotate": True, "refresh_delay": 0.0,
+                                 "refresh_status": None, "refresh_body": None}
+
+
+class State:
+    """Everything the endpoints share; `reset` goes back to the start-up state overlaid with new values."""
+
+    def __init__(self, initial: dict[str, Any] | None = None) -> None:
+        self.initial = {**DEFAULT_STATE, **_checked(initial or {})}
+        self.gate = gevent.event.Event()
+        self.open_streams = self.held = self.connections = 0  # live gauges: a reset leaves them alone
+        self.reset({})
+
+    def reset(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Clear scripts, counters and records, release held streams, then apply the start-up state + overrides."""
+        config = {**self.initial, **_checked(overrides)}
+        self.access_tokens: set[str] = set(config["access_tokens"])
+        self.refresh_tokens: set[str] = {config["refresh_token"]} if config["refresh_token"] else set()
+        self.refresh_token: str | None = config["refresh_token"]
+        self.rotate: bool = bool(config["rotate"])
+        self.refresh_delay: float = float(config["refresh_delay"] or 0.0)
+        self.refresh_status: int | None = config["refresh_status"]
+        self.refresh_body: str | None = config["refresh_body"]
+        self.issued = 0
+        self.queue: deque[list[Any]] = deque()  # [spec, answers left]
+        self.default: dict[str, Any] = {}
+        self.records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
+        self.chat_requests = self.refresh_calls = self.oidc_calls = 0
+        self.frames_sent = self.bytes_sent = 0
+        self.last_frame_sent_at: float | None = None
+        self.max_open_streams = self.streams_served = 0
+        self.release()
+        return self.stats()
+
+    def next_spec(self) -> dict[str, Any]:
+        """The spec answering this chat request: the head of the queue, or the default when it is empty."""
+        if not self.queue:
+            return self.default
+        entry = self.queue[0]
+        entry[1] -= 1
+        if entry[1] <= 0:
+            self.queue.popleft()
+        return entry[0]
+
+    def queued(self) -> int:
+        """How many chat requests the queue will still answer."""
+        return sum(left for _, left in self.queue)
+
+    def rotate_refresh(self, token: Any) -> tuple[str, str] | None:
+        """Spend `token` and return a new (access, refresh) pair, or None if the token is unknown or spent."""
+        if not isinstance(token, str) or token not in self.refresh_tokens:
+            return None
+        self.issued += 1
+        access, refresh = f"aoaAAAAAfake-access-{self.issued}", f"aorAAAAAfake-refresh-{self.issued}"
+        if self.rotate:
+            self.access_tokens = {access}
+            self.refresh_tokens = {refresh}
+        else:
+            self.access_tokens.add(access)
+            self.refresh_tokens.add(refresh)
+        self.refresh_token = refresh
+        return access, refresh
+
+    def release(self) -> int:
+        """Let every stream held so far continue; later holds wait for the next release."""
+        held, gate = self.held, self.gate
+        self.gate = gevent.event.Event()
+        gate.set()
+        return held
+
+    def stream_opened(self) -> None:
+        """Count a stream whose headers went out."""
+        self.open_streams += 1
+        self.streams_served += 1
+        self.max_open_streams = max(self.max_open_streams, self.open_streams)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and gauges for the control API."""
+        return {"chat_requests": self.chat_requests, "refresh_calls": self.refresh_calls,
+                "oidc_calls": self.oidc_calls, "open_streams": self.open_streams,
+                "max_open_streams": self.max_open_streams, "streams_served": self.streams_served,
+                "held_streams": self.held, "connections": self.connections, "frames_sent": self.frames_sent,
+                "bytes_sent": self.bytes_sent, "last_frame_sent_at": self.last_frame_sent_at,
+                "queued": self.queued(), "access_tokens": sorted(self.access_tokens),
+                "refresh_token": self.refresh_token, "tokens_issued": self.issued}
+
+
+def _checked(state: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(state) - set(STATE_KEYS)
+    if unknown:
+        raise SpecError(f"unknown state keys {sorted(unknown)}; known: {list(STATE_KEYS)}")
+    if "access_tokens" in state and not isinstance(state["access_tokens"], list):
+        raise SpecError("access_tokens must be a list")
+    return state

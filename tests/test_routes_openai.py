@@ -1,0 +1,172 @@
+"""The OpenAI blueprint through Flask's test client, against the fake Kiro over real HTTP."""
+import json
+
+import pytest
+
+from tests.helpers.openai_schema import validate
+
+CHAT = {"model": "claude-sonnet-4-5-20250929", "messages": [{"role": "user", "content": "Say hello"}]}
+
+
+def sse_events(response):
+    """The `data:` payloads of an SSE body, [DONE] kept as a string."""
+    lines = [line[6:] for line in response.get_data(as_text=True).split("\n") if line.startswith("data: ")]
+    return [line if line == "[DONE]" else json.loads(line) for line in lines]
+
+
+def test_models_are_listed_in_openai_format(client, auth):
+    response = client.get("/v1/models", headers=auth)
+    assert response.status_code == 200
+    body = response.get_json()
+    validate(body, "ListModelsResponse")
+    ids = [m["id"] for m in body["data"]]
+    for name in ("claude-sonnet-4-5-20250929", "claude-3-5-haiku-20241022", "claude-opus-4-7"):
+        assert name in ids
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}])
+def test_wrong_or_missing_key_is_401_in_openai_shape(client, headers):
+    response = client.get("/v1/models", headers=headers)
+    assert response.status_code == 401
+    validate(response.get_json(), "ErrorResponse")
+    assert response.get_json()["error"]["code"] == "invalid_api_key"
+
+
+def test_non_streamed_completion(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["Hel", "lo", " there"], "context_usage": 2.0})
+    response = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    validate(body, "CreateChatCompletionResponse")
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "Hello there", "refusal": None}
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["model"] == "claude-sonnet-4-5-20250929"
+    # 2% of a 200k window, as the upstream reported it.
+    assert body["usage"]["prompt_tokens"] == 4000
+    assert body["usage"]["completion_tokens"] > 0
+    sent = fake_upstream.requests()[-1]["body"]
+    assert sent["conversationState"]["currentMessage"]["userInputMessage"]["modelId"] == "claude-sonnet-4.5"
+    assert sent["profileArn"].endswith("profile/EHGA3GRVQMUK")
+
+
+def test_streamed_completion_has_role_deltas_finish_usage_and_done(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["One", " two", " three"]})
+    response = client.post("/v1/chat/completions", headers=auth,
+                           json={**CHAT, "stream": True, "stream_options": {"include_usage": True}})
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    events = sse_events(response)
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    for chunk in chunks:
+        validate(chunk, "CreateChatCompletionStreamResponse")
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    texts = [c["choices"][0]["delta"].get("content") for c in chunks[1:] if c["choices"]]
+    assert [t for t in texts if t] == ["One", " two", " three"]
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
+
+
+def test_stop_sequence_cuts_the_answer(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["alpha be", "ta END gamma"]})
+    body = client.post("/v1/chat/completions", json={**CHAT, "stop": ["END"]}, headers=auth).get_json()
+    assert body["choices"][0]["message"]["content"] == "alpha beta "
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_max_tokens_cuts_the_answer_with_length(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["word " * 20] * 10})
+    body = client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 30}, headers=auth).get_json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert len(body["choices"][0]["message"]["content"]) < 10 * 100
+
+
+def test_unknown_model_is_a_clear_error_naming_valid_ones(client, auth):
+    response = client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"}, headers=auth)
+    assert response.status_code == 404
+    error = response.get_json()["error"]
+    assert error["code"] == "model_not_found" and "claude-sonnet-4-5" in error["message"]
+    validate(response.get_json(), "ErrorResponse")
+
+
+@pytest.mark.parametrize("data,content_type,status", [
+    ("{not json", "application/json", 400),
+    ("[1, 2]", "application/json", 400),
+    ("model=x", "application/x-www-form-urlencoded", 415),
+])
+def test_bad_bodies_get_clear_errors(client, auth, data, content_type, status):
+    response = client.post("/v1/chat/completions", data=data, content_type=content_type, headers=auth)
+    assert response.status_code == status
+    validate(response.get_json(), "ErrorResponse")
+
+
+@pytest.mark.parametrize("status,body,headers,expected_status,expected_code", [
+    (400, {"__type": "com.amazon.kiro.runtimeservice#ValidationException", "message": "Input is too long.",
+           "reason": "CONTENT_LENGTH_EXCEEDS_THRESHOLD"}, {}, 400, "context_length_exceeded"),
+    (400, {"__type": "com.amazon.kiro.runtimeservice#ValidationException", "message": "Improperly formed request.",
+           "reason": None}, {}, 400, None),
+    (429, {"__type": "ThrottlingException", "message": "Too many requests, please wait before trying again.",
+           "reason": "USER_REQUEST_RATE_EXCEEDED"}, {"Retry-After": "7"}, 429, "rate_limit_exceeded"),
+    (402, {"message": "You have reached the limit.", "reason": "MONTHLY_REQUEST_COUNT"}, {}, 429, "insufficient_quota"),
+    (500, {"message": "boom"}, {}, 502, None),
+    (503, {"message": "down"}, {}, 503, None),
+])
+def test_upstream_errors_map_to_openai_errors(client, auth, fake_upstream, status, body, headers,
+                                              expected_status, expected_code):
+    fake_upstream.script({"status": status, "json": body, "headers": headers})
+    response = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert response.status_code == expected_status
+    validate(response.get_json(), "ErrorResponse")
+    assert response.get_json()["error"]["code"] == expected_code
+    if headers:
+        assert response.headers["Retry-After"] == "7"
+
+
+def test_error_after_first_byte_is_one_sse_error_event(client, auth, fake_upstream):
+    fake_upstream.script({"events": [
+        {"event": "assistantResponseEvent", "payload": {"content": "partial"}},
+        {"exception": "InternalServerException", "message": "model crashed"}]})
+    response = client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=auth)
+    events = sse_events(response)
+    assert events[1]["choices"][0]["delta"]["content"] == "partial"
+    assert "model crashed" in events[-1]["error"]["message"]
+    validate(events[-1], "ErrorResponse")
+    assert all("model crashed" not in json.dumps(e.get("choices", "")) for e in events if isinstance(e, dict))
+
+
+def test_expired_token_is_refreshed_and_written_back(client, auth, fake_upstream, token_file):
+    from tests.conftest import write_token_file
+    write_token_file(token_file, expires_in=-60)
+    response = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert response.status_code == 200
+    assert fake_upstream.stats()["refresh_calls"] == 1
+    saved = json.loads(token_file.read_text())
+    assert saved["accessToken"] != "aoaAAAAAtest-access-token-0001"
+    assert saved["refreshToken"].startswith("aorAAAAAfake-refresh-")
+
+
+def test_rejected_token_is_refreshed_once_and_the_request_retried(client, auth, fake_upstream):
+    fake_upstream.reset(access_tokens=[], refresh_token="aorAAAAAtest-refresh-token-0001")
+    response = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert response.status_code == 200
+    assert fake_upstream.stats()["refresh_calls"] == 1
+    assert fake_upstream.stats()["chat_requests"] == 2
+
+
+def test_health_reports_the_credential_without_secrets(client, token_file):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["credential"]["loaded"] is True
+    assert body["credential"]["source"] == "file"
+    assert body["credential"]["expires_at"]
+    text = response.get_data(as_text=True)
+    assert "test-access-token" not in text and "test-refresh-token" not in text
+
+
+def test_unknown_route_is_an_openai_style_404(client, auth):
+    response = client.get("/v1/nothing", headers=auth)
+    assert response.status_code == 404
+    validate(response.get_json(), "ErrorResponse")
