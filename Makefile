@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev system-deps
+.PHONY: run test setup setup-dev system-deps browser-deps audit
 
 $(BIN)/gunicorn: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,19 @@ setup-dev: $(BIN)/pytest
 system-deps:
 	@sh scripts/system-deps.sh
 
+# playwright-core (pinned by tests/browser/package-lock.json) drives Debian's chromium in the status page test.
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error; \
+	else echo "note: install node and npm to run the status page browser test" >&2; fi
+
+browser-deps: tests/browser/node_modules/.package-lock.json
+
 run: setup
 	$(BIN)/gunicorn -c config/gunicorn.conf.py wsgi:app
 
-test: setup-dev system-deps
+test: setup-dev system-deps browser-deps
 	$(BIN)/python -m pytest
+
+# pip-audit over requirements.txt where vulnerability data is reachable (else it says so and succeeds).
+audit: setup-dev
+	$(BIN)/python scripts/audit_deps.py

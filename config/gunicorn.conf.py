@@ -1,5 +1,13 @@
-"""Gunicorn settings for ki2api: gevent workers, never preloaded (gevent must patch before the app loads)."""
+"""Gunicorn settings for ki2api: gevent workers, never preloaded (gevent must patch before the app loads).
+
+Also: a fresh Prometheus multiprocess directory per server start (so /metrics adds up every worker), the
+bookkeeping for a worker that exits, and a graceful stop: on SIGTERM the listening socket closes at once and
+streams still open get up to GRACEFUL_TIMEOUT seconds to finish.
+"""
+import glob
 import os
+import shutil
+import tempfile
 
 from dotenv import load_dotenv
 
@@ -12,8 +20,113 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "4000"))
 preload_app = False
 # The gevent worker heartbeats from its own greenlet, so a long stream does not trip this.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# SIGTERM: stop accepting, let open streams run this long, then cut them. Docker's stop_grace_period must be longer.
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "120"))
 keepalive = int(os.environ.get("KEEPALIVE", "75"))
-accesslog = None
+accesslog = None  # ki2api writes its own structured line per request (LOG_FORMAT)
+# No gunicornc control socket: nothing uses it, and every instance on a host would share $HOME/.gunicorn/gunicorn.ctl
+# (a container run with PUID has HOME=/, not writable).
+control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_made_here = []  # the metrics directory on_starting created, removed again by on_exit
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def metrics_dir(state_dir: str, pid: int) -> str:
+    """Empty `<state_dir>/prometheus-<pid>` for this server start; remove those of masters no longer running."""
+    os.makedirs(state_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(state_dir, "prometheus-*")):
+        suffix = stale.rsplit("-", 1)[-1]
+        if suffix.isdigit() and (int(suffix) == pid or not _pid_alive(int(suffix))):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = os.path.join(state_dir, f"prometheus-{pid}")
+    os.makedirs(path, mode=0o700)
+    return path
+
+
+def on_starting(server):
+    """Master, once per start (not on reload): set up the metrics directory every worker inherits."""
+    given = os.environ.get(METRICS_ENV, "").strip()
+    if given:  # the operator chose the directory: only empty it of a previous run's files
+        os.makedirs(given, exist_ok=True)
+        for stale in glob.glob(os.path.join(given, "*.db")):
+            os.remove(stale)
+        return
+    state = os.path.expanduser(os.environ.get("KI2API_STATE_DIR", "").strip() or "~/.cache/ki2api")
+    try:
+        path = metrics_dir(state, os.getpid())
+    except OSError as exc:
+        server.log.warning("metrics: cannot use %s (%s); using a temporary directory", state, exc.strerror)
+        path = tempfile.mkdtemp(prefix="ki2api-prometheus-")
+    os.environ[METRICS_ENV] = path
+    _made_here.append(path)
+    server.log.info("metrics: multiprocess directory %s", path)
+
+
+def post_worker_init(worker):
+    """Worker: once SIGTERM arrives, close keep-alive connections waiting for their next request at once.
+
+    gunicorn would wait up to KEEPALIVE seconds for each idle one (nginx keeps a pool of them) before the
+    worker may exit; requests in progress and open streams are left to finish within graceful_timeout.
+    """
+    import socket
+
+    import gevent
+
+    idle = set()  # client sockets between two requests
+    handle, handle_request = worker.handle, worker.handle_request
+
+    def tracked_handle(listener, client, addr):
+        idle.add(client)
+        try:
+            handle(listener, client, addr)
+        finally:
+            idle.discard(client)
+
+    def tracked_request(listener_name, req, client, addr):
+        idle.discard(client)
+        try:
+            return handle_request(listener_name, req, client, addr)
+        finally:
+            idle.add(client)
+
+    def close_idle_when_stopping():
+        while worker.alive:
+            gevent.sleep(0.2)
+        while True:  # until the worker exits: connections may turn idle while their last request ends
+            for client in list(idle):
+                try:
+                    client.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                idle.discard(client)
+            gevent.sleep(0.2)
+
+    worker.handle, worker.handle_request = tracked_handle, tracked_request
+    gevent.spawn(close_idle_when_stopping)
+
+
+def child_exit(server, worker):
+    """Master, whenever a worker exits: drop its live gauges (streams in flight) so they stop counting."""
+    from prometheus_client import multiprocess
+
+    if os.environ.get(METRICS_ENV):
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Master, at shutdown: remove the metrics directory ki2api made (not one the operator chose)."""
+    for path in _made_here:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Client API-key checks, in constant time."""
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Mapping
 
@@ -13,10 +14,18 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-api-key") or None
 
 
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
 def key_is_valid(presented: str | None, keys: tuple[str, ...]) -> bool:
-    """Compare against every configured key without short-circuiting, so timing reveals nothing."""
-    given = (presented or "").encode()
+    """Compare against every configured key without short-circuiting, so timing reveals nothing.
+
+    Both sides are hashed first: compare_digest is constant-time only for inputs of equal length,
+    so comparing raw keys would let response times tell a guesser how long a valid key is.
+    """
+    given = _digest(presented or "")
     matched = False
     for key in keys:
-        matched |= hmac.compare_digest(given, key.encode())
+        matched |= hmac.compare_digest(given, _digest(key))
     return matched and presented is not None

@@ -1,13 +1,55 @@
-"""Request ids and the one summary log line per request."""
+"""Request ids, the one summary log line per request, and the figures /metrics and the status page show.
+
+Views add fields with `note(...)` (model, stream, upstream_status, tokens_in, tokens_out, account,
+upstream_error, stream_error). The line is written when the response is closed, so a stream's line has its
+time to first byte, its duration and whatever the generator noted before it ended. Only these plain fields
+are logged: never a prompt, an answer, a key or a token.
+"""
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
+
+from .metrics import Metrics
 
 log = logging.getLogger("ki2api.request")
+
+EXTENSION = "ki2api.requests"
+RECENT = 50
+_UPSTREAM_STATUSES = frozenset({401, 402, 403, 429, 502, 503, 504})
+_ORDER = ("request_id", "method", "route", "path", "status", "model", "stream", "upstream_status", "upstream_error",
+          "stream_error", "outcome", "ttfb_ms", "duration_ms", "tokens_in", "tokens_out", "account", "client_ip")
+_USAGE_BODY_LIMIT = 1 << 20
+
+
+@dataclass
+class RequestBook:
+    """This worker's metrics and its most recent request summaries (for the status page)."""
+
+    metrics: Metrics
+    started: float = field(default_factory=time.time)
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
+
+    def record(self, summary: dict[str, Any]) -> None:
+        """Keep a finished request's summary; errors are also kept apart so a busy hour cannot push them out."""
+        entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **summary}
+        self.recent.appendleft(entry)
+        if summary.get("status", 0) >= 400 or summary.get("stream_error") or summary.get("outcome") == "error":
+            self.errors.appendleft(entry)
+        self.metrics.observe(summary)
+
+
+def book() -> RequestBook:
+    """The current app's RequestBook."""
+    return current_app.extensions[EXTENSION]
 
 
 def _request_id() -> str:
@@ -18,18 +60,84 @@ def _request_id() -> str:
 
 
 def note(**fields: object) -> None:
-    """Attach fields (model, stream, upstream_status...) to this request's summary line."""
+    """Attach fields (model, stream, upstream_status, tokens_in...) to this request's summary line."""
     g.ki2api_log.update(fields)
 
 
+def _elapsed_ms() -> float:
+    return round((time.perf_counter() - g.ki2api_start) * 1000, 1)
+
+
 def first_byte() -> None:
-    """Record the time the first body byte of a stream was produced."""
+    """Record the time the first body byte of a stream was produced (optional: streams are timed anyway)."""
     if "ttfb_ms" not in g.ki2api_log:
-        g.ki2api_log["ttfb_ms"] = round((time.perf_counter() - g.ki2api_start) * 1000, 1)
+        g.ki2api_log["ttfb_ms"] = _elapsed_ms()
+
+
+def upstream_error_kind(status: int, body: Any) -> str | None:
+    """The kind of an upstream failure from a rendered error (OpenAI or Anthropic envelope), else None."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    code, kind = error.get("code"), error.get("type")
+    if status not in _UPSTREAM_STATUSES and code != "context_length_exceeded":
+        return None
+    value = code if isinstance(code, str) and code else kind
+    return value if isinstance(value, str) and value else f"http_{status}"
+
+
+def _from_body(response: Response, fields: dict[str, Any]) -> None:
+    """Fill what the view did not note from a small JSON body: usage on success, the error kind on failure."""
+    if not response.is_json or (response.content_length or 0) > _USAGE_BODY_LIMIT:
+        return
+    body = response.get_json(silent=True)
+    if response.status_code >= 400:
+        if "model" in fields and "upstream_error" not in fields:  # past validation: the upstream was called
+            kind = upstream_error_kind(response.status_code, body)
+            if kind:
+                fields["upstream_error"] = kind
+        return
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if isinstance(usage, dict) and "tokens_in" not in fields:
+        fields["tokens_in"] = usage.get("prompt_tokens", usage.get("input_tokens"))
+        fields["tokens_out"] = usage.get("completion_tokens", usage.get("output_tokens"))
+
+
+def _timed(body: Iterable[Any], fields: dict[str, Any], start: float) -> Iterator[Any]:
+    """Pass a streamed body through, noting when its first chunk leaves and how the stream ended."""
+    inner = iter(body)
+    try:
+        for chunk in inner:
+            if chunk and "ttfb_ms" not in fields:
+                fields["ttfb_ms"] = round((time.perf_counter() - start) * 1000, 1)
+            yield chunk
+        fields.setdefault("outcome", "error" if fields.get("stream_error") else "complete")
+    except GeneratorExit:
+        fields.setdefault("outcome", "client_closed")
+        raise
+    except Exception:
+        fields.setdefault("outcome", "error")
+        raise
+    finally:
+        close = getattr(inner, "close", None)
+        if close is not None:
+            close()
+
+
+def _summary(fields: dict[str, Any]) -> dict[str, Any]:
+    ordered = {key: fields[key] for key in _ORDER if fields.get(key) is not None}
+    ordered.update((key, value) for key, value in fields.items() if key not in ordered and value is not None)
+    return ordered
 
 
 def init_request_log(app: Flask) -> None:
-    """Give each request an id (echoed as X-Request-Id) and log one line when its response closes."""
+    """Give each request an id (echoed as X-Request-Id) and log and count it once its response closes."""
+    requests_book = RequestBook(Metrics.from_environ())
+    app.extensions[EXTENSION] = requests_book
+    services = app.extensions.get("ki2api")
+    if services is not None:  # every account's refresh calls are counted (the pool passes the hook on to each)
+        target = getattr(services, "pool", None) or services.tokens
+        target.on_refresh = requests_book.metrics.token_refreshed
 
     @app.before_request
     def _start() -> None:
@@ -43,12 +151,26 @@ def init_request_log(app: Flask) -> None:
             return response
         start = g.ki2api_start
         response.headers["X-Request-Id"] = fields["request_id"]
-        fields.update(method=request.method, path=request.path, status=response.status_code)
+        fields.update(method=request.method, route=request.url_rule.rule if request.url_rule else "unmatched",
+                      path=request.path[:200], status=response.status_code, client_ip=request.remote_addr)
+        streamed = response.mimetype == "text/event-stream" and response.is_streamed
+        if streamed:
+            requests_book.metrics.streams.inc()
+            response.response = _timed(response.response, fields, start)
+        else:
+            _from_body(response, fields)
 
         def _emit() -> None:
-            fields["total_ms"] = round((time.perf_counter() - start) * 1000, 1)
-            fields.setdefault("ttfb_ms", fields["total_ms"])
-            log.info(" ".join(f"{k}={v}" for k, v in fields.items()))
+            if streamed:
+                requests_book.metrics.streams.dec()
+            fields["duration_ms"] = round((time.perf_counter() - start) * 1000, 1)
+            fields.setdefault("ttfb_ms", fields["duration_ms"])
+            summary = _summary(fields)
+            log.info("request", extra={"fields": summary})
+            requests_book.record(summary)
 
-        response.call_on_close(_emit)
+        if response.direct_passthrough:  # a file (static assets): Werkzeug never calls close hooks for these
+            _emit()
+        else:
+            response.call_on_close(_emit)
         return response

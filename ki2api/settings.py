@@ -50,6 +50,46 @@ def _optional(environ: Mapping[str, str], name: str) -> str | None:
     return environ.get(name, "").strip() or None
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    """CORS_ORIGINS: `*`, or comma-separated origins like https://app.example.com[:port] (no path)."""
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not sep or not rest or "/" in rest):
+            raise ConfigError(f"CORS_ORIGINS must be '*' or origins like https://app.example.com, got {origin!r}")
+    return origins
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = environ.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _redis_url(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("REDIS_URL", "").strip()
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {value.split('@')[-1]!r}")
+    return value or None
+
+
+def _seconds_or_off(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds where 0 means: off."""
+    if environ.get(name, "").strip() in ("0", "0.0"):
+        return 0.0
+    return _float(environ, name, default)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ki2api can be told; defaults match the README's table."""
@@ -72,6 +112,29 @@ class Settings:
     refresh_timeout: float = 30.0
     max_body_bytes: int = 20 * 1024 * 1024
     log_level: str = "INFO"
+    # issue 4: the account pool and the state shared between workers and replicas
+    token_dir: str | None = None
+    accounts_file: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "ki2api"
+    usage_interval: float = 900.0
+    cooldown_base: float = 5.0
+    cooldown_max: float = 300.0
+    quota_cooldown: float = 3600.0
+    ping_interval: float = 10.0
+    # issue 7: request limits, CORS, failed-key limiting, test-only debug endpoint
+    max_messages: int = 10_000
+    max_tools: int = 500
+    max_image_bytes: int = 5 * 1024 * 1024
+    body_read_timeout: float = 60.0
+    cors_origins: tuple[str, ...] = ()
+    auth_fail_limit: int = 0
+    auth_fail_window: float = 300.0
+    debug_endpoints: bool = False
+    # issue 5: log format, proxies trusted for X-Forwarded-For, /metrics without a key
+    log_format: str = "logfmt"
+    trusted_proxies: int = 0
+    metrics_public: bool = False
 
     @property
     def uses_default_key(self) -> bool:
@@ -108,4 +171,24 @@ class Settings:
             refresh_timeout=_float(environ, "TOKEN_REFRESH_TIMEOUT", 30.0),
             max_body_bytes=_int(environ, "MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024),
             log_level=level,
+            token_dir=_optional(environ, "KIRO_TOKEN_DIR"),
+            accounts_file=_optional(environ, "KIRO_ACCOUNTS_FILE"),
+            redis_url=_redis_url(environ),
+            redis_prefix=environ.get("KI2API_REDIS_PREFIX", "").strip() or "ki2api",
+            usage_interval=_seconds_or_off(environ, "KIRO_USAGE_INTERVAL", 900.0),
+            cooldown_base=_float(environ, "KIRO_COOLDOWN_BASE", 5.0),
+            cooldown_max=_float(environ, "KIRO_COOLDOWN_MAX", 300.0),
+            quota_cooldown=_float(environ, "KIRO_QUOTA_COOLDOWN", 3600.0),
+            ping_interval=_float(environ, "SSE_PING_INTERVAL", 10.0),
+            max_messages=_int(environ, "MAX_MESSAGES", 10_000, minimum=1),
+            max_tools=_int(environ, "MAX_TOOLS", 500, minimum=0),
+            max_image_bytes=_int(environ, "MAX_IMAGE_BYTES", 5 * 1024 * 1024, minimum=1),
+            body_read_timeout=_float(environ, "BODY_READ_TIMEOUT", 60.0),
+            cors_origins=_origins(environ.get("CORS_ORIGINS", "")),
+            auth_fail_limit=_int(environ, "AUTH_FAIL_LIMIT", 0, minimum=0),
+            auth_fail_window=_float(environ, "AUTH_FAIL_WINDOW", 300.0),
+            debug_endpoints=environ.get("KI2API_DEBUG_ENDPOINTS", "").strip() == "1",
+            log_format=_choice(environ, "LOG_FORMAT", "logfmt", ("logfmt", "json")),
+            trusted_proxies=_int(environ, "TRUSTED_PROXIES", 0, minimum=0),
+            metrics_public=_flag(environ, "METRICS_PUBLIC"),
         )

@@ -1,33 +1,31 @@
-"""Kiro credentials on disk: the IDE's token file, its IdC companion, ki2api's state files and refresh lock.
+"""Kiro credentials at rest: the IDE's token file, env tokens or an accounts-file entry, plus the shared copies.
 
 No HTTP and no policy here: `TokenStore` reads and writes; `tokens.TokenManager` decides when to refresh.
+A refreshed credential may live in several places (the token file, a state file, Redis); `newest` picks the
+one to use by its lineage: the fingerprints of the refresh tokens it descends from.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
 import logging
 import os
-import stat
-import tempfile
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Optional
+from typing import Any, ContextManager, Mapping, Protocol
+
+from .credential import (Credential, Source, credential_from, find_client, fingerprint, format_expiry,
+                         parse_expiry, text_field)
+from .jsonfile import Stamp, StoreError, file_stamp, is_writable, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REGION = "us-east-1"
-LOCK_POLL_SECONDS = 0.02
+LINEAGE_LENGTH = 16
 _TOKEN_KEYS = ("accessToken", "refreshToken", "expiresAt", "profileArn")
-Stamp = Optional[tuple[int, int, int]]
 
-
-class StoreError(Exception):
-    """A credential file exists but cannot be used; the message names the file."""
+__all__ = ["Credential", "MissingCredential", "Snapshot", "StoreError", "TokenShare", "TokenStore",
+           "fingerprint", "format_expiry", "newest", "parse_expiry"]
 
 
 class MissingCredential(StoreError):
@@ -35,226 +33,181 @@ class MissingCredential(StoreError):
 
 
 @dataclass(frozen=True)
-class Credential:
-    """One Kiro login. Tokens, secrets and the client id never appear in repr()."""
-
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(repr=False)
-    expires_at: datetime | None
-    auth_method: Literal["social", "idc"]
-    profile_arn: str | None
-    region: str
-    client_id: str | None = field(repr=False)
-    client_secret: str | None = field(repr=False)
-    source: Literal["file", "env"]
-
-    def expires_within(self, seconds: float, now: datetime | None = None) -> bool:
-        """True if there is no access token, or it is known to expire within `seconds` (negative: already)."""
-        if not self.access_token:
-            return True
-        if self.expires_at is None:  # an env token of unknown age: valid until the upstream rejects it
-            return False
-        return self.expires_at - (now or datetime.now(timezone.utc)) <= timedelta(seconds=seconds)
-
-
-@dataclass(frozen=True)
 class Snapshot:
-    """What one load saw: the credential, the token file's JSON (for write-back) and the files' stamps."""
+    """What one load saw: the credential, the token file's JSON (for write-back), stamps and lineage."""
 
     credential: Credential
     file_data: dict[str, Any] | None
-    stamp: tuple[Stamp, Stamp]
+    stamp: tuple[Stamp, ...]
+    lineage: tuple[str, ...] = ()
 
 
-def parse_expiry(value: Any) -> datetime | None:
-    """An `expiresAt` string as an aware datetime (naive means UTC); None if absent or unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        log.warning("ignoring an unreadable expiresAt %r", value[:40])
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+class TokenShare(Protocol):
+    """Where refreshed tokens, refresh locks and account flags are shared between processes: token records by
+    account name (Redis) or key (files), `publish_tokens` only over an ancestor, `update`/`states` as in
+    shared_state. Implemented by shared_state.FileState and redis_state.RedisState."""
+
+    def read_tokens(self, name: str, key: str) -> list[dict[str, Any]]: ...
+
+    def write_tokens(self, name: str, key: str, record: dict[str, Any], local: bool) -> str: ...
+
+    def publish_tokens(self, name: str, key: str, record: dict[str, Any]) -> None: ...
+
+    def tokens_stamp(self, key: str) -> Stamp: ...
+
+    def refresh_lock(self, name: str, key: str, timeout: float) -> ContextManager[None]: ...
+
+    def states(self) -> dict[str, dict[str, dict[str, Any]]]: ...
+
+    def update(self, name: str, field: str, value: dict[str, Any] | None) -> None: ...
 
 
-def format_expiry(moment: datetime) -> str:
-    """An aware datetime the way the Kiro IDE writes `expiresAt`: 2025-12-31T02:32:45.144Z."""
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+@dataclass(frozen=True)
+class _Candidate:
+    tokens: dict[str, Any]
+    lineage: tuple[str, ...]
+    saved_at: float
+
+    @property
+    def tip(self) -> str | None:
+        return self.lineage[-1] if self.lineage else None
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in `path`, or None if there is no such file; StoreError if it is unreadable or not an object."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise StoreError(f"{path} is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise StoreError(f"{path} does not hold a JSON object")
-    return data
+def _record_candidate(record: Mapping[str, Any]) -> _Candidate:
+    tokens = {k: record[k] for k in _TOKEN_KEYS if isinstance(record.get(k), str)}
+    lineage = tuple(str(f) for f in record.get("lineage") or () if isinstance(f, str))
+    if not lineage and tokens.get("refreshToken"):  # a state file written before lineages existed
+        lineage = (fingerprint(tokens["refreshToken"]) or "",)
+    saved = parse_expiry(record.get("savedAt"))
+    return _Candidate(tokens, lineage, saved.timestamp() if saved else 0.0)
 
 
-def write_json_atomic(path: Path, data: Mapping[str, Any], like: os.stat_result | None = None) -> None:
-    """Replace `path` with `data` via a temporary file in the same directory; keep `like`'s mode and owner."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), stat.S_IMODE(like.st_mode) if like else 0o600)
-            if like and os.geteuid() == 0 and like.st_uid != 0:  # root must not steal the IDE user's file
-                os.fchown(handle.fileno(), like.st_uid, like.st_gid)
-            json.dump(data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def newest(candidates: list[_Candidate]) -> _Candidate:
+    """The credential to use: one that descends from every other, else the most recently saved."""
+    best = candidates[0]
+    for other in candidates[1:]:
+        if best.tip is not None and best.tip in other.lineage and other.tip != best.tip:
+            best = other  # a refresh of what we had
+        elif other.tip is not None and other.tip in best.lineage and other.tip != best.tip:
+            continue  # an older link of the same chain
+        elif other.saved_at > best.saved_at:
+            best = other  # unrelated logins, or the same one saved twice: the later wins
+    return best
 
 
-def is_writable(path: Path) -> bool:
-    """True if `path` exists and may be rewritten: owner-writable (honoured even for root) and accessible."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return False
-    return bool(mode & stat.S_IWUSR) and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-
-
-def find_client(token_path: Path, client_id_hash: str | None) -> dict[str, Any] | None:
-    """The IdC client registration: `<dir>/<clientIdHash>.json`, or without a hash the newest *.json that has one."""
-    directory = token_path.parent
-    if client_id_hash:
-        candidates = [directory / f"{Path(client_id_hash).name}.json"]
-    else:
-        others = [p for p in directory.glob("*.json") if p.name != token_path.name]
-        candidates = sorted(others, key=lambda p: _stamp(p) or (0, 0, 0), reverse=True)
-    for path in candidates:
-        with contextlib.suppress(StoreError):
-            data = read_json(path)
-            if data and isinstance(data.get("clientId"), str) and isinstance(data.get("clientSecret"), str):
-                return data
-    return None
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def credential_from(raw: Mapping[str, Any], source: Literal["file", "env"],
-                    client: Mapping[str, Any] | None) -> Credential:
-    """Build a Credential from Kiro-IDE-shaped fields (plus the IdC client registration, if any)."""
-    method: Literal["social", "idc"] = "idc" if str(raw.get("authMethod", "")).lower() == "idc" else "social"
-    client = client or {}
-    return Credential(
-        access_token=_text(raw.get("accessToken")) or "", refresh_token=_text(raw.get("refreshToken")),
-        expires_at=parse_expiry(raw.get("expiresAt")), auth_method=method, profile_arn=_text(raw.get("profileArn")),
-        region=_text(raw.get("region")) or DEFAULT_REGION, client_id=_text(client.get("clientId")),
-        client_secret=_text(client.get("clientSecret")), source=source)
-
-
-def _stamp(path: Path) -> Stamp:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
-
-
-def _flock(fd: int, timeout: float) -> None:
-    """Take LOCK_EX without ever blocking in the kernel, so a gevent hub keeps serving while it waits."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"no refresh lock within {timeout:g} s") from None
-            time.sleep(LOCK_POLL_SECONDS)  # gevent-patched: yields to other greenlets
+def extend_lineage(lineage: tuple[str, ...], refresh_token: str | None) -> tuple[str, ...]:
+    """`lineage` with the fingerprint of a (rotated) refresh token appended, capped in length."""
+    tip = fingerprint(refresh_token)
+    if tip is None or (lineage and lineage[-1] == tip):
+        return lineage
+    return (lineage + (tip,))[-LINEAGE_LENGTH:]
 
 
 class TokenStore:
-    """Where one credential lives: the token file, or env tokens; plus a state file and a lock in state_dir."""
+    """Where one account's credential lives: a token file, env tokens or an accounts-file entry; plus shared copies."""
 
-    def __init__(self, token_file: str, state_dir: str, env_access: str | None, env_refresh: str | None) -> None:
+    def __init__(self, token_file: str, state_dir: str, env_access: str | None, env_refresh: str | None,
+                 share: TokenShare | None = None, name: str = "default", accounts_file: str | None = None) -> None:
+        from .shared_state import FileState  # the zero-configuration share; imported here to avoid a cycle
+
+        self.name = name
         self.token_path = Path(token_file)
-        self.state_dir = Path(state_dir)
+        self.accounts_path = Path(accounts_file) if accounts_file else None
         self.env = (env_access, env_refresh) if env_access or env_refresh else None
-        self.source: Literal["file", "env"] = "env" if self.env else "file"
-        origin = f"env:{env_refresh or env_access}" if self.env else f"file:{os.path.abspath(token_file)}"
-        name = f"{self.source}-{hashlib.sha256(origin.encode()).hexdigest()[:32]}"
-        self.state_path = self.state_dir / f"{name}.json"
-        self.lock_path = self.state_dir / f"{name}.lock"
+        self.source: Source = "accounts" if self.accounts_path else "env" if self.env else "file"
+        if self.accounts_path:
+            origin = f"accounts:{os.path.abspath(self.accounts_path)}:{name}"
+        elif self.env:
+            origin = f"env:{env_refresh or env_access}"
+        else:
+            origin = f"file:{os.path.abspath(token_file)}"
+        self.key = f"{self.source}-{hashlib.sha256(origin.encode()).hexdigest()[:32]}"
+        self.share: TokenShare = share or FileState(state_dir)
 
-    def stamp(self) -> tuple[Stamp, Stamp]:
-        """Identity of the token and state files as they are now; a change means: load again."""
-        return _stamp(self.token_path), _stamp(self.state_path)
+    @property
+    def where(self) -> str | None:
+        """The file a person edits to log this account in again (None for env tokens)."""
+        if self.accounts_path:
+            return str(self.accounts_path)
+        return None if self.env else str(self.token_path)
 
-    def load(self) -> Snapshot:
-        """Read the credential as the files (and env) hold it now."""
+    def stamp(self) -> tuple[Stamp, ...]:
+        """Identity of the files behind the credential as they are now; a change means: load again."""
+        base = self.accounts_path or self.token_path
+        return file_stamp(base), self.share.tokens_stamp(self.key)
+
+    def load(self, publish: bool = False) -> Snapshot:
+        """Read the credential as the files, env and shared copies hold it now; `publish` repairs a stale share."""
         stamp = self.stamp()  # taken first, so a write racing this read shows up as a change next time
+        raw, file_data, saved = self._base()
+        candidates = [_Candidate({k: raw[k] for k in _TOKEN_KEYS if isinstance(raw.get(k), str)},
+                                 extend_lineage((), text_field(raw.get("refreshToken"))), saved)]
+        candidates += [_record_candidate(r) for r in self.share.read_tokens(self.name, self.key)]
+        best = newest(candidates)
+        if best is not candidates[0]:
+            raw = {**{k: v for k, v in raw.items() if k not in _TOKEN_KEYS[:3]}, **best.tokens}
+        if publish and best.tip is not None:
+            self.share.publish_tokens(self.name, self.key, _record(best.tokens, best.lineage, best.saved_at))
+        client = None
+        if str(raw.get("authMethod", "")).lower() == "idc":
+            client = raw if text_field(raw.get("clientId")) and text_field(raw.get("clientSecret")) else \
+                find_client(self.accounts_path or self.token_path, text_field(raw.get("clientIdHash")))
+        return Snapshot(credential_from(raw, self.source, client), file_data, stamp, best.lineage)
+
+    def save(self, credential: Credential, previous: Snapshot) -> tuple[Snapshot, str]:
+        """Persist a refreshed credential where every worker reads; return the new snapshot and where it went."""
+        lineage = extend_lineage(previous.lineage, credential.refresh_token)
+        record = _record(_tokens_of(credential), lineage)
+        file_data, wrote = previous.file_data, ""
+        if self.source == "file" and file_data is not None and is_writable(self.token_path):
+            merged = {**file_data, **_tokens_of(credential)}
+            try:
+                write_json_atomic(self.token_path, merged, like=self.token_path.stat())
+                file_data, wrote = merged, str(self.token_path)
+            except OSError as exc:
+                log.warning("cannot write %s (%s); keeping the refreshed token in the state directory",
+                            self.token_path, exc.strerror)
+        shared = self.share.write_tokens(self.name, self.key, record, local=not wrote)
+        where = ", ".join(w for w in (wrote, shared) if w)
+        return Snapshot(credential, file_data, self.stamp(), lineage), where
+
+    def lock(self, timeout: float) -> ContextManager[None]:
+        """Hold the refresh lock shared with every other process; TimeoutError past `timeout`."""
+        return self.share.refresh_lock(self.name, self.key, timeout)
+
+    def dead_reason(self, credential: Credential) -> str | None:
+        """Why this login's refresh token was found dead, by any process (the shared disabled flag), or None."""
+        flag = self.share.states().get(self.name, {}).get("disabled") or {}
+        dead = flag.get("why") and flag.get("fingerprint") == fingerprint(credential.refresh_token)
+        return str(flag["why"]) if dead else None
+
+    def mark_dead(self, credential: Credential, why: str) -> None:
+        """Tell every process that this login's refresh token is dead, before anyone else tries it."""
+        self.share.update(self.name, "disabled", {"why": why, "at": time.time(),
+                                                  "fingerprint": fingerprint(credential.refresh_token)})
+
+    def _base(self) -> tuple[dict[str, Any], dict[str, Any] | None, float]:
+        """The configured credential (raw fields), the token file's JSON, and when it was written."""
+        if self.accounts_path:
+            return self._entry(), None, _mtime(self.accounts_path)
         if self.env:
             file_data = self._optional_file()
             raw = {k: v for k, v in (file_data or {}).items() if k not in _TOKEN_KEYS[:3]}
             raw.update(accessToken=self.env[0], refreshToken=self.env[1])
-            raw.update(self._state_tokens())
-        else:
-            file_data = read_json(self.token_path)
-            if file_data is None:
-                raise MissingCredential(f"no Kiro token file at {self.token_path}")
-            raw = dict(file_data)
-            if stamp[1] and stamp[0] and stamp[1][1] >= stamp[0][1]:  # our fallback copy is newer than the file
-                raw.update(self._state_tokens())
-        client = None
-        if str(raw.get("authMethod", "")).lower() == "idc":
-            client = find_client(self.token_path, _text(raw.get("clientIdHash")))
-        return Snapshot(credential_from(raw, self.source, client), file_data, stamp)
+            return raw, file_data, time.time()  # env tokens were given now: they beat an unrelated shared login
+        file_data = read_json(self.token_path)
+        if file_data is None:
+            raise MissingCredential(f"no Kiro token file at {self.token_path}")
+        return dict(file_data), file_data, _mtime(self.token_path)
 
-    def save(self, credential: Credential, previous: Snapshot) -> tuple[Snapshot, str]:
-        """Persist a refreshed credential where every worker reads; return the new snapshot and where it went."""
-        tokens = {"accessToken": credential.access_token, "refreshToken": credential.refresh_token,
-                  "expiresAt": format_expiry(credential.expires_at) if credential.expires_at else None,
-                  "profileArn": credential.profile_arn}
-        tokens = {k: v for k, v in tokens.items() if v is not None}
-        file_data = previous.file_data
-        if self.env is None and file_data is not None and is_writable(self.token_path):
-            merged = {**file_data, **tokens}
-            try:
-                write_json_atomic(self.token_path, merged, like=self.token_path.stat())
-                return Snapshot(credential, merged, self.stamp()), str(self.token_path)
-            except OSError as exc:
-                log.warning("cannot write %s (%s); keeping the refreshed token in %s",
-                            self.token_path, exc.strerror, self.state_dir)
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_json_atomic(self.state_path, {**tokens, "savedAt": format_expiry(datetime.now(timezone.utc))})
-        return Snapshot(credential, file_data, self.stamp()), str(self.state_path)
+    def _entry(self) -> dict[str, Any]:
+        from .accounts import read_entries  # accounts.py builds stores, so it imports us
 
-    @contextlib.contextmanager
-    def lock(self, timeout: float) -> Iterator[None]:
-        """Hold the cross-process refresh lock; TimeoutError if another process keeps it past `timeout`."""
-        try:
-            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            log.warning("cannot create the refresh lock %s (%s); worker processes may refresh twice",
-                        self.lock_path, exc.strerror)
-            fd = None
-        if fd is None:
-            yield
-            return
-        try:
-            _flock(fd, timeout)
-            yield
-        finally:
-            os.close(fd)  # closing the descriptor releases the flock
+        assert self.accounts_path is not None
+        for entry in read_entries(self.accounts_path):
+            if entry.get("name") == self.name:
+                return dict(entry)
+        raise StoreError(f"account {self.name!r} is no longer in {self.accounts_path}")
 
     def _optional_file(self) -> dict[str, Any] | None:
         try:
@@ -263,10 +216,22 @@ class TokenStore:
             log.warning("ignoring the token file for its non-token fields: %s", exc)
             return None
 
-    def _state_tokens(self) -> dict[str, Any]:
-        try:
-            state = read_json(self.state_path) or {}
-        except StoreError as exc:
-            log.warning("ignoring the ki2api state file: %s", exc)
-            return {}
-        return {k: state[k] for k in _TOKEN_KEYS if isinstance(state.get(k), str)}
+
+def _tokens_of(credential: Credential) -> dict[str, str]:
+    tokens = {"accessToken": credential.access_token, "refreshToken": credential.refresh_token,
+              "expiresAt": format_expiry(credential.expires_at) if credential.expires_at else None,
+              "profileArn": credential.profile_arn}
+    return {k: v for k, v in tokens.items() if v}
+
+
+def _record(raw: Mapping[str, Any], lineage: tuple[str, ...], saved_at: float | None = None) -> dict[str, Any]:
+    tokens = {k: raw[k] for k in _TOKEN_KEYS if isinstance(raw.get(k), str) and raw[k]}
+    saved = datetime.fromtimestamp(saved_at, timezone.utc) if saved_at else datetime.now(timezone.utc)
+    return {**tokens, "savedAt": format_expiry(saved), "lineage": list(lineage)}
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

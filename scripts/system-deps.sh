@@ -1,16 +1,18 @@
 #!/bin/sh
-# Installs the real servers the integration tests use (nginx, redis-server) from Debian's
-# packages, when they are missing and we are root with apt-get. Otherwise says what to install;
+# Installs the real servers the integration tests use (nginx, redis-server), and the headless browser the
+# status page test drives (chromium), from Debian's packages, when they are missing and we are root with apt-get. Otherwise says what to install;
 # outside CI the tests that need them then skip, under CI=true they fail.
 set -e
 missing=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing:$missing"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 else
-  echo "note: install$missing (e.g. sudo apt-get install$missing) to run the nginx/Redis tests" >&2
+  echo "note: install$missing (e.g. sudo apt-get install$missing) to run the nginx/Redis/browser tests" >&2
 fi

@@ -64,7 +64,8 @@ def token_file(tmp_path):
 def settings(fake_upstream, token_file, tmp_path):
     return Settings(api_keys=(KEY,), token_file=str(token_file), api_base=fake_upstream.url,
                     refresh_url=fake_upstream.refresh_url, oidc_url=fake_upstream.oidc_url,
-                    state_dir=str(tmp_path / "state"), read_timeout=5.0, connect_timeout=2.0)
+                    state_dir=str(tmp_path / "state"), read_timeout=5.0, connect_timeout=2.0,
+                    usage_interval=0.0)  # no background usage polling: it would outlive the test
 
 
 @pytest.fixture
@@ -80,3 +81,13 @@ def client(app):
 @pytest.fixture
 def auth():
     return {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free loopback port (issue 4); fails under CI=true if it is not installed."""
+    from tests.helpers.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()

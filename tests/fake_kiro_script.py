@@ -10,6 +10,8 @@ fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteri
   events get them only when context_usage is given.
 - first_delay (s before the first frame), pace (s between writes: frames, or chunk_size pieces), chunk_size,
   hold_after (N frames, then wait for /_control/release), repeat (requests answered, default 1).
+- account: the spec answers (or, sent to /_control/default, is the default of) only that named account's
+  requests (state "accounts": [{"name", "access_tokens", "refresh_token", "usage", "default"}]).
 - fault with fault_after (frames sent first, counting initial-response; default 1): reset_before, reset_after,
   stall, truncate, bad_crc (that frame's message CRC is flipped), non_eventstream, unknown_event (a mysteryEvent
   frame right after initial-response).
@@ -35,7 +37,7 @@ FAULTS = frozenset({"reset_before", "reset_after", "stall", "truncate", "bad_crc
 _NUMBERS = {"first_delay", "pace", "context_usage"}
 _COUNTS = {"chunk_size", "hold_after", "repeat", "fault_after", "frames_count", "frame_bytes"}
 SPEC_KEYS = frozenset(_NUMBERS | _COUNTS | {"status", "json", "headers", "texts", "events", "fixture", "fault",
-                                            "initial_response"})
+                                            "initial_response", "account"})
 
 
 class SpecError(ValueError):

@@ -26,6 +26,11 @@ ACCESS_DENIED = {"__type": "com.amazon.coral.service#AccessDeniedException",
 MALFORMED = {"__type": "com.amazon.kiro.runtimeservice#ValidationException",
              "message": "Improperly formed request.", "reason": None}
 PROFILE_ARN = "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK"
+# getUsageLimits as caidaoli/kiro2api's types/usage_limits.go describes it (see the protocol notes, section 7).
+DEFAULT_USAGE = {"daysUntilReset": 12, "nextDateReset": 1893456000.0,
+                 "subscriptionInfo": {"subscriptionTitle": "KIRO FREE", "type": "Q_DEVELOPER_STANDALONE_FREE"},
+                 "usageBreakdownList": [{"resourceType": "CREDIT", "usageLimitWithPrecision": 50.0,
+                                         "currentUsageWithPrecision": 8.68, "nextDateReset": 1893456000.0}]}
 
 
 class Stream:
@@ -62,12 +67,24 @@ class Stream:
             self._fault(index)
 
     def _hold(self) -> None:
+        """Wait for /_control/release; a client that hangs up meanwhile ends the stream (as a real server's would)."""
         self.flush()
         self.state.held += 1
+        leaving = gevent.spawn(self._until_client_leaves)
         try:
-            self.gate.wait(MAX_HOLD)
+            gevent.wait([self.gate, leaving], timeout=MAX_HOLD, count=1)
         finally:
             self.state.held -= 1
+            left = leaving.dead
+            leaving.kill()
+        if left:
+            raise Closed("client left during a hold")
+
+    def _until_client_leaves(self) -> None:
+        try:
+            self.conn.wait_for_client_to_leave()
+        except Closed:
+            pass
 
     def _fault(self, index: int) -> NoReturn:
         """Inject a reset_after, stall or truncate fault; the connection ends either way."""
@@ -140,7 +157,7 @@ class FakeKiroServer:
     def dispatch(self, conn: Connection, request: Request) -> None:
         """Answer one request."""
         routes = {("POST", "/generateAssistantResponse"): self.chat, ("POST", "/refreshToken"): self.social_refresh,
-                  ("POST", "/token"): self.oidc_refresh}
+                  ("POST", "/token"): self.oidc_refresh, ("GET", "/getUsageLimits"): self.usage_limits}
         handler = routes.get((request.method, request.path))
         if handler is not None:
             handler(conn, request)
@@ -158,16 +175,20 @@ class FakeKiroServer:
         record = {"time": time.time(), "method": request.method, "path": request.path,
                   "headers": request.headers, "body": body}
         state.records.append(record)
-        if not token.startswith("Bearer ") or token[7:] not in state.access_tokens:
+        account = state.account_of(token[7:]) if token.startswith("Bearer ") else None
+        if account is None:
             record["status"] = 403
             conn.send_json(403, ACCESS_DENIED, request.keep_alive)
             return
+        record["account"] = account
+        if account in state.accounts:
+            state.accounts[account].chat_requests += 1
         model_id = _model_id(body)
         if model_id is None:
             record["status"] = 400
             conn.send_json(400, MALFORMED, request.keep_alive)
             return
-        spec = state.next_spec()
+        spec = state.next_spec(account)
         plan = plan_response(spec, model_id)
         record["status"] = plan.status
         record["fault"] = plan.fault
@@ -191,6 +212,20 @@ class FakeKiroServer:
             Stream(conn, self.state, plan, gate).run()
         finally:
             self.state.open_streams -= 1
+
+    def usage_limits(self, conn: Connection, request: Request) -> None:
+        """GET /getUsageLimits: the account's configured usage answer (or a default one), for its tokens only."""
+        state = self.state
+        token = request.headers.get("authorization", "")
+        account = state.account_of(token[7:]) if token.startswith("Bearer ") else None
+        if account is None:
+            conn.send_json(403, ACCESS_DENIED, request.keep_alive)
+            return
+        state.usage_calls += 1
+        named = state.accounts.get(account)
+        if named is not None:
+            named.usage_calls += 1
+        conn.send_json(200, named.usage if named and named.usage is not None else DEFAULT_USAGE, request.keep_alive)
 
     def social_refresh(self, conn: Connection, request: Request) -> None:
         """POST /refreshToken: rotate the social refresh token."""
@@ -221,6 +256,13 @@ class FakeKiroServer:
             conn.send_json(status, {"error": "invalid_grant", "error_description": text}, request.keep_alive)
             return
         access, refresh = issued
+        if state.refresh_hold:  # the new tokens exist upstream now; the client has not got them yet
+            gate = state.gate
+            state.refresh_held += 1
+            try:
+                gate.wait(MAX_HOLD)
+            finally:
+                state.refresh_held -= 1
         if oidc:
             answer = {"accessToken": access, "expiresIn": 3600, "refreshToken": refresh, "tokenType": "Bearer"}
         else:
@@ -247,8 +289,7 @@ class FakeKiroServer:
                 state.queue.extend([check_spec(s), s.get("repeat", 1)] for s in responses)
                 result = {"queued": state.queued()}
             elif name == "default":
-                state.default = check_spec(body)
-                result = {"default": state.default}
+                result = state.set_default(check_spec(body))
             elif name == "release":
                 result = {"released": state.release()}
             else:

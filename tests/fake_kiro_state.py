@@ -12,9 +12,31 @@ import gevent.event
 from tests.fake_kiro_script import SpecError
 
 MAX_RECORDS = 2000  # benchmarks send many thousands of requests; keep only the newest
-STATE_KEYS = ("access_tokens", "refresh_token", "rotate", "refresh_delay", "refresh_status", "refresh_body")
+STATE_KEYS = ("access_tokens", "refresh_token", "rotate", "refresh_delay", "refresh_status", "refresh_body",
+              "refresh_hold", "accounts")
 DEFAULT_STATE: dict[str, Any] = {"access_tokens": [], "refresh_token": None, "rotate": True, "refresh_delay": 0.0,
-                                 "refresh_status": None, "refresh_body": None}
+                                 "refresh_status": None, "refresh_body": None, "refresh_hold": False, "accounts": []}
+ACCOUNT_KEYS = {"name", "access_tokens", "refresh_token", "usage", "default"}
+LEGACY = ""  # the account of the top-level access_tokens/refresh_token
+
+
+class Account:
+    """A named account besides the top-level one (issue 4): its own tokens, refresh chain, usage and default."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.name: str = config["name"]
+        self.access_tokens: set[str] = set(config.get("access_tokens", []))
+        self.refresh_tokens: set[str] = {config["refresh_token"]} if config.get("refresh_token") else set()
+        self.refresh_token: str | None = config.get("refresh_token")
+        self.usage: dict[str, Any] | None = config.get("usage")
+        self.default: dict[str, Any] | None = config.get("default")
+        self.chat_requests = self.refresh_calls = self.usage_calls = 0
+
+    def stats(self) -> dict[str, Any]:
+        """This account's counters and current tokens."""
+        return {"chat_requests": self.chat_requests, "refresh_calls": self.refresh_calls,
+                "usage_calls": self.usage_calls, "access_tokens": sorted(self.access_tokens),
+                "refresh_token": self.refresh_token}
 
 
 class State:
@@ -24,6 +46,7 @@ class State:
         self.initial = {**DEFAULT_STATE, **_checked(initial or {})}
         self.gate = gevent.event.Event()
         self.open_streams = self.held = self.connections = 0  # live gauges: a reset leaves them alone
+        self.refresh_held = 0
         self.reset({})
 
     def reset(self, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +59,10 @@ class State:
         self.refresh_delay: float = float(config["refresh_delay"] or 0.0)
         self.refresh_status: int | None = config["refresh_status"]
         self.refresh_body: str | None = config["refresh_body"]
+        # refresh_hold: rotate the tokens, then hold the answer until /_control/release (a crash window test)
+        self.refresh_hold: bool = bool(config["refresh_hold"])
+        self.accounts: dict[str, Account] = {a["name"]: Account(a) for a in config["accounts"]}
+        self.usage_calls = 0
         self.issued = 0
         self.queue: deque[list[Any]] = deque()  # [spec, answers left]
         self.default: dict[str, Any] = {}
@@ -47,15 +74,34 @@ class State:
         self.release()
         return self.stats()
 
-    def next_spec(self) -> dict[str, Any]:
-        """The spec answering this chat request: the head of the queue, or the default when it is empty."""
-        if not self.queue:
-            return self.default
-        entry = self.queue[0]
-        entry[1] -= 1
-        if entry[1] <= 0:
-            self.queue.popleft()
-        return entry[0]
+    def next_spec(self, account: str = LEGACY) -> dict[str, Any]:
+        """The spec answering this chat request: the first queued one for this account (a spec's optional
+        "account" key; without it, any), else that account's default, else the default."""
+        for entry in self.queue:
+            if entry[0].get("account", account) == account:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    self.queue.remove(entry)
+                return entry[0]
+        named = self.accounts.get(account)
+        return named.default if named is not None and named.default is not None else self.default
+
+    def account_of(self, access_token: str) -> str | None:
+        """The account an access token belongs to ('' for the top-level one), or None if it is not valid."""
+        if access_token in self.access_tokens:
+            return LEGACY
+        return next((a.name for a in self.accounts.values() if access_token in a.access_tokens), None)
+
+    def set_default(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Set the default answer; only the named account's if the spec has an "account" key."""
+        name = spec.get("account")
+        if name is None:
+            self.default = spec
+        elif name in self.accounts:
+            self.accounts[name].default = spec
+        else:
+            raise SpecError(f"no account {name!r}; known: {sorted(self.accounts)}")
+        return {"default": spec}
 
     def queued(self) -> int:
         """How many chat requests the queue will still answer."""
@@ -63,6 +109,9 @@ class State:
 
     def rotate_refresh(self, token: Any) -> tuple[str, str] | None:
         """Spend `token` and return a new (access, refresh) pair, or None if the token is unknown or spent."""
+        named = next((a for a in self.accounts.values() if token in a.refresh_tokens), None)
+        if named is not None:
+            return self._rotate_named(named)
         if not isinstance(token, str) or token not in self.refresh_tokens:
             return None
         self.issued += 1
@@ -74,6 +123,19 @@ class State:
             self.access_tokens.add(access)
             self.refresh_tokens.add(refresh)
         self.refresh_token = refresh
+        return access, refresh
+
+    def _rotate_named(self, account: Account) -> tuple[str, str]:
+        account.refresh_calls += 1
+        self.issued += 1
+        access = f"aoaAAAAAfake-{account.name}-access-{self.issued}"
+        refresh = f"aorAAAAAfake-{account.name}-refresh-{self.issued}"
+        if self.rotate:
+            account.access_tokens, account.refresh_tokens = {access}, {refresh}
+        else:
+            account.access_tokens.add(access)
+            account.refresh_tokens.add(refresh)
+        account.refresh_token = refresh
         return access, refresh
 
     def release(self) -> int:
@@ -94,10 +156,12 @@ class State:
         return {"chat_requests": self.chat_requests, "refresh_calls": self.refresh_calls,
                 "oidc_calls": self.oidc_calls, "open_streams": self.open_streams,
                 "max_open_streams": self.max_open_streams, "streams_served": self.streams_served,
-                "held_streams": self.held, "connections": self.connections, "frames_sent": self.frames_sent,
+                "held_streams": self.held, "held_refreshes": self.refresh_held, "connections": self.connections,
+                "frames_sent": self.frames_sent,
                 "bytes_sent": self.bytes_sent, "last_frame_sent_at": self.last_frame_sent_at,
                 "queued": self.queued(), "access_tokens": sorted(self.access_tokens),
-                "refresh_token": self.refresh_token, "tokens_issued": self.issued}
+                "refresh_token": self.refresh_token, "tokens_issued": self.issued, "usage_calls": self.usage_calls,
+                "accounts": {name: account.stats() for name, account in self.accounts.items()}}
 
 
 def _checked(state: dict[str, Any]) -> dict[str, Any]:
@@ -106,4 +170,8 @@ def _checked(state: dict[str, Any]) -> dict[str, Any]:
         raise SpecError(f"unknown state keys {sorted(unknown)}; known: {list(STATE_KEYS)}")
     if "access_tokens" in state and not isinstance(state["access_tokens"], list):
         raise SpecError("access_tokens must be a list")
+    for account in state.get("accounts", []):
+        if not isinstance(account, dict) or not isinstance(account.get("name"), str) \
+                or set(account) - ACCOUNT_KEYS:
+            raise SpecError(f"each account needs a name and only the keys {sorted(ACCOUNT_KEYS)}: {account!r}")
     return state

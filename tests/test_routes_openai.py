@@ -4,6 +4,7 @@ import json
 import pytest
 
 from tests.helpers.openai_schema import validate
+from tests.test_translate_openai_request import BAD_MESSAGES, BAD_TOOL_REQUESTS
 
 CHAT = {"model": "claude-sonnet-4-5-20250929", "messages": [{"role": "user", "content": "Say hello"}]}
 
@@ -131,8 +132,11 @@ def test_error_after_first_byte_is_one_sse_error_event(client, auth, fake_upstre
     response = client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=auth)
     events = sse_events(response)
     assert events[1]["choices"][0]["delta"]["content"] == "partial"
-    assert "model crashed" in events[-1]["error"]["message"]
-    validate(events[-1], "ErrorResponse")
+    # After the error event: a `length` finish (the answer was cut short) and [DONE] (issue 7's stream ending).
+    errors = [e for e in events if isinstance(e, dict) and "error" in e]
+    assert len(errors) == 1 and "model crashed" in errors[0]["error"]["message"]
+    validate(errors[0], "ErrorResponse")
+    assert events[-2]["choices"][0]["finish_reason"] == "length" and events[-1] == "[DONE]"
     assert all("model crashed" not in json.dumps(e.get("choices", "")) for e in events if isinstance(e, dict))
 
 
@@ -170,3 +174,52 @@ def test_unknown_route_is_an_openai_style_404(client, auth):
     response = client.get("/v1/nothing", headers=auth)
     assert response.status_code == 404
     validate(response.get_json(), "ErrorResponse")
+
+
+# --- malformed tools, tool messages, images and thinking options: a clear 400, never a 500 (issue 3) ---
+
+HTTP_BAD = [(extra, param) for extra, param in BAD_TOOL_REQUESTS] + [
+    ({"messages": messages}, param) for messages, param in BAD_MESSAGES] + [
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+      "tool_choice": 7}, "tool_choice"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 12}}]}]},
+     "messages[0].content[0].image_url.url"),
+    ({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,/9j/4AAQSkZJRgABAQ=="}}]}]},
+     "messages[0].content[0].image_url.url"),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("extra,param", HTTP_BAD)
+def test_malformed_tool_and_image_input_is_a_400_before_any_upstream_call(client, auth, fake_upstream, extra,
+                                                                          param, stream):
+    response = client.post("/v1/chat/completions", headers=auth, json={**CHAT, "stream": stream, **extra})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    validate(body, "ErrorResponse")
+    assert body["error"]["param"] == param and body["error"]["type"] == "invalid_request_error"
+    assert fake_upstream.stats()["chat_requests"] == 0
+
+
+def test_tool_call_stream_through_the_route_maps_names_back(client, auth, fake_upstream):
+    long = "mcp__server__" + "z" * 70
+    fake_upstream.script({"texts": ["x"]})
+    client.post("/v1/chat/completions", headers=auth, json={
+        **CHAT, "tools": [{"type": "function", "function": {"name": long}}]})
+    upstream = fake_upstream.requests()[-1]["body"]["conversationState"]["currentMessage"]["userInputMessage"][
+        "userInputMessageContext"]["tools"][0]["toolSpecification"]["name"]
+    fake_upstream.script({"events": [
+        {"event": "toolUseEvent", "payload": {"name": upstream, "toolUseId": "tooluse_1"}},
+        {"event": "toolUseEvent", "payload": {"input": "{}", "name": upstream, "toolUseId": "tooluse_1"}},
+        {"event": "toolUseEvent", "payload": {"name": upstream, "stop": True, "toolUseId": "tooluse_1"}}]})
+    response = client.post("/v1/chat/completions", headers=auth, json={
+        **CHAT, "stream": True, "tools": [{"type": "function", "function": {"name": long}}]})
+    chunks = [e for e in sse_events(response) if e != "[DONE]"]
+    for chunk in chunks:
+        validate(chunk, "CreateChatCompletionStreamResponse")
+    names = [c["choices"][0]["delta"]["tool_calls"][0]["function"].get("name") for c in chunks
+             if c["choices"] and "tool_calls" in c["choices"][0]["delta"]]
+    assert names[0] == long
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"

@@ -405,5 +405,18 @@ def test_unwritable_token_file_falls_back_to_a_state_file(settings, token_file, 
     later = TokenManager(settings, requests.Session()).current()
     assert (later.access_token, later.refresh_token) == (NEW_ACCESS, NEW_REFRESH)
     assert fake_upstream.stats()["refresh_calls"] == 1
-    relogin(token_file, access="aoaAAAAAnew-login-access")  # a newer IDE login wins over the state file
+    # A newer IDE login (new access and refresh tokens: a login never reuses a refresh token) wins over the state file.
+    relogin(token_file, access="aoaAAAAAnew-login-access", refresh="aorAAAAAnew-login-refresh")
     assert TokenManager(settings, requests.Session()).current().access_token == "aoaAAAAAnew-login-access"
+
+
+def test_a_later_copy_of_an_older_token_does_not_beat_the_refreshed_one(settings, token_file, fake_upstream):
+    """A token file restored or copied after a refresh (same login, older link) must not undo the refresh:
+    its refresh token was spent by the rotation."""
+    write_token_file(token_file, expires_in=-60)
+    token_file.chmod(0o400)
+    assert TokenManager(settings, requests.Session()).current().access_token == NEW_ACCESS
+    token_file.chmod(0o600)
+    relogin(token_file, expires_in=-60)  # the original login again, written later than the refresh
+    assert TokenManager(settings, requests.Session()).current().access_token == NEW_ACCESS
+    assert fake_upstream.stats()["refresh_calls"] == 1

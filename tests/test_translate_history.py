@@ -48,3 +48,22 @@ def test_tool_uses_pair_with_results_and_orphans_are_dropped():
     assert state["currentMessage"]["userInputMessage"]["content"] == ""
     # Read is used in history but not declared by the client: a stub spec is declared.
     assert [t["toolSpecification"]["name"] for t in ctx["tools"]] == ["Read"]
+
+
+def test_duplicate_tool_uses_are_sent_once_and_the_instruction_ends_the_current_message():
+    use = {"toolUseId": "t1", "name": "Read", "input": {}}
+    result = {"toolUseId": "t1", "content": [{"text": "ok"}], "status": "success"}
+    turns = [Turn("user", "go"), Turn("assistant", "", tool_uses=[use, dict(use)]),
+             Turn("user", "", tool_results=[result])]
+    state = build_payload(Conversation("", turns, instruction="[note]"), "m")["conversationState"]
+    assert state["history"][1]["assistantResponseMessage"]["toolUses"] == [use]
+    assert state["currentMessage"]["userInputMessage"]["content"] == "[note]"
+    plain = build_payload(Conversation("", [Turn("user", "hi")], instruction="[note]"), "m")["conversationState"]
+    assert plain["currentMessage"]["userInputMessage"]["content"] == "hi\n\n[note]"
+
+
+def test_merged_assistant_turns_keep_their_reasoning():
+    turns = [Turn("user", "q"), Turn("assistant", "a", reasoning="r1"), Turn("assistant", "b", reasoning="r2"),
+             Turn("user", "next")]
+    state = build_payload(Conversation("", turns), "m")["conversationState"]
+    assert state["history"][1]["assistantResponseMessage"]["content"] == "<thinking>r1\nr2</thinking>\n\na\nb"

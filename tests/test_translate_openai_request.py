@@ -1,7 +1,13 @@
+import base64
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ki2api.errors import InvalidRequest
-from ki2api.translate.openai_request import parse_conversation, parse_options, to_codewhisperer
+from ki2api.translate.history import build_payload
+from ki2api.translate.openai_request import parse_conversation, parse_options, thinking_budget, to_codewhisperer
+from ki2api.translate.thinking import thinking_prefix
 
 
 def body(**extra):
@@ -79,3 +85,246 @@ def test_unsupported_options_are_refused(extra, param):
     with pytest.raises(InvalidRequest) as info:
         parse_options(body(**extra))
     assert info.value.param == param
+
+
+# --- tools, tool_choice, images, thinking (issue 3) ---
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 30
+PNG_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                            "parameters": {"type": "object", "properties": {
+                                                "city": {"type": "string", "description": None}},
+                                                "required": ["city"]}}}
+LONG = "mcp__" + "x" * 70
+
+
+def tool(name, **extra):
+    return {"type": "function", "function": {"name": name, **extra}}
+
+
+def state(**extra):
+    payload = to_codewhisperer({"messages": [{"role": "user", "content": "weather in Oslo?"}], **extra}, "m")
+    return payload["conversationState"]
+
+
+def current(**extra):
+    return state(**extra)["currentMessage"]["userInputMessage"]
+
+
+def test_tools_become_clean_kiro_specs():
+    specs = current(tools=[WEATHER])["userInputMessageContext"]["tools"]
+    assert specs == [{"toolSpecification": {"name": "get_weather", "description": "Weather for a city",
+                                            "inputSchema": {"json": {
+                                                "type": "object", "properties": {"city": {"type": "string"}},
+                                                "required": ["city"]}}}}]
+
+
+def test_long_tool_names_are_shortened_everywhere_consistently():
+    conv = parse_conversation({"tools": [tool(LONG)], "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": LONG, "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"}]})
+    upstream = conv.names.upstream(LONG)
+    assert len(upstream) <= 63 and upstream != LONG
+    assert conv.tools[0]["toolSpecification"]["name"] == upstream
+    assert conv.turns[1].tool_uses[0]["name"] == upstream
+    assert conv.names.client(upstream) == LONG
+
+
+def test_tool_choice_auto_and_default_offer_every_tool_without_a_note():
+    for extra in ({}, {"tool_choice": "auto"}):
+        msg = current(tools=[WEATHER, tool("other")], **extra)
+        assert len(msg["userInputMessageContext"]["tools"]) == 2
+        assert msg["content"] == "weather in Oslo?"
+
+
+def test_tool_choice_none_offers_no_tools_and_says_so():
+    msg = current(tools=[WEATHER], tool_choice="none")
+    assert "userInputMessageContext" not in msg
+    assert msg["content"].startswith("weather in Oslo?\n\n") and "do not call any tool" in msg["content"]
+
+
+def test_tool_choice_none_keeps_tools_used_in_history_declared():
+    payload = to_codewhisperer({"tools": [WEATHER, tool("other")], "tool_choice": "none", "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "12C"}]}, "m")
+    ctx = payload["conversationState"]["currentMessage"]["userInputMessage"]["userInputMessageContext"]
+    assert [t["toolSpecification"]["name"] for t in ctx["tools"]] == ["get_weather"]
+    assert ctx["tools"][0]["toolSpecification"]["description"] == "Weather for a city"
+
+
+def test_tool_choice_required_offers_all_and_asks_for_a_call():
+    msg = current(tools=[WEATHER, tool("other")], tool_choice="required")
+    assert len(msg["userInputMessageContext"]["tools"]) == 2
+    assert "calling at least one of the available tools" in msg["content"]
+
+
+def test_tool_choice_named_offers_that_tool_and_asks_for_it():
+    msg = current(tools=[WEATHER, tool("other")],
+                  tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    assert [t["toolSpecification"]["name"] for t in msg["userInputMessageContext"]["tools"]] == ["get_weather"]
+    assert "calling the tool `get_weather`" in msg["content"]
+    long = current(tools=[tool(LONG)], tool_choice={"type": "function", "function": {"name": LONG}})
+    upstream = long["userInputMessageContext"]["tools"][0]["toolSpecification"]["name"]
+    assert f"`{upstream}`" in long["content"]
+
+
+def test_tool_results_with_error_flag_parts_and_empty_content():
+    conv = parse_conversation({"messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "a", "type": "function", "function": {"name": "f", "arguments": ""}},
+            {"id": "b", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}},
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "a", "content": [{"type": "text", "text": "part 1"},
+                                                          {"type": "text", "text": "part 2"}]},
+        {"role": "tool", "tool_call_id": "b", "content": "boom", "is_error": True},
+        {"role": "tool", "tool_call_id": "c", "content": ""}]})
+    assert [u["input"] for u in conv.turns[1].tool_uses] == [{}, {"x": 1}, {}]
+    results = [r for t in conv.turns for r in t.tool_results]
+    assert results == [
+        {"toolUseId": "a", "content": [{"text": "part 1\npart 2"}], "status": "success"},
+        {"toolUseId": "b", "content": [{"text": "boom"}], "status": "error"},
+        {"toolUseId": "c", "content": [{"text": "(no output)"}], "status": "success"}]
+
+
+def test_an_image_returned_by_a_tool_goes_with_its_result():
+    payload = to_codewhisperer({"messages": [
+        {"role": "user", "content": "screenshot please"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": "screenshot", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "taken"},
+                                                           {"type": "image_url", "image_url": {"url": PNG_URL}}]}]}, "m")
+    message = payload["conversationState"]["currentMessage"]["userInputMessage"]
+    assert message["images"][0]["format"] == "png"
+    assert message["userInputMessageContext"]["toolResults"][0]["content"] == [{"text": "taken"}]
+
+
+def test_images_go_on_their_user_message():
+    payload = to_codewhisperer({"messages": [
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+                                     {"type": "image_url", "image_url": {"url": PNG_URL, "detail": "high"}}]},
+        {"role": "assistant", "content": "a dot"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}]}, "m")
+    st = payload["conversationState"]
+    image = {"format": "png", "source": {"bytes": base64.b64encode(PNG).decode()}}
+    assert st["history"][0]["userInputMessage"]["images"] == [image]
+    assert st["history"][0]["userInputMessage"]["content"] == "what is this?"
+    assert st["currentMessage"]["userInputMessage"]["images"] == [image]
+
+
+@pytest.mark.parametrize("extra,budget", [
+    ({}, None), ({"model": "claude-sonnet-4-5-thinking"}, 12288), ({"reasoning_effort": "low"}, 4096),
+    ({"reasoning_effort": "high"}, 24576), ({"reasoning_effort": "none"}, None),
+    ({"model": "claude-sonnet-4-5-thinking", "reasoning_effort": "minimal"}, 1024),
+    ({"reasoning": {"max_tokens": 3000}}, 3000), ({"reasoning": {"effort": "medium"}}, 12288),
+    ({"reasoning": {"enabled": False}}, None), ({"reasoning": {"enabled": True}}, 12288),
+    ({"thinking": {"type": "enabled", "budget_tokens": 5000}}, 5000), ({"thinking": {"type": "disabled"}}, None),
+])
+def test_thinking_is_asked_for_in_several_ways(extra, budget):
+    assert thinking_budget(body(**extra)) == budget
+    payload = to_codewhisperer(body(**extra), "m")
+    first = payload["conversationState"]["history"][0]["userInputMessage"]["content"] if budget else None
+    assert first == (thinking_prefix(budget) if budget else None)
+
+
+def test_thinking_suffix_is_stripped_for_the_model_lookup():
+    o = parse_options(body(model="claude-sonnet-4-5-thinking"))
+    assert (o.model, o.base_model, o.thinking_budget) == ("claude-sonnet-4-5-thinking", "claude-sonnet-4-5", 12288)
+
+
+def test_assistant_reasoning_content_is_sent_back_as_thinking():
+    payload = to_codewhisperer({"messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": "4", "reasoning_content": "2+2"},
+        {"role": "user", "content": "q2"}]}, "m")
+    assert payload["conversationState"]["history"][1]["assistantResponseMessage"]["content"] == \
+        "<thinking>2+2</thinking>\n\n4"
+
+
+BAD_TOOL_REQUESTS = [
+    ({"tools": "x"}, "tools"),
+    ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0]"),
+    ({"tools": [{"type": "function"}]}, "tools[0].function.name"),
+    ({"tools": [{"type": "function", "function": {"name": ""}}]}, "tools[0].function.name"),
+    ({"tools": [{"type": "function", "function": {"name": 5}}]}, "tools[0].function.name"),
+    ({"tools": [tool("a"), tool("a")]}, "tools[1].function.name"),
+    ({"tools": [tool("a", parameters="{}")]}, "tools[0].function.parameters"),
+    ({"tools": [tool("a", description=["x"])]}, "tools[0].function.description"),
+    ({"tool_choice": "sometimes", "tools": [tool("a")]}, "tool_choice"),
+    ({"tool_choice": "required"}, "tool_choice"),
+    ({"tool_choice": {"type": "function", "function": {"name": "b"}}, "tools": [tool("a")]}, "tool_choice"),
+    ({"tool_choice": {"type": "function"}, "tools": [tool("a")]}, "tool_choice"),
+    ({"reasoning_effort": "extreme"}, "reasoning_effort"),
+    ({"reasoning": {"max_tokens": -1}}, "reasoning.max_tokens"),
+    ({"reasoning": "high"}, "reasoning"),
+    ({"thinking": {"type": "enabled", "budget_tokens": "lots"}}, "thinking.budget_tokens"),
+    ({"thinking": True}, "thinking"),
+]
+BAD_MESSAGES = [
+    ([{"role": "assistant", "tool_calls": "x"}], "messages[0].tool_calls"),
+    ([{"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}], "messages[0].tool_calls[0]"),
+    ([{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": ""}}]}], "messages[0].tool_calls[0]"),
+    ([{"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "function": {"name": "f"}}]}],
+     "messages[0].tool_calls[0].type"),
+    ([{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "[1]"}}]}],
+     "messages[0].tool_calls[0].function.arguments"),
+    ([{"role": "assistant", "reasoning_content": 5}], "messages[0].reasoning_content"),
+    ([{"role": "tool", "tool_call_id": "", "content": "x"}], "messages[0].tool_call_id"),
+    ([{"role": "tool", "tool_call_id": "c", "content": "x", "is_error": "yes"}], "messages[0].is_error"),
+    ([{"role": "tool", "tool_call_id": "c", "content": [{"type": "input_audio", "input_audio": {}}]}],
+     "messages[0].content[0]"),
+    ([{"role": "tool", "tool_call_id": "c", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}],
+     "messages[0].content[0].image_url.url"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]}],
+     "messages[0].content[0].image_url.url"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}], "messages[0].content[0].image_url.url"),
+    ([{"role": "user", "content": [{"type": "image_url"}]}], "messages[0].content[0].image_url.url"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/tiff;base64,AAAA"}}]}],
+     "messages[0].content[0].image_url.url"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]}],
+     "messages[0].content[0].image_url.url"),
+    ([{"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}],
+     "messages[0].content[0]"),
+]
+
+
+@pytest.mark.parametrize("extra,param", BAD_TOOL_REQUESTS + [({"messages": m}, p) for m, p in BAD_MESSAGES])
+def test_malformed_tools_images_and_thinking_are_refused(extra, param):
+    with pytest.raises(InvalidRequest) as info:
+        to_codewhisperer(body(**extra), "m")
+    assert info.value.param == param
+    assert info.value.status == 400
+
+
+_ANY = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                    max_leaves=8)
+_PART = st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "refusal", "x"])},
+                              optional={"text": _ANY, "image_url": _ANY | st.fixed_dictionaries({"url": _ANY})})
+_CALL = st.fixed_dictionaries({}, optional={
+    "id": _ANY | st.just("c1"), "type": _ANY | st.just("function"),
+    "function": _ANY | st.fixed_dictionaries({}, optional={"name": _ANY | st.just("f"),
+                                                            "arguments": _ANY | st.just('{"a": 1}')})})
+_MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "tool", "system", "x"])}, optional={
+    "content": _ANY | st.lists(_PART, max_size=3), "tool_calls": _ANY | st.lists(_CALL, max_size=3),
+    "tool_call_id": _ANY | st.just("c1"), "is_error": _ANY, "reasoning_content": _ANY})
+_TOOL = st.fixed_dictionaries({"type": st.sampled_from(["function", "x"])}, optional={
+    "function": _ANY | st.fixed_dictionaries({"name": _ANY | st.just("f")},
+                                             optional={"parameters": _ANY, "description": _ANY})})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_MESSAGE, max_size=5), st.none() | st.lists(_TOOL, max_size=3) | _ANY,
+       _ANY | st.sampled_from(["auto", "none", "required"]), _ANY, _ANY, _ANY)
+def test_any_malformed_request_is_an_invalid_request_never_a_crash(messages, tools, choice, effort, reasoning,
+                                                                   thinking):
+    body = {"model": "m", "messages": messages, "tools": tools, "tool_choice": choice,
+            "reasoning_effort": effort, "reasoning": reasoning, "thinking": thinking}
+    try:
+        build_payload(parse_conversation(body), "m")
+    except InvalidRequest as exc:
+        assert exc.status == 400 and exc.param

@@ -1,30 +1,90 @@
-"""Reading a request's JSON body with clear errors for every way it can be wrong."""
+"""Reading a request's JSON body with clear errors for every way it can be wrong, within the limits."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from flask import request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import current_app, request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from ..limits import Limits, check
+
+_ACCEPTED_TYPES = ("application/json", "")
+
+
+class RequestTimeout(InvalidRequest):
+    """The client took longer than BODY_READ_TIMEOUT to send its body (408)."""
+
+    status = 408
+    code = "request_timeout"
 
 
 def json_body() -> dict[str, Any]:
-    """Return the body as a JSON object; 415 for another content type, 413 too big, 400 not JSON."""
-    if request.mimetype not in ("application/json", ""):
+    """The body as a JSON object within the limits: 415 other content type, 413 too big, 408 too slow, 400 bad."""
+    if request.mimetype not in _ACCEPTED_TYPES:
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {request.mimetype!r}")
+    settings = current_app.extensions["ki2api"].settings
+    limit = request.max_content_length
+    if request.content_length is not None and limit is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Request body is {request.content_length} bytes, larger than the limit of {limit} "
+                              "bytes (MAX_BODY_BYTES)")
+    raw = _read(settings.body_read_timeout, limit)
+    body = _parse(raw)
+    check(body, Limits(settings.max_messages, settings.max_tools, settings.max_image_bytes))
+    return body
+
+
+def _read(timeout: float, limit: int | None) -> bytes:
+    """The whole body, giving a slow sender `timeout` seconds in all (under gevent; elsewhere reads are local)."""
+    deadline = _deadline(timeout)
     try:
         raw = request.get_data(cache=True)
+        if request.content_length is None and limit is not None and len(raw) >= limit:
+            request.stream.read(1)  # a chunked body stops silently at the limit: one more byte tells if it was cut
+        return raw
     except RequestEntityTooLarge:
-        limit = request.max_content_length
-        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes") from None
+        raise PayloadTooLarge(f"Request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)") from None
+    except ClientDisconnected:
+        raise InvalidRequest("The client disconnected before sending the whole body") from None
+    except BaseException as exc:
+        if deadline is not None and exc is deadline:
+            raise RequestTimeout(f"The request body did not arrive within {timeout:g} s (BODY_READ_TIMEOUT)") from None
+        raise
+    finally:
+        if deadline is not None:
+            deadline.close()
+
+
+def _deadline(seconds: float) -> Any:
+    """A started gevent.Timeout when the socket module is gevent's (gunicorn's gevent worker), else None."""
     try:
-        body = json.loads(raw)
-    except UnicodeDecodeError:
-        raise InvalidRequest("Request body is not valid UTF-8") from None
+        from gevent import Timeout, monkey
+    except ImportError:  # pragma: no cover - gevent is a runtime dependency
+        return None
+    if not monkey.is_module_patched("socket"):
+        return None
+    return Timeout.start_new(seconds)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"Request body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        body = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InvalidRequest(f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
+            from None
+    except ValueError as exc:  # from _no_constant, or an integer of more digits than Python converts
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("Request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")
     return body

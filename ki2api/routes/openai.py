@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any, Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from ..auth import key_is_valid, presented_key
+from ..disconnect import hang_up, watch_client
 from ..errors import ApiError, AuthenticationError
 from ..models import CREATED, model_names, resolve_model
 from ..requestlog import first_byte, note
 from ..sse import DONE, PROXY_HEADERS, format_event
 from ..translate.answer import Answer, prompt_estimate
-from ..translate.openai_request import parse_options, to_codewhisperer
+from ..translate.history import build_payload
+from ..translate.openai_request import parse_conversation, parse_options
 from ..translate.openai_response import ChunkStream, collect_message
 from ..upstream.client import UpstreamStream
+from ..upstream.events import Event, prime
 from .body import json_body
 
 log = logging.getLogger(__name__)
@@ -68,32 +72,47 @@ def get_model(name: str) -> Response:
 def chat_completions() -> Response:
     body = json_body()
     options = parse_options(body)
-    model = resolve_model(options.model)
-    payload = to_codewhisperer(body, model.kiro_id)
+    model = resolve_model(options.base_model)
+    conversation = parse_conversation(body)
+    payload = build_payload(conversation, model.kiro_id)
     note(model=model.name, stream=options.stream)
-    answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens)
+    answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens,
+                    thinking=conversation.thinking_budget is not None, names=conversation.names)
     upstream = current_app.extensions["ki2api"].client.send(payload)
+    watch_client(partial(hang_up, upstream.response))  # a client gone mid-silence ends the upstream call at once
     note(upstream_status=upstream.status)
     if not options.stream:
         try:
-            return jsonify(collect_message(answer, upstream.events(), model.name))
+            return jsonify(collect_message(answer, upstream.events(), options.model))
         finally:
             upstream.close()
-    chunks = ChunkStream(model.name, options.include_usage)
-    return Response(stream_with_context(_sse(chunks, answer, upstream)), mimetype="text/event-stream",
+    chunks = ChunkStream(options.model, options.include_usage)
+    events = prime(upstream.events())  # a failure before the first upstream event is still a proper HTTP error
+    return Response(stream_with_context(_sse(chunks, answer, upstream, events)), mimetype="text/event-stream",
                     headers=PROXY_HEADERS)
 
 
-def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream) -> Iterator[str]:
-    """Forward each chunk as it is made; after the first byte, an error becomes one error event."""
+def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream, events: Iterator[Event]) -> Iterator[str]:
+    """Forward each chunk as it is made; after the first byte, any failure becomes one error event,
+    then a `length` finish (the answer was cut short) and [DONE]."""
     try:
-        for chunk in chunks.chunks(answer, upstream.events()):
+        timed = False
+        for chunk in chunks.chunks(answer, events):
             yield format_event(chunk)
-            first_byte()
+            if not timed:  # once: two `g` lookups per chunk were 4% of a streaming worker's CPU
+                first_byte()
+                timed = True
         yield DONE
-    except ApiError as exc:
-        log.warning("stream ended by upstream error: %s", exc.message)
-        note(stream_error=exc.type)
-        yield format_event(error_body(exc))
+    except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
+        if isinstance(exc, ApiError):
+            error = exc
+            log.warning("stream ended by upstream error: %s", exc.message)
+        else:
+            error = ApiError("Internal error in ki2api; see the server log")
+            log.exception("stream failed")
+        note(stream_error=error.type)
+        yield format_event(error_body(error))
+        yield format_event(chunks.chunk({}, "length"))
+        yield DONE
     finally:
         upstream.close()

@@ -12,7 +12,9 @@ from typing import Iterable, Iterator, Union
 from ..upstream.events import (ContextUsage, LengthExceeded, ReasoningDelta, TextDelta, TokenUsage,
                                ToolUseDelta)
 from .stops import StopScanner
-from .usage import estimate_tokens, input_tokens_from_context
+from .thinking import ThinkingSplitter
+from .tools import ToolNames
+from .usage import OutputCounter, estimate_tokens, input_tokens_from_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,10 @@ class ToolEnd:
 
 Part = Union[TextPart, ReasoningPart, ToolStart, ToolArgs, ToolEnd]
 
+# A typical screenshot's cost (Claude: width x height / 750, about 1,600 for 1.2 megapixels); used only
+# when the upstream reports no context usage.
+IMAGE_TOKENS = 1600
+
 # Neutral stop reasons use Anthropic's names; the OpenAI layer maps them.
 END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE = "end_turn", "max_tokens", "stop_sequence", "tool_use"
 
@@ -61,36 +67,48 @@ class Usage:
 
 @dataclass
 class Answer:
-    """Walks the upstream events once; after iteration, stop_reason and usage are final."""
+    """Walks the upstream events once; after iteration, stop_reason and usage are final.
+
+    `thinking`: the request turned legacy thinking on, so a leading `<thinking>` block in the
+    text becomes ReasoningParts. `names`: the request's tool-name map; ToolStart carries the
+    client's tool name.
+    """
 
     prompt_estimate: int
     context_window: int
     stops: list[str] = field(default_factory=list)
     max_tokens: int | None = None
+    thinking: bool = False
+    names: ToolNames | None = None
     stop_reason: str = END_TURN
     stop_sequence: str | None = None
     usage: Usage = field(default_factory=Usage)
     tool_count: int = 0
     _open_tool: str | None = None
-    _tool_names: dict[str, str] = field(default_factory=dict)
     _context_pct: float | None = None
     _reported: TokenUsage | None = None
+    _output: OutputCounter = field(default_factory=OutputCounter)
 
     def parts(self, events: Iterable[object]) -> Iterator[Part]:
         """Yield answer parts as the events arrive; stop early at a stop sequence or max_tokens."""
         scanner = StopScanner(self.stops)
+        splitter = ThinkingSplitter() if self.thinking else None
         for event in events:
             if isinstance(event, TextDelta):
-                yield from self._text(scanner.feed(event.text))
-                if scanner.stopped:
-                    self.stop_reason, self.stop_sequence = STOP_SEQUENCE, scanner.matched
+                pieces = splitter.feed(event.text) if splitter else [("text", event.text)]
+                yield from self._pieces(pieces, scanner)
                 if self._cut():
                     break
             elif isinstance(event, ToolUseDelta):
+                if splitter:
+                    yield from self._pieces(splitter.flush(), scanner)
+                yield from self._text(scanner.flush())
+                if self._cut():
+                    break
                 yield from self._tool(event)
             elif isinstance(event, ReasoningDelta):
                 if event.text:
-                    self.usage.output_tokens += estimate_tokens(event.text)
+                    self._count(event.text)
                     yield ReasoningPart(event.text, event.signature)
             elif isinstance(event, ContextUsage):
                 self._context_pct = event.percentage
@@ -99,6 +117,8 @@ class Answer:
             elif isinstance(event, LengthExceeded):
                 self.stop_reason = MAX_TOKENS
         else:
+            if splitter:
+                yield from self._pieces(splitter.flush(), scanner)
             yield from self._text(scanner.flush())
         if self._open_tool is not None:
             yield ToolEnd(self.tool_count - 1)
@@ -106,6 +126,22 @@ class Answer:
         if self.tool_count and self.stop_reason == END_TURN:
             self.stop_reason = TOOL_USE
         self._settle_usage()
+
+    def _pieces(self, pieces: list[tuple[str, str]], scanner: StopScanner) -> Iterator[Part]:
+        """Reasoning goes out as is; answer text through the stop scanner."""
+        for kind, text in pieces:
+            if kind == "reasoning":
+                self._count(text)
+                yield ReasoningPart(text)
+            elif not scanner.stopped:
+                yield from self._text(scanner.feed(text))
+                if scanner.stopped:
+                    self.stop_reason, self.stop_sequence = STOP_SEQUENCE, scanner.matched
+
+    def _count(self, text: str) -> None:
+        """Output is estimated over the whole answer so far, not piece by piece (see usage.py)."""
+        self._output.add(text)
+        self.usage.output_tokens = self._output.tokens
 
     def _cut(self) -> bool:
         if self.stop_reason == STOP_SEQUENCE:
@@ -117,7 +153,7 @@ class Answer:
 
     def _text(self, text: str) -> Iterator[Part]:
         if text:
-            self.usage.output_tokens += estimate_tokens(text)
+            self._count(text)
             yield TextPart(text)
 
     def _tool(self, event: ToolUseDelta) -> Iterator[Part]:
@@ -126,10 +162,11 @@ class Answer:
                 yield ToolEnd(self.tool_count - 1)
             self._open_tool = event.tool_use_id
             self.tool_count += 1
-            self.usage.output_tokens += estimate_tokens(event.name)
-            yield ToolStart(self.tool_count - 1, event.tool_use_id, event.name)
+            self._count(event.name)
+            name = self.names.client(event.name) if self.names else event.name
+            yield ToolStart(self.tool_count - 1, event.tool_use_id, name)
         if event.input:
-            self.usage.output_tokens += estimate_tokens(event.input)
+            self._count(event.input)
             yield ToolArgs(self.tool_count - 1, event.input)
         if event.stop:
             yield ToolEnd(self.tool_count - 1)
@@ -145,6 +182,24 @@ class Answer:
             self._context_pct, self.context_window, self.prompt_estimate)
 
 
+def _without_images(value: object) -> tuple[object, int]:
+    """The value with every `images` list emptied, and how many images there were."""
+    if isinstance(value, dict):
+        count, out = 0, {}
+        for key, item in value.items():
+            if key == "images" and isinstance(item, list):
+                count += len(item)
+                continue
+            out[key], sub = _without_images(item)
+            count += sub
+        return out, count
+    if isinstance(value, list):
+        pairs = [_without_images(item) for item in value]
+        return [p[0] for p in pairs], sum(p[1] for p in pairs)
+    return value, 0
+
+
 def prompt_estimate(payload: dict) -> int:
-    """Estimate the prompt's tokens from the upstream request body's text."""
-    return estimate_tokens(json.dumps(payload.get("conversationState", {}), ensure_ascii=False))
+    """Estimate the prompt's tokens from the upstream request body: its text, plus IMAGE_TOKENS per image."""
+    state, images = _without_images(payload.get("conversationState", {}))
+    return estimate_tokens(json.dumps(state, ensure_ascii=False)) + images * IMAGE_TOKENS

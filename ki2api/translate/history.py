@@ -11,6 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .thinking import reserialise, with_thinking
+from .tools import ToolNames
+
 SYSTEM_ACK = "I will follow these instructions."
 CONTINUE = "Continue"
 TOOL_ONLY_TEXT = " "
@@ -18,22 +21,35 @@ TOOL_ONLY_TEXT = " "
 
 @dataclass
 class Turn:
-    """One message in neutral form; images, tool uses and results already in Kiro's shapes."""
+    """One message in neutral form; images, tool uses and results already in Kiro's shapes.
+
+    Tool uses carry upstream tool names (`ToolNames.upstream`); `reasoning` is an assistant
+    turn's earlier thinking, sent back as `<thinking>...</thinking>` before its text.
+    """
 
     role: str
     text: str = ""
     images: list[dict[str, Any]] = field(default_factory=list)
     tool_uses: list[dict[str, Any]] = field(default_factory=list)
     tool_results: list[dict[str, Any]] = field(default_factory=list)
+    reasoning: str = ""
 
 
 @dataclass
 class Conversation:
-    """A whole request: system text, turns in order, and Kiro tool specifications."""
+    """A whole request: system text, turns in order, Kiro tool specifications and the name map.
+
+    `thinking_budget` set turns the legacy thinking mode on (prefix before the system text).
+    `names` is the map the tool specs and tool uses were named with; the answer maps back with it.
+    `instruction` is appended to the current user message (how tool_choice is expressed upstream).
+    """
 
     system: str
     turns: list[Turn]
     tools: list[dict[str, Any]] = field(default_factory=list)
+    names: ToolNames = field(default_factory=ToolNames)
+    thinking_budget: int | None = None
+    instruction: str = ""
 
 
 def _merge(turns: list[Turn]) -> list[Turn]:
@@ -45,9 +61,10 @@ def _merge(turns: list[Turn]) -> list[Turn]:
             last.images += turn.images
             last.tool_uses += turn.tool_uses
             last.tool_results += turn.tool_results
+            last.reasoning = "\n".join(t for t in (last.reasoning, turn.reasoning) if t)
         else:
             merged.append(Turn(turn.role, turn.text, list(turn.images), list(turn.tool_uses),
-                               list(turn.tool_results)))
+                               list(turn.tool_results), turn.reasoning))
     return merged
 
 
@@ -66,7 +83,11 @@ def _pair_tools(turns: list[Turn]) -> None:
                 kept.append(result)
         turn.tool_results = kept
         if i > 0:
-            turns[i - 1].tool_uses = [u for u in turns[i - 1].tool_uses if u["toolUseId"] in seen]
+            first = {}
+            for use in turns[i - 1].tool_uses:
+                if use["toolUseId"] in seen:
+                    first.setdefault(use["toolUseId"], use)
+            turns[i - 1].tool_uses = list(first.values())
     if turns and turns[-1].role == "assistant":
         turns[-1].tool_uses = []
 
@@ -114,7 +135,8 @@ def _user_message(turn: Turn, model_id: str, tools: list[dict[str, Any]] | None)
 
 
 def _assistant_message(turn: Turn) -> dict[str, Any]:
-    message: dict[str, Any] = {"content": turn.text or (TOOL_ONLY_TEXT if turn.tool_uses else CONTINUE)}
+    text = reserialise(turn.reasoning, turn.text)
+    message: dict[str, Any] = {"content": text or (TOOL_ONLY_TEXT if turn.tool_uses else CONTINUE)}
     if turn.tool_uses:
         message["toolUses"] = turn.tool_uses
     return {"assistantResponseMessage": message}
@@ -123,8 +145,13 @@ def _assistant_message(turn: Turn) -> dict[str, Any]:
 def build_payload(conversation: Conversation, model_id: str) -> dict[str, Any]:
     """Return the generateAssistantResponse body (without profileArn, which the client adds)."""
     turns = normalise_turns(conversation.turns)
-    if conversation.system:
-        turns = [Turn("user", conversation.system), Turn("assistant", SYSTEM_ACK)] + turns
+    system = conversation.system
+    if conversation.thinking_budget is not None:
+        system = with_thinking(system, conversation.thinking_budget)
+    if conversation.instruction:
+        turns[-1].text = "\n\n".join(t for t in (turns[-1].text, conversation.instruction) if t)
+    if system:
+        turns = [Turn("user", system), Turn("assistant", SYSTEM_ACK)] + turns
     tools = _declare_used_tools(turns, conversation.tools)
     history = [
         _user_message(t, model_id, None) if t.role == "user" else _assistant_message(t)

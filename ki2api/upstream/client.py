@@ -1,18 +1,26 @@
-"""The HTTP client for Kiro's generateAssistantResponse; the one place upstream errors are mapped."""
+"""The HTTP client for Kiro's generateAssistantResponse; the one place upstream errors are mapped.
+
+Each call takes an account from the pool. If Kiro refuses that account before anything has reached the
+client (throttled, quota used up, capacity, a dead login), the account is rested or disabled and the call
+is made again with the next account; once the answer has started, the account is kept.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import uuid
-from typing import Any, Iterator
+import weakref
+from typing import Any, Callable, Iterator
 
 import requests
+import urllib3
 
 from ..errors import (ApiError, AuthenticationError, ContextLengthExceeded, InvalidRequest, PermissionDenied,
                       RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable)
+from ..pool import AccountPool, Lease
 from ..settings import Settings
-from ..tokens import Credential, TokenManager
+from ..tokens import Credential
 from .eventstream import EventStreamError
 from .events import Event, UpstreamException, iter_events
 
@@ -22,6 +30,8 @@ KIRO_VERSION = "0.11.63"
 SDK = "aws-sdk-js/1.0.34"
 _TOKEN_WORDS = ("bearer token", "token is invalid", "token has expired", "expired", "invalid token")
 _THROTTLE_KINDS = ("ThrottlingException", "ServiceQuotaExceededException")
+CAPACITY = "INSUFFICIENT_MODEL_CAPACITY"
+QUOTA = "MONTHLY_REQUEST_COUNT"
 
 
 def _error_body(response: requests.Response) -> dict[str, Any]:
@@ -56,7 +66,7 @@ def map_status(response: requests.Response) -> ApiError:
         if _says_token(message):
             return AuthenticationError(f"Kiro rejected the access token after a refresh: {message}")
         return PermissionDenied(f"Kiro refused the request: {detail}")
-    if status == 402 or reason == "MONTHLY_REQUEST_COUNT":
+    if status == 402 or reason == QUOTA:
         return RateLimited(f"The Kiro account's monthly quota is used up: {detail}", code="insufficient_quota",
                            retry_after=_retry_after(response))
     if status == 429:
@@ -67,72 +77,185 @@ def map_status(response: requests.Response) -> ApiError:
     return UpstreamError(f"Kiro answered HTTP {status}: {detail}")
 
 
+def refusal_kind(response: requests.Response) -> str | None:
+    """What a non-200 answer says about the account (cooldown.KINDS), or None if it is not the account's fault."""
+    reason = str(_error_body(response).get("reason") or "")
+    status = response.status_code
+    if reason == CAPACITY:
+        return "capacity"
+    if status == 402 or reason == QUOTA:
+        return "quota"
+    if status == 429:
+        return "throttled"
+    if status in (401, 403):
+        return "rejected" if _says_token(str(_error_body(response).get("message", ""))) else "forbidden"
+    return None
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """True if a requests error wraps urllib3's ReadTimeoutError (or a socket timeout)."""
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, (urllib3.exceptions.ReadTimeoutError, TimeoutError))
+
+
 def _says_token(message: str) -> bool:
     lowered = message.lower()
     return any(word in lowered for word in _TOKEN_WORDS)
 
 
-class UpstreamStream:
-    """An open upstream answer: its events, and a close() that releases the connection."""
+def kiro_headers(credential: Credential) -> dict[str, str]:
+    """The Kiro IDE's request headers for one credential."""
+    machine = hashlib.sha256(f"ki2api:{credential.profile_arn or credential.source}".encode()).hexdigest()
+    agent = f"KiroIDE-{KIRO_VERSION}-{machine}"
+    return {
+        "Authorization": f"Bearer {credential.access_token}",
+        "Content-Type": "application/json",
+        "Accept": "application/vnd.amazon.eventstream, application/json",
+        "x-amzn-codewhisperer-optout": "true",
+        "x-amzn-kiro-agent-mode": "vibe",
+        "x-amz-user-agent": f"{SDK} {agent}",
+        "User-Agent": f"{SDK} ua/2.1 os/linux lang/js md/nodejs#22.22.0 api/codewhispererstreaming#1.0.34 m/E {agent}",
+        "amz-sdk-invocation-id": str(uuid.uuid4()),
+        "amz-sdk-request": "attempt=1; max=1",
+    }
 
-    def __init__(self, response: requests.Response) -> None:
+
+class UpstreamStream:
+    """An open upstream answer: its events, and a close() that releases the connection and the account."""
+
+    def __init__(self, response: requests.Response, lease: Lease | None = None) -> None:
         self.response = response
         self.status = response.status_code
         self.request_id = response.headers.get("x-amzn-RequestId")
+        self.account = lease.account.name if lease else None
+        self._lease = lease
+        # A stream whose generator never ran (client gone first) still gives its account slot back.
+        self._finalizer = weakref.finalize(self, lease.release) if lease else None
 
     def events(self) -> Iterator[Event]:
         """Yield events as frames arrive; stream failures become ApiErrors; always closes."""
         try:
             yield from iter_events(self.response.iter_content(chunk_size=None))
+        except ApiError as exc:
+            self._failed("stream", exc)
+            raise
         except EventStreamError as exc:
-            raise UpstreamError(f"Kiro sent a malformed event stream: {exc}") from None
+            raise self._failed("stream", UpstreamError(f"Kiro sent a malformed event stream: {exc}")) from None
         except UpstreamException as exc:
             if exc.kind in _THROTTLE_KINDS:
-                raise RateLimited(f"Kiro is throttling requests: {exc.message}", retry_after=5.0) from None
-            raise UpstreamError(f"Kiro reported an error mid-answer ({exc.kind}): {exc.message}") from None
+                error = RateLimited(f"Kiro is throttling requests: {exc.message}", retry_after=5.0)
+                if self._lease:
+                    self._lease.refused("throttled", error, None)  # rest the account for the next requests
+                raise error from None
+            raise self._failed("stream", UpstreamError(
+                f"Kiro reported an error mid-answer ({exc.kind}): {exc.message}")) from None
         except requests.exceptions.Timeout:
-            raise UpstreamTimeout("Kiro stopped sending data (read timeout)") from None
+            raise self._failed("timeout", UpstreamTimeout("Kiro stopped sending data (read timeout)")) from None
         except requests.exceptions.RequestException as exc:
-            raise UpstreamError(f"The connection to Kiro broke mid-answer: {type(exc).__name__}") from None
+            if _is_read_timeout(exc):  # requests reports a read timeout mid-body as a ConnectionError
+                raise self._failed("timeout", UpstreamTimeout("Kiro stopped sending data (read timeout)")) from None
+            raise self._failed("stream", UpstreamError(
+                f"The connection to Kiro broke mid-answer: {type(exc).__name__}")) from None
         finally:
             self.close()
 
+    def _failed(self, kind: str, error: ApiError) -> ApiError:
+        if self._lease:
+            self._lease.failed(kind, error)
+        return error
+
     def close(self) -> None:
-        """Close the upstream connection (idempotent)."""
+        """Close the upstream connection and release the account (idempotent)."""
         self.response.close()
+        if self._lease:
+            self._lease.release()
+
+
+class _Refused(Exception):
+    """This account cannot take the call; the pool already knows, try the next one."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class CodeWhispererClient:
-    """Sends generateAssistantResponse calls with the current credential; refreshes once on a token error."""
+    """Sends generateAssistantResponse calls through the account pool; refreshes once on a token error."""
 
-    def __init__(self, settings: Settings, tokens: TokenManager, session: requests.Session) -> None:
+    def __init__(self, settings: Settings, pool: AccountPool, session: requests.Session) -> None:
         self.settings = settings
-        self.tokens = tokens
+        self.pool = pool
         self.session = session
         self.url = f"{settings.api_base}/generateAssistantResponse"
         self.timeout = (settings.connect_timeout, settings.read_timeout)
 
-    def _headers(self, credential: Credential) -> dict[str, str]:
-        machine = hashlib.sha256(f"ki2api:{credential.profile_arn or credential.source}".encode()).hexdigest()
-        agent = f"KiroIDE-{KIRO_VERSION}-{machine}"
-        return {
-            "Authorization": f"Bearer {credential.access_token}",
-            "Content-Type": "application/json",
-            "Accept": "application/vnd.amazon.eventstream, application/json",
-            "x-amzn-codewhisperer-optout": "true",
-            "x-amzn-kiro-agent-mode": "vibe",
-            "x-amz-user-agent": f"{SDK} {agent}",
-            "User-Agent": f"{SDK} ua/2.1 os/linux lang/js md/nodejs#22.22.0 api/codewhispererstreaming#1.0.34 m/E {agent}",
-            "amz-sdk-invocation-id": str(uuid.uuid4()),
-            "amz-sdk-request": "attempt=1; max=1",
-        }
+    def send(self, payload: dict[str, Any]) -> UpstreamStream:
+        """Start a call, failing over between accounts; raise an ApiError before any byte reaches the client."""
+        tried: set[str] = set()
+        last: ApiError | None = None
+        while True:
+            lease = self.pool.acquire(tried, last)
+            tried.add(lease.account.name)
+            try:
+                response = self._open(lease, payload)
+            except _Refused as refused:  # the lease is released and the pool knows why
+                last = refused.error
+                if len(self.pool.accounts) > 1:
+                    log.info("Kiro account %s refused the call (%s); failing over", lease.account.name,
+                             refused.error.message)
+                continue
+            except ApiError as exc:
+                if exc.status >= 500:
+                    lease.failed("upstream", exc)
+                lease.release()
+                raise
+            except BaseException:
+                lease.release()
+                raise
+            lease.served()
+            return UpstreamStream(response, lease)
+
+    def _open(self, lease: Lease, payload: dict[str, Any]) -> requests.Response:
+        """POST with this account's credential (refreshed once if Kiro calls it invalid); 200 or an error."""
+        tokens = lease.account.tokens
+        credential = self._credential(lease, tokens.current)
+        response = self._post(payload, credential)
+        if response.status_code in (401, 403) and _says_token(str(_error_body(response).get("message", ""))):
+            response.close()
+            log.info("upstream rejected the access token of %s (HTTP %s); refreshing once", lease.account.name,
+                     response.status_code)
+            stale = credential
+            credential = self._credential(lease, lambda: tokens.refresh(stale))
+            response = self._post(payload, credential)
+        if response.status_code == 200:
+            return response
+        try:
+            error, kind = map_status(response), refusal_kind(response)
+        finally:
+            response.close()
+        if kind is None:
+            raise error
+        lease.refused(kind, error, _retry_after(response))
+        raise _Refused(error)
+
+    @staticmethod
+    def _credential(lease: Lease, get: Callable[[], Credential]) -> Credential:
+        """The account's credential; a dead or missing login disables the account, a failed refresh skips it."""
+        try:
+            return get()
+        except AuthenticationError as exc:
+            lease.disable(exc)
+            raise _Refused(exc) from None
+        except ApiError as exc:
+            lease.failed("refresh", exc)
+            raise _Refused(exc) from None
 
     def _post(self, payload: dict[str, Any], credential: Credential) -> requests.Response:
         arn = self.settings.profile_arn or credential.profile_arn
         body = {**payload, "profileArn": arn} if arn else payload
         data = json.dumps(body, ensure_ascii=False).encode()
         try:
-            return self.session.post(self.url, data=data, headers=self._headers(credential), stream=True,
+            return self.session.post(self.url, data=data, headers=kiro_headers(credential), stream=True,
                                      timeout=self.timeout)
         except requests.exceptions.ConnectTimeout:
             raise UpstreamTimeout("Could not connect to Kiro in time") from None
@@ -142,18 +265,3 @@ class CodeWhispererClient:
             raise UpstreamUnavailable("Could not reach Kiro (connection failed)", retry_after=5.0) from None
         except requests.exceptions.RequestException as exc:
             raise UpstreamError(f"Request to Kiro failed: {type(exc).__name__}") from None
-
-    def send(self, payload: dict[str, Any]) -> UpstreamStream:
-        """Start a call; raise an ApiError before any byte reaches the client if it cannot succeed."""
-        credential = self.tokens.current()
-        response = self._post(payload, credential)
-        if response.status_code in (401, 403) and _says_token(str(_error_body(response).get("message", ""))):
-            response.close()
-            log.info("upstream rejected the access token (HTTP %s); refreshing once", response.status_code)
-            response = self._post(payload, self.tokens.refresh(credential))
-        if response.status_code != 200:
-            try:
-                raise map_status(response)
-            finally:
-                response.close()
-        return UpstreamStream(response)

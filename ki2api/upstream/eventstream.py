@@ -69,11 +69,17 @@ def _string(data: bytes, at: int) -> tuple[str, int]:
 
 def _timestamp(data: bytes, at: int) -> tuple[datetime, int]:
     (millis,) = struct.unpack_from(">q", data, at)
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc), at + 8
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc), at + 8
+    except (ValueError, OverflowError, OSError):  # beyond the years datetime can hold
+        raise EventStreamError(f"timestamp header {millis} ms is out of range") from None
 
 
 def _uuid(data: bytes, at: int) -> tuple[uuid.UUID, int]:
-    return uuid.UUID(bytes=bytes(data[at:at + 16])), at + 16
+    raw = bytes(data[at:at + 16])
+    if len(raw) != 16:
+        raise EventStreamError("uuid header value runs past the header block")
+    return uuid.UUID(bytes=raw), at + 16
 
 
 _READERS = {
@@ -110,6 +116,21 @@ def parse_headers(block: bytes) -> dict[str, Any]:
     return headers
 
 
+_HEADER_CACHE: dict[bytes, dict[str, Any]] = {}
+_CACHE_ENTRIES = 256
+_CACHE_BLOCK = 512  # only short header blocks are cached, so a hostile upstream cannot grow the cache
+
+
+def _headers(block: bytes) -> dict[str, Any]:
+    """parse_headers, remembered per block: the frames of one stream repeat a handful of header blocks."""
+    headers = _HEADER_CACHE.get(block)
+    if headers is None:
+        headers = parse_headers(block)
+        if len(block) <= _CACHE_BLOCK and len(_HEADER_CACHE) < _CACHE_ENTRIES:
+            _HEADER_CACHE[block] = headers
+    return dict(headers)
+
+
 class EventStreamDecoder:
     """Feed bytes in, get complete frames out; call finish() at end of stream."""
 
@@ -118,14 +139,18 @@ class EventStreamDecoder:
 
     def feed(self, chunk: bytes) -> list[Frame]:
         """Add bytes and return every frame they complete, in order."""
-        self._buffer += chunk
+        buffer = self._buffer
+        buffer += chunk
         frames = []
-        while len(self._buffer) >= PRELUDE_LENGTH:
-            total, headers_length = self._prelude()
-            if len(self._buffer) < total:
+        at, size = 0, len(buffer)
+        while size - at >= PRELUDE_LENGTH:
+            total, headers_length = self._prelude(at)
+            if size - at < total:
                 break
-            frames.append(self._frame(total, headers_length))
-            del self._buffer[:total]
+            frames.append(self._frame(at, total, headers_length))
+            at += total
+        if at:
+            del buffer[:at]  # once per feed, not once per frame: a burst of frames is not copied over and over
         return frames
 
     def finish(self) -> None:
@@ -133,9 +158,9 @@ class EventStreamDecoder:
         if self._buffer:
             raise EventStreamError(f"stream ended inside a frame ({len(self._buffer)} bytes left over)")
 
-    def _prelude(self) -> tuple[int, int]:
-        total, headers_length, crc = struct.unpack_from(">III", self._buffer, 0)
-        if zlib.crc32(self._buffer[:8]) != crc:
+    def _prelude(self, at: int) -> tuple[int, int]:
+        total, headers_length, crc = struct.unpack_from(">III", self._buffer, at)
+        if zlib.crc32(self._buffer[at:at + 8]) != crc:
             raise EventStreamError("prelude CRC mismatch")
         if not MIN_FRAME <= total <= MAX_FRAME:
             raise EventStreamError(f"frame length {total} is out of bounds")
@@ -143,10 +168,10 @@ class EventStreamDecoder:
             raise EventStreamError(f"headers length {headers_length} does not fit a {total}-byte frame")
         return total, headers_length
 
-    def _frame(self, total: int, headers_length: int) -> Frame:
-        data = bytes(self._buffer[:total])
+    def _frame(self, at: int, total: int, headers_length: int) -> Frame:
+        data = self._buffer[at:at + total]
         (crc,) = struct.unpack_from(">I", data, total - 4)
-        if zlib.crc32(data[:total - 4]) != crc:
+        if zlib.crc32(memoryview(data)[:total - 4]) != crc:
             raise EventStreamError("message CRC mismatch")
         headers_end = PRELUDE_LENGTH + headers_length
-        return Frame(parse_headers(data[PRELUDE_LENGTH:headers_end]), data[headers_end:total - 4])
+        return Frame(_headers(bytes(data[PRELUDE_LENGTH:headers_end])), bytes(data[headers_end:total - 4]))

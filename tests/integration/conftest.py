@@ -12,7 +12,8 @@ def gateway_env(fake_upstream, token_file, tmp_path):
     """The environment a deployment would set, pointed at the fake Kiro."""
     return {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(token_file), "KIRO_API_BASE": fake_upstream.url,
             "KIRO_REFRESH_URL": fake_upstream.refresh_url, "KIRO_OIDC_URL": fake_upstream.oidc_url,
-            "KI2API_STATE_DIR": str(tmp_path / "state"), "UPSTREAM_READ_TIMEOUT": "10"}
+            "KI2API_STATE_DIR": str(tmp_path / "state"), "UPSTREAM_READ_TIMEOUT": "10",
+            "KIRO_USAGE_INTERVAL": "0"}  # tests that want the background usage poll turn it on
 
 
 @pytest.fixture

@@ -1,0 +1,198 @@
+"""The benchmark scenarios: each runs the same load against ki2api and straight against the upstream ("direct").
+
+Sizes come from a Plan (full or quick). Every scenario returns plain dicts; report.py turns them into figures.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import requests
+
+from . import inproc, procs, streams, wrk
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each scenario is."""
+
+    wrk_seconds: float
+    hold_streams: int
+    hold_seconds: int
+    flow_streams: int          # concurrent streams for the per-chunk delay and TTFB figures
+    flow_stream_seconds: int
+    flow_pace: float
+    cpu_streams: int
+    cpu_frames: int
+    scaling: tuple[int, ...]
+    growth_repeat: int
+    answer_sizes: tuple[int, ...] = (10, 1000, 10000)
+    prompt_sizes: tuple[int, ...] = (1024, 100 * 1024, 1024 * 1024)
+
+
+FULL = Plan(wrk_seconds=8, hold_streams=2000, hold_seconds=30, flow_streams=1000, flow_stream_seconds=20,
+            flow_pace=0.5, cpu_streams=100, cpu_frames=1000, scaling=(2, 4), growth_repeat=5)
+QUICK = Plan(wrk_seconds=2, hold_streams=200, hold_seconds=4, flow_streams=100, flow_stream_seconds=2,
+             flow_pace=0.1, cpu_streams=50, cpu_frames=200, scaling=(2,), growth_repeat=2,
+             answer_sizes=(10, 1000), prompt_sizes=(1024, 100 * 1024))
+RAMP = 400.0  # streams opened per second in the hold test
+SAMPLE_EVERY = 0.25
+
+
+def spec(frames: int, pace: float = 0.0, stamp: bool = True, size: int = 120) -> str:
+    """The bench streamer's answer spec (the first line of the prompt)."""
+    return json.dumps({"n": frames, "b": size, "pace": pace, "ts": stamp}, separators=(",", ":"))
+
+
+def request_path(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
+                 cpus: dict[str, set[int] | None]) -> dict[str, Any]:
+    """Non-streamed short answers: latency at concurrency 1, requests per second at 50."""
+    targets = procs.targets(gateway.url, upstream.url, "hello", stream=False)
+    for target in targets.values():
+        wrk.run(target, 10, 1, cpus["load"])  # warm up connections, pools and caches
+    result: dict[str, Any] = {}
+    for name, target in targets.items():
+        c1 = wrk.run(target, 1, plan.wrk_seconds, cpus["load"])
+        c50 = wrk.run(target, 50, plan.wrk_seconds, cpus["load"])
+        result[name] = {"c1": vars(c1), "c50": vars(c50)}
+        log(f"  {upstream.kind} {name}: c1 p50 {c1.p50:.3f} ms p99 {c1.p99:.3f} ms; c50 {c50.rps:.0f} req/s")
+    return result
+
+
+def _rss_sampler(pid: int, stop: threading.Event, peak: list[int]) -> None:
+    while not stop.wait(SAMPLE_EVERY):
+        try:
+            peak[0] = max(peak[0], procs.rss_kib(pid))
+        except (OSError, RuntimeError):
+            return
+
+
+def hold(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
+         cpus: dict[str, set[int] | None]) -> dict[str, Any]:
+    """N streams of hold_seconds each, opened at RAMP/s, all through one worker; RSS sampled meanwhile."""
+    frames = plan.hold_seconds  # one frame a second
+    targets = procs.targets(gateway.url, upstream.url, spec(frames, pace=1.0), stream=True)
+    worker = gateway.workers[0]
+    warm = procs.targets(gateway.url, upstream.url, spec(5, pace=0.01), stream=True)["ki2api"]
+    streams.run(warm, 50, expect=5, cpus=cpus["load"])  # warm-up: greenlets, connection pool, caches
+    result: dict[str, Any] = {}
+    for name in ("direct", "ki2api"):
+        before, peak, stop = procs.rss_kib(worker), [0], threading.Event()
+        most_open = [0]
+        sampler = threading.Thread(target=_rss_sampler, args=(worker, stop, peak), daemon=True)
+        sampler.start()
+        summary = streams.run(targets[name], plan.hold_streams, rate=RAMP, expect=frames, cpus=cpus["load"],
+                              on_progress=lambda p: most_open.__setitem__(0, max(most_open[0], p["open"])))
+        stop.set()
+        sampler.join()
+        summary.update(rss_before_kib=before, rss_peak_kib=peak[0], rss_after_kib=procs.rss_kib(worker),
+                       most_open=most_open[0])
+        result[name] = summary
+        log(f"  hold {name}: {summary['completed']}/{plan.hold_streams} completed, most open {most_open[0]}, "
+            f"worker RSS {before} -> {peak[0]} KiB")
+    return result
+
+
+def flow(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
+         cpus: dict[str, set[int] | None]) -> dict[str, Any]:
+    """Open-loop arrivals keeping flow_streams open; per-frame delay and TTFB of streams started once full."""
+    frames = round(plan.flow_stream_seconds / plan.flow_pace)
+    targets = procs.targets(gateway.url, upstream.url, spec(frames, pace=plan.flow_pace), stream=True)
+    rate = plan.flow_streams / plan.flow_stream_seconds
+    total = int(rate * plan.flow_stream_seconds * 2)  # the second half of the arrivals are measured
+    result: dict[str, Any] = {}
+    for name in ("direct", "ki2api"):
+        cpu0 = procs.cpu_seconds(gateway.workers[0])
+        summary = streams.run(targets[name], total, rate=rate, warmup=plan.flow_stream_seconds, expect=frames,
+                              cpus=cpus["load"])
+        summary["worker_cpu_s"] = procs.cpu_seconds(gateway.workers[0]) - cpu0
+        result[name] = summary
+        log(f"  flow {name}: {summary['completed']}/{total} completed; delay p99 "
+            f"{summary['delay_ms'].get('p99', float('nan')):.2f} ms; ttfb p99 "
+            f"{summary['ttfb_ms'].get('p99', float('nan')):.2f} ms")
+    result["frames_per_s"] = rate * plan.flow_stream_seconds / plan.flow_pace
+    result["frames_per_stream"] = frames
+    return result
+
+
+def cpu_per_frame(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
+                  cpus: dict[str, set[int] | None]) -> dict[str, Any]:
+    """Worker CPU seconds per forwarded frame under gunicorn, paced (a frame per read) and in bursts."""
+    result: dict[str, Any] = {}
+    for label, pace in (("paced", 0.01), ("burst", 0.0)):
+        frames = plan.cpu_frames
+        target = procs.targets(gateway.url, upstream.url, spec(frames, pace=pace, stamp=False), stream=True)
+        cpu0 = procs.cpu_seconds(gateway.workers[0])
+        summary = streams.run(target["ki2api"], plan.cpu_streams, expect=0, cpus=cpus["load"])
+        used = procs.cpu_seconds(gateway.workers[0]) - cpu0
+        result[label] = {"us_per_frame": used / (plan.cpu_streams * frames) * 1e6, "completed": summary["completed"]}
+        log(f"  cpu {label}: {result[label]['us_per_frame']:.1f} us of worker CPU per frame")
+    return result
+
+
+def _median_seconds(call: Callable[[], Any], repeat: int) -> float:
+    call()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def growth(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
+           cpus: dict[str, set[int] | None]) -> dict[str, Any]:
+    """One request at a time: whole-request time for growing answers (streamed) and prompts (not streamed)."""
+    session = requests.Session()
+    result: dict[str, Any] = {"answers": {}, "prompts": {}}
+
+    def post(target: procs.Target) -> Callable[[], Any]:
+        def call() -> None:
+            response = session.post(target.url, data=target.body, headers=target.headers, timeout=120)
+            if response.status_code != 200:
+                raise RuntimeError(f"{target.name}: HTTP {response.status_code} {response.text[:200]}")
+        return call
+
+    for n in plan.answer_sizes:
+        targets = procs.targets(gateway.url, upstream.url, spec(n, stamp=False), stream=True)
+        result["answers"][n] = {name: _median_seconds(post(t), plan.growth_repeat) * 1000
+                                for name, t in targets.items()}
+        log(f"  answer of {n} frames: {result['answers'][n]}")
+    for size in plan.prompt_sizes:
+        targets = procs.targets(gateway.url, upstream.url, spec(4, stamp=False) + "\n" + "x" * size, stream=False)
+        result["prompts"][size] = {name: _median_seconds(post(t), plan.growth_repeat) * 1000
+                                   for name, t in targets.items()}
+        log(f"  prompt of {size} bytes: {result['prompts'][size]}")
+    return result
+
+
+def in_process(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
+    """ki2api's own code without sockets: CPU per frame, and time/heap growth with answers and prompts."""
+    app = inproc.App()
+    frames = 20000 if plan is FULL else 5000
+    result = {"us_per_frame": inproc.cpu_per_frame(app, frames),
+              "us_per_frame_64_per_read": inproc.cpu_per_frame(app, frames, per_chunk=64),
+              "answers": inproc.answer_growth(app, plan.answer_sizes),
+              "prompts": inproc.prompt_growth(app, plan.prompt_sizes)}
+    log(f"  in-process: {result['us_per_frame']:.2f} us per frame")
+    return result
+
+
+def scaling(upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
+            cpus: dict[str, set[int] | None]) -> dict[str, Any]:
+    """Requests per second at concurrency 50 with 2, 4 ... workers (1 worker is request_path's figure)."""
+    result: dict[str, Any] = {}
+    for workers in plan.scaling:
+        gateway = procs.Ki2api(upstream, workers=workers, cpus=cpus["ki2api"] if workers == 1 else None)
+        try:
+            target = procs.targets(gateway.url, upstream.url, "hello", stream=False)["ki2api"]
+            wrk.run(target, 50, 1, cpus["load"])
+            result[workers] = vars(wrk.run(target, 50, plan.wrk_seconds, cpus["load"]))
+            log(f"  {workers} worker(s): {result[workers]['rps']:.0f} req/s")
+        finally:
+            gateway.stop()
+    return result

@@ -1,0 +1,78 @@
+"""The pool as plain data for /health, the status page and metrics: per-account state, never a secret."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .cooldown import describe, iso
+from .pool import POLICY, AccountPool
+
+
+def account_rows(pool: AccountPool) -> list[dict[str, Any]]:
+    """One dict per account: state, cooldown, disabled reason, expiry, counters, usage, credential status."""
+    states, counts, now = pool.states(fresh=True), pool.counts(), time.time()
+    rows = []
+    for account in pool.accounts:
+        fields = states.get(account.name, {})
+        availability = pool.availability(account, fields, now)
+        credential = account.tokens.status()
+        state = availability.state
+        if state == "healthy" and credential["needs_login"]:
+            state = "needs_login"
+        cooldown = fields.get("cooldown") if state == "cooling_down" else None
+        disabled = fields.get("disabled") if state == "disabled" else None
+        rows.append({
+            "name": account.name,
+            "state": state,  # healthy | cooling_down | disabled | needs_login | off
+            "weight": account.weight,
+            "cooldown": _cooldown(cooldown, now) if cooldown else None,
+            "disabled": {"why": disabled.get("why"), "since": iso(float(disabled.get("at", now)))}
+            if disabled else ({"why": availability.why, "since": None} if state == "off" else None),
+            "expires_at": credential["expires_at"],
+            "expires_in_seconds": credential["expires_in_seconds"],
+            "requests": counts.get(account.name, {}).get("requests", 0),
+            "errors": counts.get(account.name, {}).get("errors", 0),
+            "last_error": _last_error(fields.get("last_error")),
+            "in_flight_this_worker": account.in_flight,
+            "usage": _usage(fields.get("usage")),
+            "credential": credential,
+        })
+    return rows
+
+
+def health_report(pool: AccountPool) -> dict[str, Any]:
+    """The pool part of /health: accounts, a summary, the shared-state backend and any warnings."""
+    rows = account_rows(pool)
+    shared = pool.shared.status()
+    warnings = []
+    if not shared.get("connected", True):
+        warnings.append(f"Redis at {shared.get('url')} is unreachable since {shared.get('down_since')} "
+                        f"({shared.get('error')}): this replica serves from its local view in "
+                        f"{shared.get('local_dir')}; cooldowns, refreshed tokens and counters are not shared "
+                        "with other replicas until Redis returns")
+    available = sum(row["state"] == "healthy" for row in rows)
+    if not available:
+        warnings.append("no Kiro account can take requests now: see accounts[].state")
+    return {"accounts": rows, "pool": {"size": len(rows), "available": available, "policy": POLICY},
+            "shared_state": shared, "warnings": warnings}
+
+
+def _cooldown(cooldown: dict[str, Any], now: float) -> dict[str, Any]:
+    until = float(cooldown.get("until", now))
+    kind = str(cooldown.get("kind", ""))
+    return {"until": iso(until), "seconds_left": max(0, round(until - now)), "kind": kind,
+            "reason": describe(kind), "message": cooldown.get("message"), "failures": cooldown.get("failures")}
+
+
+def _last_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not error:
+        return None
+    return {"at": iso(float(error.get("at", 0))), "kind": error.get("kind"), "status": error.get("status"),
+            "message": error.get("message")}
+
+
+def _usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not usage:
+        return None
+    keys = ("subscription", "limit", "used", "remaining", "next_reset")
+    return {**{k: usage.get(k) for k in keys}, "fetched_at": iso(float(usage.get("fetched_at", 0)))}

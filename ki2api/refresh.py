@@ -1,0 +1,84 @@
+"""Kiro's token endpoints: the refresh request for a credential, and what an answer means.
+
+Refresh errors are mapped here only: a dead refresh token becomes AuthenticationError (log in again);
+429, 5xx and unreadable answers become UpstreamUnavailable; other refusals UpstreamError.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import requests
+
+from .credential import Credential
+from .errors import AuthenticationError, UpstreamError, UpstreamUnavailable
+from .settings import Settings
+
+_DEAD_WORDS = ("invalid_grant", "invalidgrant", "invalid_client", "invalidclient", "unauthorized_client",
+               "refresh token", "expired")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_SOCIAL_HEADERS = {"Accept": "application/json, text/plain, */*", "User-Agent": "KiroIDE"}
+_OIDC_HEADERS = {"x-amz-user-agent": "aws-sdk-js/3.738.0 ua/2.1 os/other lang/js md/browser#unknown_unknown "
+                                     "api/sso-oidc#3.738.0 m/E KiroIDE"}
+
+
+def refresh_request(credential: Credential, settings: Settings) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The URL, JSON body and headers that refresh this credential (social or IdC, in its own region)."""
+    token = credential.refresh_token or ""
+    if credential.auth_method == "social":
+        return settings.refresh_url, {"refreshToken": token}, _SOCIAL_HEADERS
+    url = settings.oidc_url
+    if url == Settings.oidc_url and credential.region != "us-east-1" and _REGION.fullmatch(credential.region):
+        url = f"https://oidc.{credential.region}.amazonaws.com/token"  # IdC tokens refresh in their own region
+    body = {"clientId": credential.client_id or "", "clientSecret": credential.client_secret or "",
+            "grantType": "refresh_token", "refreshToken": token}
+    return url, body, _OIDC_HEADERS
+
+
+def refreshed(credential: Credential, response: requests.Response) -> Credential:
+    """The credential after a refresh answer, or the ApiError that answer means."""
+    status = response.status_code
+    if status in (400, 401, 403) and (status == 401 or _says_dead(response.text)):
+        raise dead_token_error(credential, f"HTTP {status} {_error_code(response)}".strip())
+    if status == 429 or status >= 500:
+        raise UpstreamUnavailable(f"Kiro's token endpoint answered HTTP {status}", retry_after=5.0)
+    if status != 200:
+        raise UpstreamError(f"Kiro's token endpoint refused the refresh (HTTP {status} {_error_code(response)})")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    access = body.get("accessToken") if isinstance(body, dict) else None
+    expires_in = body.get("expiresIn") if isinstance(body, dict) else None
+    if not isinstance(access, str) or not access or isinstance(expires_in, bool) \
+            or not isinstance(expires_in, (int, float)) or expires_in <= 0:
+        raise UpstreamUnavailable("Kiro's token endpoint sent an unreadable answer", retry_after=5.0)
+    rotated, arn = body.get("refreshToken"), body.get("profileArn")
+    return replace(credential, access_token=access,
+                   refresh_token=rotated if isinstance(rotated, str) and rotated else credential.refresh_token,
+                   expires_at=datetime.now(timezone.utc) + timedelta(seconds=expires_in),
+                   profile_arn=arn if isinstance(arn, str) and arn else credential.profile_arn)
+
+
+def _says_dead(text: str) -> bool:
+    lowered = text[:2000].lower()
+    return any(word in lowered for word in _DEAD_WORDS)
+
+
+def _error_code(response: requests.Response) -> str:
+    """The OAuth `error` code of a refusal (a fixed vocabulary, so never a secret), or ''."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) and re.fullmatch(r"[A-Za-z_]{1,64}", code) else ""
+
+
+def dead_token_error(credential: Credential, detail: str) -> AuthenticationError:
+    """The 401 for a dead refresh token, telling the person how to log this credential in again."""
+    where = {"env": "set a new KIRO_REFRESH_TOKEN", "accounts": "and put the new refreshToken into the accounts file"}\
+        .get(credential.source, "ki2api picks the new login up")
+    return AuthenticationError(f"Kiro's refresh token is no longer valid ({detail}): log in again in Kiro IDE "
+                               f"({where}), then retry.")

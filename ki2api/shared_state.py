@@ -1,0 +1,158 @@
+"""State shared by every worker process: refreshed tokens, refresh locks, account cooldowns, counters.
+
+`SharedState` is the interface; `FileState` (this module) keeps it in files under KI2API_STATE_DIR, locked
+with flock, for workers on one machine; `redis_state.RedisState` keeps it in Redis for several machines,
+writing through to a FileState so each machine keeps a local view when Redis goes away.
+
+Account state is one JSON value per (field, account): field "cooldown" {until, kind, message, failures, at},
+"disabled" {why, at, fingerprint}, "usage" (usage_limits.parse_usage plus fetched_at), "last_error"
+{at, kind, message}. Counters are integers per (counter, account): "requests", "errors".
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, ContextManager, Protocol
+
+from .jsonfile import Stamp, StoreError, file_lock, file_stamp, read_json, write_json_atomic
+from .token_store import TokenShare
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("cooldown", "disabled", "usage", "last_error")
+COUNTERS = ("requests", "errors")
+STATE_LOCK_TIMEOUT = 5.0
+AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
+
+
+class SharedState(TokenShare, Protocol):
+    """What the pool needs besides the token share: account states, counters, claims, a status (FileState,
+    RedisState)."""
+
+    backend: str
+
+    def add_counts(self, deltas: dict[str, dict[str, int]]) -> None: ...
+
+    def counts(self) -> dict[str, dict[str, int]]: ...
+
+    def claim(self, name: str, ttl: float) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class FileState:
+    """SharedState in files: `<key>.json` token records with `<key>.lock`, plus pool-state.json and pool-counts.json."""
+
+    backend = "files"
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.dir = Path(state_dir)
+        self.state_path = self.dir / "pool-state.json"
+        self.counts_path = self.dir / "pool-counts.json"
+        self.lock_path = self.dir / "pool.lock"
+        self._cache: tuple[Stamp, dict[str, Any]] = (None, {})
+
+    # -- tokens --------------------------------------------------------------------------------------------------
+
+    def read_tokens(self, name: str, key: str) -> list[dict[str, Any]]:
+        """The token record a refresh left in the state directory, if any."""
+        try:
+            record = read_json(self.dir / f"{key}.json")
+        except StoreError as exc:
+            log.warning("ignoring the ki2api state file: %s", exc)
+            return []
+        return [record] if record else []
+
+    def write_tokens(self, name: str, key: str, record: dict[str, Any], local: bool) -> str:
+        """Keep `record` in the state directory when nothing else holds it (`local`); return the path or ''."""
+        if not local:
+            return ""
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.dir / f"{key}.json"
+        write_json_atomic(path, record)
+        return str(path)
+
+    def publish_tokens(self, name: str, key: str, record: dict[str, Any]) -> None:
+        """Nothing to repair: the files are the shared copy."""
+
+    def tokens_stamp(self, key: str) -> Stamp:
+        """The stamp of the token record file."""
+        return file_stamp(self.dir / f"{key}.json")
+
+    def refresh_lock(self, name: str, key: str, timeout: float) -> ContextManager[None]:
+        """The flock every worker on this machine takes before refreshing this account."""
+        return file_lock(self.dir / f"{key}.lock", timeout)
+
+    # -- account state -------------------------------------------------------------------------------------------
+
+    def states(self) -> AccountStates:
+        """Every account's cooldown, disabled flag, usage and last error, as last written by any worker."""
+        return {name: dict(fields) for name, fields in self._read(self.state_path).get("accounts", {}).items()
+                if isinstance(fields, dict)}
+
+    def update(self, name: str, field: str, value: dict[str, Any] | None) -> None:
+        """Set (or with None, clear) one field of one account."""
+        def change(data: dict[str, Any]) -> None:
+            fields = data.setdefault("accounts", {}).setdefault(name, {})
+            if value is None:
+                fields.pop(field, None)
+            else:
+                fields[field] = value
+        self._modify(self.state_path, change)
+
+    def add_counts(self, deltas: dict[str, dict[str, int]]) -> None:
+        """Add per-account counter increments."""
+        def change(data: dict[str, Any]) -> None:
+            for name, counters in deltas.items():
+                stored = data.setdefault(name, {})
+                for counter, delta in counters.items():
+                    stored[counter] = int(stored.get(counter, 0)) + delta
+        self._modify(self.counts_path, change)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per-account counters summed over every worker."""
+        return {name: dict(c) for name, c in self._read(self.counts_path).items() if isinstance(c, dict)}
+
+    def claim(self, name: str, ttl: float) -> bool:
+        """True for the one caller per `ttl` seconds that may do job `name` (e.g. poll one account's usage)."""
+        won = False
+        now = time.time()
+
+        def change(data: dict[str, Any]) -> None:
+            nonlocal won
+            claims = data.setdefault("claims", {})
+            if float(claims.get(name, 0.0)) + ttl <= now:
+                claims[name], won = now, True
+        self._modify(self.state_path, change)
+        return won
+
+    def status(self) -> dict[str, Any]:
+        """The backend for /health."""
+        return {"backend": self.backend, "dir": str(self.dir), "connected": True}
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        stamp = file_stamp(path)
+        if path == self.state_path and stamp is not None and self._cache[0] == stamp:
+            return self._cache[1]
+        try:
+            data = read_json(path) or {}
+        except StoreError as exc:
+            log.warning("ignoring a broken state file: %s", exc)
+            data = {}
+        if path == self.state_path:
+            self._cache = (stamp, data)
+        return data
+
+    def _modify(self, path: Path, change: Any) -> None:
+        """Read-modify-write under the pool lock; a failure is logged, never raised into a request."""
+        try:
+            with file_lock(self.lock_path, STATE_LOCK_TIMEOUT):
+                try:
+                    data = read_json(path) or {}
+                except StoreError:
+                    data = {}
+                change(data)
+                write_json_atomic(path, data, durable=False)
+        except (OSError, TimeoutError) as exc:
+            log.warning("could not update %s: %s", path, exc)

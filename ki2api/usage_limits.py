@@ -1,0 +1,147 @@
+"""Each account's remaining credits, from Kiro's getUsageLimits, fetched on a slow schedule in the background.
+
+One poller per worker process, started at the first request (after gevent has patched `threading`, so its
+thread is a greenlet). A shared claim lets only one worker of one replica fetch an account per interval;
+the others read the result from the shared state. Requests never wait for it.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from .cooldown import iso
+from .errors import ApiError
+from .pool import Account, AccountPool
+from .settings import Settings
+from .upstream.client import kiro_headers
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 60.0  # seconds between looks at which accounts are due
+CLAIM_MAX = 300.0  # a failed fetch is retried (by anyone) after at most this long
+FETCH_TIMEOUT = 30.0
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _epoch(value: Any) -> float | None:
+    """nextDateReset as epoch seconds: numbers in seconds or milliseconds, or an ISO-8601 string."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return value / 1000 if value >= 1e12 else float(value)
+    if isinstance(value, str) and value.strip():
+        try:
+            return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def parse_usage(body: dict[str, Any], now: float) -> dict[str, Any]:
+    """The credits part of a getUsageLimits answer: limit, used, remaining (trial and bonus credits included)."""
+    items = [i for i in body.get("usageBreakdownList") or [] if isinstance(i, dict)]
+    item = next((i for i in items if i.get("resourceType") in ("CREDIT", "AGENTIC_REQUEST")), items[0] if items else {})
+    limit = _number(item.get("usageLimitWithPrecision", item.get("usageLimit")))
+    used = _number(item.get("currentUsageWithPrecision", item.get("currentUsage")))
+    trial = item.get("freeTrialInfo")
+    extras = [trial] if isinstance(trial, dict) and trial.get("freeTrialStatus") == "ACTIVE" else []
+    extras += [b for b in item.get("bonuses") or [] if isinstance(b, dict) and b.get("status") == "ACTIVE"]
+    for extra in extras:
+        limit += _number(extra.get("usageLimitWithPrecision", extra.get("usageLimit")))
+        used += _number(extra.get("currentUsageWithPrecision", extra.get("currentUsage")))
+    reset = _epoch(item.get("nextDateReset")) or _epoch(body.get("nextDateReset"))
+    subscription = body.get("subscriptionInfo") if isinstance(body.get("subscriptionInfo"), dict) else {}
+    return {"subscription": subscription.get("subscriptionTitle") or subscription.get("type"),
+            "limit": round(limit, 4), "used": round(used, 4), "remaining": round(max(0.0, limit - used), 4),
+            "next_reset": iso(reset) if reset else None, "next_reset_epoch": reset, "fetched_at": now}
+
+
+class UsagePoller:
+    """Fetches every account's usage limits every `settings.usage_interval` seconds (0: never)."""
+
+    def __init__(self, pool: AccountPool, settings: Settings, session: requests.Session) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.session = session
+        self.interval = settings.usage_interval
+        self._started = False
+        self._lock = threading.Lock()
+
+    def ensure_started(self) -> None:
+        """Start the background loop once (cheap to call on every request)."""
+        if self._started or self.interval <= 0:
+            return
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            threading.Thread(target=self._run, name="kiro-usage-limits", daemon=True).start()
+
+    def _run(self) -> None:
+        time.sleep(random.uniform(0, min(3.0, self.interval)))  # workers booted together do not fetch together
+        while True:
+            try:
+                self.poll_once()
+            except Exception:  # a poller that dies would leave /health silently stale
+                log.exception("polling Kiro usage limits failed")
+            time.sleep(min(CHECK_EVERY, self.interval) * random.uniform(0.8, 1.2))
+
+    def poll_once(self) -> int:
+        """Fetch the accounts that are due and not claimed by another worker; return how many were fetched."""
+        states, now, fetched = self.pool.states(fresh=True), time.time(), 0
+        for account in self.pool.accounts:
+            fields = states.get(account.name, {})
+            usage = fields.get("usage") or {}
+            if now - float(usage.get("fetched_at", 0)) < self.interval:
+                continue
+            if self.pool.availability(account, fields, now).state in ("disabled", "off"):
+                continue
+            if not self.pool.shared.claim(f"usage:{account.name}", min(self.interval, CLAIM_MAX)):
+                continue
+            result = self.fetch(account)
+            if result is not None:
+                self.pool.record_usage(account, result)
+                fetched += 1
+        return fetched
+
+    def fetch(self, account: Account) -> dict[str, Any] | None:
+        """One getUsageLimits call with the account's credential (refreshed once if rejected); None on failure."""
+        try:
+            credential = account.tokens.current()
+            response = self._get(credential)
+            if response.status_code in (401, 403):
+                response.close()
+                response = self._get(account.tokens.refresh(credential))
+        except ApiError as exc:
+            log.info("no usage limits for Kiro account %s: %s", account.name, exc.message)
+            return None
+        except requests.RequestException as exc:
+            log.info("no usage limits for Kiro account %s: %s", account.name, type(exc).__name__)
+            return None
+        try:
+            if response.status_code != 200:
+                log.info("no usage limits for Kiro account %s: HTTP %s", account.name, response.status_code)
+                return None
+            body = response.json()
+        except ValueError:
+            log.info("no usage limits for Kiro account %s: the answer is not JSON", account.name)
+            return None
+        finally:
+            response.close()
+        return parse_usage(body, time.time()) if isinstance(body, dict) else None
+
+    def _get(self, credential: Any) -> requests.Response:
+        params = {"origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST"}
+        arn = self.settings.profile_arn or credential.profile_arn
+        if arn:
+            params["profileArn"] = arn
+        return self.session.get(f"{self.settings.api_base}/getUsageLimits", params=params,
+                                headers=kiro_headers(credential),
+                                timeout=(self.settings.connect_timeout, FETCH_TIMEOUT))

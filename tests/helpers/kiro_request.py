@@ -1,0 +1,70 @@
+"""Checks that an upstream request body keeps every rule Kiro enforces ("Improperly formed request")."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
+
+
+def _no_nulls(value: Any, path: str = "body") -> None:
+    assert value is not None, f"null at {path}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_nulls(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_nulls(item, f"{path}[{i}]")
+
+
+def _check_tools(tools: list[dict[str, Any]]) -> set[str]:
+    names = set()
+    for tool in tools:
+        spec = tool["toolSpecification"]
+        assert set(spec) == {"name", "description", "inputSchema"}, spec.keys()
+        assert NAME.fullmatch(spec["name"]), spec["name"]
+        assert 0 < len(spec["description"]) <= 10_000
+        schema = spec["inputSchema"]["json"]
+        assert schema["type"] == "object" and isinstance(schema["properties"], dict)
+        assert isinstance(schema.get("required", []), list)
+        assert spec["name"].lower() not in names, f"tool {spec['name']} declared twice"
+        names.add(spec["name"].lower())
+    return names
+
+
+def assert_well_formed(body: dict[str, Any]) -> None:
+    """Fail with a message naming the broken rule, if any, in a generateAssistantResponse body."""
+    _no_nulls(body)
+    state = body["conversationState"]
+    current = state["currentMessage"]["userInputMessage"]
+    history = state["history"]
+    roles = ["user" if "userInputMessage" in h else "assistant" for h in history]
+    assert all("userInputMessage" in h or "assistantResponseMessage" in h for h in history)
+    assert roles == ["user", "assistant"] * (len(roles) // 2), f"history does not alternate: {roles}"
+    declared = _check_tools(current.get("userInputMessageContext", {}).get("tools", []))
+    messages = [h.get("userInputMessage") or h.get("assistantResponseMessage") for h in history] + [current]
+    previous_uses: set[str] = set()
+    for i, message in enumerate(messages):
+        context = message.get("userInputMessageContext", {})
+        if i % 2 == 0:  # user
+            results = context.get("toolResults", [])
+            ids = [r["toolUseId"] for r in results]
+            assert len(ids) == len(set(ids)), f"duplicate toolResults in message {i}"
+            assert set(ids) <= previous_uses, f"message {i}: results {set(ids) - previous_uses} have no toolUse"
+            assert set(ids) == previous_uses, f"message {i}: toolUses {previous_uses - set(ids)} got no result"
+            for result in results:
+                assert result["status"] in ("success", "error") and result["content"]
+                assert all(set(c) <= {"text", "json"} and c for c in result["content"])
+            assert message["content"] or results or message.get("images"), f"empty user message {i}"
+            if i < len(messages) - 1:
+                assert "tools" not in context, "tools belong to the current message only"
+            for image in message.get("images", []):
+                assert image["format"] in ("png", "jpeg", "gif", "webp") and image["source"]["bytes"]
+        else:  # assistant
+            assert message["content"], f"empty assistant message {i}"
+            uses = message.get("toolUses", [])
+            for use in uses:
+                assert isinstance(use["input"], dict)
+                assert use["name"].lower() in declared, f"tool {use['name']} used in history but not declared"
+            previous_uses = {u["toolUseId"] for u in uses}
+            assert len(previous_uses) == len(uses), f"duplicate toolUseIds in message {i}"

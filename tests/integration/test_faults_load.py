@@ -1,0 +1,190 @@
+"""Load with faults: 200 concurrent clients for 60 s while 5% of upstream calls fail in random ways.
+
+Every request must end with its answer or a proper error (none hangs), the worker's memory must come back
+to where it was after a warm-up of the same shape, and /metrics must count exactly what the clients saw.
+Marked `slow` (about 90 s); CI runs it.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from tests.conftest import KEY
+from tests.integration.fault_helpers import OPENAI_BODY, parse_sse, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+CLIENTS = 200
+DURATION = 60.0
+FAULT_RATE = 0.05
+SEED = 20261125
+TEXTS = [f"t{i} " for i in range(20)]
+ANSWER = "".join(TEXTS)
+NORMAL = {"texts": TEXTS, "pace": 0.1}  # about 2 s per answer: ~100 requests/s at 200 clients
+FAULTS = [
+    {"status": 500, "json": {"message": "Internal failure"}},
+    {"status": 503, "json": {"message": "Service unavailable"}},
+    {"status": 400, "json": {"message": "Improperly formed request.", "reason": "REQUEST_BODY_INVALID"}},
+    {"fault": "reset_before"},
+    {"fault": "non_eventstream"},
+    {**NORMAL, "fault": "reset_after", "fault_after": 5},
+    {**NORMAL, "fault": "truncate", "fault_after": 5},
+    {**NORMAL, "fault": "bad_crc", "fault_after": 5},
+    {**NORMAL, "fault": "stall", "fault_after": 5},
+    {"events": [{"event": "assistantResponseEvent", "payload": {"content": "cut "}},
+                {"exception": "InternalServerException", "message": "boom"}]},
+]
+REQUEST_TIMEOUT = 30.0
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def fault_plan(count: int, rng: random.Random) -> tuple[list[dict], list[bool]]:
+    """The fake's script for `count` calls (normal runs compressed with `repeat`) and which calls fail."""
+    failing = [rng.random() < FAULT_RATE for _ in range(count)]
+    specs: list[dict] = []
+    for fails in failing:
+        if fails:
+            specs.append(rng.choice(FAULTS))
+        elif specs and specs[-1].get("repeat") and specs[-1] is not NORMAL:
+            specs[-1]["repeat"] += 1
+        else:
+            specs.append({**NORMAL, "repeat": 1})
+    return specs, failing
+
+
+def one_request(session: requests.Session, url: str, stream: bool) -> tuple[int, bool, str]:
+    """(status, stream flag, outcome) where outcome is answer, error or wrong:<why>."""
+    body = {**OPENAI_BODY, "stream": True} if stream else OPENAI_BODY
+    with session.post(f"{url}/v1/chat/completions", json=body, headers=AUTH, stream=True,
+                      timeout=REQUEST_TIMEOUT) as r:
+        if r.status_code != 200:
+            error = r.json().get("error", {})
+            proper = isinstance(error.get("message"), str) and error.get("type") and r.status_code in (400, 502, 503,
+                                                                                                      504)
+            return r.status_code, stream, "error" if proper else f"wrong:{r.status_code} {error}"
+        if not stream:
+            text = r.json()["choices"][0]["message"]["content"]
+            return 200, stream, "answer" if text == ANSWER else f"wrong:text {text!r}"
+        events = parse_sse(list(r.iter_lines(decode_unicode=True)))
+    datas = [d for _, d in events]
+    errors = [d for d in datas if isinstance(d, dict) and "error" in d]
+    if datas[-1] != "[DONE]":
+        return 200, stream, "wrong:no [DONE]"
+    if errors:
+        return 200, stream, "error" if len(errors) == 1 else "wrong:several errors"
+    text = "".join(d["choices"][0]["delta"].get("content") or "" for d in datas if isinstance(d, dict)
+                   and d.get("choices"))
+    return 200, stream, "answer" if text == ANSWER else f"wrong:stream text {text!r}"
+
+
+def run_clients(url: str, clients: int, duration: float) -> list[tuple[int, bool, str]]:
+    """`clients` threads asking back to back (alternating whole and streamed) until `duration` is over."""
+    deadline = time.monotonic() + duration
+    results: list[tuple[int, bool, str]] = []
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        stream = bool(index % 2)
+        while time.monotonic() < deadline:
+            try:
+                outcome = one_request(session, url, stream)
+            except requests.RequestException as exc:
+                outcome = (0, stream, f"wrong:{type(exc).__name__}")
+            with lock:
+                results.append(outcome)
+            stream = not stream
+        session.close()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=duration + REQUEST_TIMEOUT + 30)
+    assert not any(t.is_alive() for t in threads), "a client never got its answer (hung)"
+    return results
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+
+
+_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$')
+
+
+def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Samples of one metric from Prometheus text: (labels, value)."""
+    out = []
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match and match["name"] == name:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+            out.append((labels, float(match["value"])))
+    return out
+
+
+def chat_counts(gw) -> Counter:
+    text = requests.get(f"{gw.url}/metrics", headers=AUTH, timeout=30).text
+    counts: Counter = Counter()
+    for labels, value in metric_samples(text, "ki2api_requests_total"):
+        if labels.get("route") == "/v1/chat/completions":
+            counts[(int(labels["status"]), labels["stream"] == "true")] += int(value)
+    return counts
+
+
+def upstream_error_total(gw) -> int:
+    text = requests.get(f"{gw.url}/metrics", headers=AUTH, timeout=30).text
+    return int(sum(value for _, value in metric_samples(text, "ki2api_upstream_errors_total")))
+
+
+def test_200_clients_for_60_s_with_5_percent_upstream_faults(start_gateway, fake_upstream, record_property):
+    gw = start_gateway(UPSTREAM_READ_TIMEOUT="2")
+    pid = int(re.findall(r"Booting worker with pid: (\d+)", gw.log_text())[-1])
+
+    # Warm-up of the same shape (200 at once, no faults), so the baseline has its pools and arenas grown.
+    fake_upstream.set_default(NORMAL)
+    warm = run_clients(gw.url, CLIENTS, 5.0)
+    assert {outcome for _, _, outcome in warm} == {"answer"}
+    wait_for(lambda: fake_upstream.stats()["open_streams"] == 0, what="the warm-up to finish")
+    baseline_rss = rss_kb(pid)
+    before = chat_counts(gw)
+    errors_before = upstream_error_total(gw)
+    calls_before = fake_upstream.stats()["chat_requests"]
+
+    rng = random.Random(SEED)
+    specs, failing = fault_plan(40_000, rng)
+    fake_upstream.script(*specs)
+    results = run_clients(gw.url, CLIENTS, DURATION)
+    calls = fake_upstream.stats()["chat_requests"] - calls_before
+
+    wrong = Counter(outcome for _, _, outcome in results if outcome.startswith("wrong"))
+    assert not wrong, wrong
+    outcomes = Counter(outcome for _, _, outcome in results)
+    assert calls == len(results)  # one upstream call per request: nothing lost, nothing retried behind our back
+    assert outcomes["error"] == sum(failing[:calls])  # exactly the injected faults became errors
+    assert outcomes["answer"] == calls - sum(failing[:calls])
+    assert len(results) > 1000
+
+    # /metrics counts what the clients saw, per status and stream flag, and every upstream error once.
+    seen = Counter((status, stream) for status, stream, _ in results)
+    wait_for(lambda: sum((chat_counts(gw) - before).values()) == len(results),
+             what=f"/metrics to catch up: {chat_counts(gw) - before} vs {seen}")
+    assert chat_counts(gw) - before == seen
+    # An upstream 400 (Kiro refused the request) is the client's error, not counted as an upstream failure.
+    refused = sum(1 for status, _, outcome in results if status == 400 and outcome == "error")
+    assert upstream_error_total(gw) - errors_before == outcomes["error"] - refused
+
+    # Memory comes back: nothing per request is kept once the load is over.
+    wait_for(lambda: fake_upstream.stats()["open_streams"] == 0, what="every upstream stream to close")
+    after_rss = rss_kb(pid)
+    report = {"requests": len(results), "outcomes": dict(outcomes), "baseline_rss_kb": baseline_rss,
+              "after_rss_kb": after_rss, "upstream_calls": calls}
+    record_property("load_report", json.dumps(report))
+    assert after_rss <= baseline_rss * 1.15 + 8 * 1024, report

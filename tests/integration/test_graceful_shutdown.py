@@ -1,0 +1,95 @@
+"""SIGTERM to the gunicorn master: new connections are refused at once, a stream in flight still finishes."""
+from __future__ import annotations
+
+import http.client
+import signal
+import socket
+import subprocess
+import time
+
+import openai
+import pytest
+
+from tests.conftest import KEY
+
+pytestmark = pytest.mark.integration
+
+DEADLINE = 30.0
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_in_flight_stream_finishes_after_sigterm_while_new_connections_are_refused(start_gateway, fake_upstream,
+                                                                                   workers):
+    gw = start_gateway(workers=workers, GRACEFUL_TIMEOUT="60")
+    pieces = [f"part{i} " for i in range(8)]
+    fake_upstream.script({"texts": pieces, "hold_after": 3})
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=KEY, max_retries=0, timeout=DEADLINE)
+    stream = client.chat.completions.create(model="claude-sonnet-4-5", stream=True,
+                                            messages=[{"role": "user", "content": "a long answer"}])
+    received = []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            received.append(chunk.choices[0].delta.content)
+            if len(received) == 1:
+                assert fake_upstream.stats()["held_streams"] == 1  # the answer is mid-way
+                gw.proc.send_signal(signal.SIGTERM)
+                deadline = time.monotonic() + DEADLINE
+                while not refuses_connections(gw.port):
+                    assert time.monotonic() < deadline, "gunicorn still accepts connections after SIGTERM"
+                    time.sleep(0.05)
+                assert gw.proc.poll() is None  # still running: it waits for our stream
+                assert fake_upstream.release() == 1
+    assert received == pieces  # the whole answer, after the shutdown began
+    assert gw.proc.wait(timeout=DEADLINE) == 0
+    log = gw.log_text()
+    assert "Handling signal: term" in log
+    assert "graceful timeout" not in log.lower() and "SIGKILL" not in log
+
+
+def test_graceful_timeout_cuts_a_stream_that_does_not_end(start_gateway, fake_upstream):
+    gw = start_gateway(GRACEFUL_TIMEOUT="2")
+    fake_upstream.script({"texts": ["a ", "b ", "c "], "hold_after": 2})
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=KEY, max_retries=0, timeout=DEADLINE)
+    stream = client.chat.completions.create(model="claude-sonnet-4-5", stream=True,
+                                            messages=[{"role": "user", "content": "hi"}])
+    signalled = False
+    with pytest.raises(openai.APIConnectionError):  # the worker closed the connection mid-answer
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content and not signalled:
+                gw.proc.send_signal(signal.SIGTERM)
+                signalled = True
+    try:
+        gw.proc.wait(timeout=DEADLINE)  # it did not wait for the held stream forever
+    except subprocess.TimeoutExpired:
+        pytest.fail("gunicorn did not stop after graceful_timeout")
+    finally:
+        fake_upstream.release()
+
+
+def test_idle_keep_alive_connections_do_not_hold_the_shutdown(start_gateway):
+    # KEEPALIVE and GRACEFUL_TIMEOUT far above the deadline: only closing idle connections lets it stop in time.
+    gw = start_gateway(workers=2, KEEPALIVE="300", GRACEFUL_TIMEOUT="300")
+    idle = []
+    for _ in range(4):  # as nginx's upstream pool would: connections that served a request and stay open
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=DEADLINE)
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200 and response.getheader("Connection", "").lower() != "close"
+        idle.append(conn)
+    gw.proc.send_signal(signal.SIGTERM)
+    try:
+        assert gw.proc.wait(timeout=DEADLINE) == 0
+    except subprocess.TimeoutExpired:
+        pytest.fail("idle keep-alive connections kept gunicorn from stopping")
+    for conn in idle:
+        assert conn.sock.recv(1) == b""  # closed by the server
+        conn.close()

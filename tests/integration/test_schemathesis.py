@@ -1,0 +1,57 @@
+"""openapi.yaml as served at /openapi.json, checked by schemathesis against gunicorn + the fake Kiro.
+
+Bounded: a fixed seed and a fixed number of examples per operation, so CI's run is repeatable and about
+half a minute. The checks: no 5xx, every status code, content type, header and body as documented,
+405 with an Allow header for undocumented methods, and no route that ignores the missing key.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from ki2api.models import model_names
+from tests.conftest import KEY
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
+          "response_schema_conformance,unsupported_method,allow_header_conformance,ignored_auth")
+MAX_EXAMPLES = "40"
+SEED = "7"
+
+
+def test_served_document_is_the_repository_file(gateway):
+    served = requests.get(f"{gateway.url}/openapi.json", timeout=10)
+    assert served.status_code == 200 and served.headers["Content-Type"].startswith("application/json")
+    assert served.json() == yaml.safe_load((REPO / "openapi.yaml").read_text())
+
+
+def test_documented_models_are_the_accepted_ones():
+    document = yaml.safe_load((REPO / "openapi.yaml").read_text())
+    assert document["components"]["schemas"]["ModelName"]["enum"] == list(dict.fromkeys(model_names()))
+
+
+def test_documented_paths_are_the_routes_ki2api_serves(app):
+    document = yaml.safe_load((REPO / "openapi.yaml").read_text())
+    served = {rule.rule.replace("<path:name>", "{model}") for rule in app.url_map.iter_rules()}
+    for path in document["paths"]:
+        assert path in served, path
+    for path in ("/v1/models", "/v1/models/{model}", "/v1/chat/completions", "/v1/messages",
+                 "/v1/messages/count_tokens", "/health", "/openapi.json"):
+        assert path in document["paths"], path
+
+
+def test_schemathesis_finds_nothing(gateway, tmp_path):
+    command = [sys.executable, "-m", "schemathesis.cli", "run", f"{gateway.url}/openapi.json",
+               "--header", f"Authorization: Bearer {KEY}", "--checks", CHECKS, "--max-examples", MAX_EXAMPLES,
+               "--seed", SEED, "--workers", "1", "--request-timeout", "30", "--no-color",
+               "--report", "junit", "--report-dir", str(tmp_path)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout
+    assert "Traceback" not in gateway.log_text()

@@ -1,0 +1,297 @@
+"""The Anthropic blueprint through Flask's test client, against the fake Kiro over real HTTP."""
+import dataclasses
+import uuid
+from types import SimpleNamespace
+
+import pytest
+
+from ki2api import create_app
+from ki2api.translate import history
+from tests.conftest import KEY
+from tests.helpers.anthropic_schema import (parse_sse, validate_count, validate_error, validate_event,
+                                            validate_message)
+from tests.helpers.kiro_request import assert_well_formed
+from tests.test_translate_anthropic_claude_code import BODY as CLAUDE_CODE, MESSAGES as CLAUDE_CODE_MESSAGES
+
+BODY = {"model": "claude-sonnet-4-5-20250929", "max_tokens": 1024,
+        "messages": [{"role": "user", "content": "Say hello"}]}
+WEATHER = {"name": "get_weather", "description": "Weather for a city",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+X_API_KEY = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+
+
+def tool_events(tool_id="tooluse_w1", name="get_weather", pieces=('{"city": ', '"Paris"}')):
+    events = [{"event": "assistantResponseEvent", "payload": {"content": "Checking."}},
+              {"event": "toolUseEvent", "payload": {"name": name, "toolUseId": tool_id}}]
+    events += [{"event": "toolUseEvent", "payload": {"name": name, "toolUseId": tool_id, "input": p}}
+               for p in pieces]
+    return events + [{"event": "toolUseEvent", "payload": {"name": name, "toolUseId": tool_id, "stop": True}}]
+
+
+def checked_events(response):
+    events = parse_sse(response.get_data(as_text=True))
+    for name, data in events:
+        validate_event(name, data)
+    return events
+
+
+def test_non_streamed_message(client, fake_upstream):
+    fake_upstream.script({"texts": ["Hel", "lo", " there"], "context_usage": 2.0})
+    response = client.post("/v1/messages", json=BODY, headers=X_API_KEY)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    validate_message(body)
+    assert body["content"] == [{"type": "text", "text": "Hello there"}]
+    assert (body["type"], body["role"], body["model"]) == ("message", "assistant", "claude-sonnet-4-5-20250929")
+    assert body["stop_reason"] == "end_turn" and body["stop_sequence"] is None
+    assert body["usage"]["input_tokens"] == 4000 and body["usage"]["output_tokens"] > 0
+    sent = fake_upstream.requests()[-1]["body"]["conversationState"]
+    assert sent["currentMessage"]["userInputMessage"]["content"] == "Say hello"
+    assert sent["currentMessage"]["userInputMessage"]["modelId"] == "claude-sonnet-4.5"
+
+
+def test_streamed_message_is_anthropics_event_sequence(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["One", " two"]})
+    response = client.post("/v1/messages", json={**BODY, "stream": True}, headers=auth)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache" and response.headers["X-Accel-Buffering"] == "no"
+    events = checked_events(response)
+    assert [name for name, _ in events] == [
+        "message_start", "ping", "content_block_start", "content_block_delta", "content_block_delta",
+        "content_block_stop", "message_delta", "message_stop"]
+    assert [d["delta"]["text"] for n, d in events if n == "content_block_delta"] == ["One", " two"]
+    assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call_then_result_round_trip(client, auth, fake_upstream, stream):
+    fake_upstream.script({"events": tool_events()}, {"texts": ["It is sunny."]})
+    first = client.post("/v1/messages", headers=auth, json={**BODY, "stream": stream, "tools": [WEATHER],
+                                                             "messages": [{"role": "user", "content": "Paris?"}]})
+    if stream:
+        events = checked_events(first)
+        blocks = [d["content_block"] for n, d in events if n == "content_block_start"]
+        assert [b["type"] for b in blocks] == ["text", "tool_use"]
+        args = "".join(d["delta"]["partial_json"] for n, d in events
+                       if n == "content_block_delta" and d["delta"]["type"] == "input_json_delta")
+        assert args == '{"city": "Paris"}'
+        assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+        content = [{"type": "text", "text": "Checking."}, {**blocks[1], "input": {"city": "Paris"}}]
+    else:
+        body = first.get_json()
+        validate_message(body)
+        assert body["stop_reason"] == "tool_use"
+        content = body["content"]
+        assert content[1] == {"type": "tool_use", "id": "tooluse_w1", "name": "get_weather",
+                              "input": {"city": "Paris"}}
+    second = client.post("/v1/messages", headers=auth, json={**BODY, "tools": [WEATHER], "messages": [
+        {"role": "user", "content": "Paris?"}, {"role": "assistant", "content": content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tooluse_w1", "content": "18 C"}]}]})
+    assert second.get_json()["content"] == [{"type": "text", "text": "It is sunny."}]
+    sent = fake_upstream.requests()[-1]["body"]["conversationState"]
+    assert sent["history"][-1]["assistantResponseMessage"]["toolUses"] == [
+        {"toolUseId": "tooluse_w1", "name": "get_weather", "input": {"city": "Paris"}}]
+    context = sent["currentMessage"]["userInputMessage"]["userInputMessageContext"]
+    assert context["toolResults"] == [{"toolUseId": "tooluse_w1", "content": [{"text": "18 C"}],
+                                       "status": "success"}]
+    assert [t["toolSpecification"]["name"] for t in context["tools"]] == ["get_weather"]
+
+
+def test_a_claude_code_turn_streams_and_reaches_kiro_well_formed(client, fake_upstream):
+    fake_upstream.script({"fixture": "14"})
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01", "anthropic-beta": "interleaved-thinking-2025-05-14"}
+    response = client.post("/v1/messages?beta=true", headers=headers,
+                           json={**CLAUDE_CODE, "messages": CLAUDE_CODE_MESSAGES})
+    assert response.status_code == 200
+    events = checked_events(response)
+    assert [n for n, _ in events][-1] == "message_stop"
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+    assert_well_formed(fake_upstream.requests()[-1]["body"])
+
+
+def test_long_tool_names_go_back_to_the_client_as_they_were(client, auth, fake_upstream):
+    long_name = "mcp__filesystem__" + "read_a_file_with_a_really_long_descriptive_name_" * 2
+    fake_upstream.script({"texts": ["x"]})
+    client.post("/v1/messages", headers=auth, json={**BODY, "tools": [{**WEATHER, "name": long_name}]})
+    upstream_name = fake_upstream.requests()[-1]["body"]["conversationState"]["currentMessage"][
+        "userInputMessage"]["userInputMessageContext"]["tools"][0]["toolSpecification"]["name"]
+    assert upstream_name != long_name and len(upstream_name) <= 63
+    fake_upstream.script({"events": tool_events(name=upstream_name)})
+    body = client.post("/v1/messages", headers=auth, json={**BODY, "tools": [{**WEATHER, "name": long_name}]})
+    assert body.get_json()["content"][1]["name"] == long_name
+
+
+def test_thinking_comes_back_as_thinking_blocks(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["<thinking>\nTwo and two", " make four.</thinking>\n\n", "4"]})
+    body = client.post("/v1/messages", headers=auth, json={
+        **BODY, "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 2048}}).get_json()
+    validate_message(body)
+    assert body["content"] == [{"type": "thinking", "thinking": "Two and two make four.", "signature": ""},
+                               {"type": "text", "text": "4"}]
+    system = fake_upstream.requests()[-1]["body"]["conversationState"]["history"][0]["userInputMessage"]
+    assert "<max_thinking_length>2048</max_thinking_length>" in system["content"]
+
+
+def test_stop_sequences_and_max_tokens(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["alpha be", "ta END gamma"]}, {"texts": ["word " * 20] * 10})
+    stopped = client.post("/v1/messages", headers=auth, json={**BODY, "stop_sequences": ["END"]}).get_json()
+    assert stopped["content"][0]["text"] == "alpha beta "
+    assert (stopped["stop_reason"], stopped["stop_sequence"]) == ("stop_sequence", "END")
+    capped = client.post("/v1/messages", headers=auth, json={**BODY, "max_tokens": 30}).get_json()
+    assert capped["stop_reason"] == "max_tokens"
+
+
+def test_count_tokens_uses_the_usage_estimator_and_calls_nobody(client, auth, fake_upstream, monkeypatch):
+    # Fixed conversation ids, so that the two estimates below see the very same Kiro request.
+    monkeypatch.setattr(history, "uuid", SimpleNamespace(uuid4=lambda: uuid.UUID(int=7)))
+    short = client.post("/v1/messages/count_tokens", headers=auth,
+                        json={"model": BODY["model"], "messages": BODY["messages"]})
+    assert short.status_code == 200
+    validate_count(short.get_json())
+    longer = client.post("/v1/messages/count_tokens", headers=auth, json={
+        "model": BODY["model"], "system": "You are terse.", "tools": [WEATHER],
+        "messages": [{"role": "user", "content": "word, " * 400}]})
+    assert longer.get_json()["input_tokens"] >= short.get_json()["input_tokens"] + 400
+    assert fake_upstream.stats()["chat_requests"] == 0
+    # The same estimate the usage falls back to when Kiro sends no context usage.
+    fake_upstream.script({"texts": ["ok"], "context_usage": None})
+    used = client.post("/v1/messages", headers=auth, json=BODY).get_json()["usage"]["input_tokens"]
+    assert used == short.get_json()["input_tokens"]
+
+
+@pytest.mark.parametrize("headers", [{"x-api-key": KEY}, {"Authorization": f"Bearer {KEY}"}, X_API_KEY])
+def test_either_key_header_is_accepted(client, fake_upstream, headers):
+    assert client.post("/v1/messages", json=BODY, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong"}, {"Authorization": "Bearer wrong"}])
+def test_wrong_or_missing_key_is_401_in_anthropic_shape(client, fake_upstream, headers):
+    for path in ("/v1/messages", "/v1/messages/count_tokens"):
+        response = client.post(path, json=BODY, headers=headers)
+        assert response.status_code == 401
+        validate_error(response.get_json())
+        assert response.get_json()["error"]["type"] == "authentication_error"
+        assert KEY not in response.get_data(as_text=True)
+    assert fake_upstream.stats()["chat_requests"] == 0
+
+
+def test_unknown_model_is_404_not_found(client, auth):
+    response = client.post("/v1/messages", json={**BODY, "model": "gpt-4o"}, headers=auth)
+    assert response.status_code == 404
+    validate_error(response.get_json())
+    assert response.get_json()["error"]["type"] == "not_found_error"
+    assert "claude-sonnet-4-5" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("data,content_type,status,kind", [
+    ("{not json", "application/json", 400, "invalid_request_error"),
+    ("[1, 2]", "application/json", 400, "invalid_request_error"),
+    ("model=x", "application/x-www-form-urlencoded", 415, "invalid_request_error"),
+    ("{\"pad\": \"" + "x" * 4096 + "\"}", "application/json", 413, "request_too_large"),
+])
+def test_bad_bodies_get_anthropic_errors(settings, auth, data, content_type, status, kind):
+    client = create_app(dataclasses.replace(settings, max_body_bytes=2048)).test_client()
+    response = client.post("/v1/messages", data=data, content_type=content_type, headers=auth)
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["type"] == "error" and body["error"]["type"] == kind and body["error"]["message"]
+    assert body["request_id"] == response.headers["X-Request-Id"]
+
+
+MALFORMED = [
+    {"max_tokens": None}, {"model": None}, {"messages": None}, {"stream": 1}, {"system": {"text": "x"}},
+    {"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "http://a/b"}}]}]},
+    {"messages": [{"role": "user", "content": [{"type": "image", "source": {
+        "type": "base64", "media_type": "image/png", "data": "aGVsbG8="}}]}]},
+    {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": 3}]}]},
+    {"messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "b", "input": []}]}]},
+    {"messages": [{"role": "user", "content": [None]}]},
+    {"tools": [{"name": "x", "input_schema": "object"}]},
+    {"tool_choice": {"type": "tool"}},
+    {"thinking": {"type": "enabled", "budget_tokens": "lots"}},
+    {"stop_sequences": [None]},
+]
+
+
+@pytest.mark.parametrize("path,change", [("/v1/messages", c) for c in MALFORMED] + [
+    ("/v1/messages/count_tokens", c) for c in MALFORMED if "max_tokens" not in c])
+def test_malformed_input_is_a_clear_400_never_500(client, auth, fake_upstream, path, change):
+    body = {**BODY, **change}
+    response = client.post(path, json=body, headers=auth)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    validate_error(response.get_json())
+    assert response.get_json()["error"]["type"] == "invalid_request_error"
+    assert fake_upstream.stats()["chat_requests"] == 0
+
+
+@pytest.mark.parametrize("status,json,headers,expected,kind", [
+    (400, {"message": "Improperly formed request.", "reason": None}, {}, 400, "invalid_request_error"),
+    (400, {"message": "Input is too long.", "reason": "CONTENT_LENGTH_EXCEEDS_THRESHOLD"}, {}, 400,
+     "invalid_request_error"),
+    (403, {"message": "Your account is suspended."}, {}, 403, "permission_error"),
+    (429, {"__type": "ThrottlingException", "message": "Too many requests"}, {"Retry-After": "7"}, 429,
+     "rate_limit_error"),
+    (402, {"message": "You have reached the limit.", "reason": "MONTHLY_REQUEST_COUNT"}, {}, 429,
+     "rate_limit_error"),
+    (500, {"message": "boom"}, {}, 502, "api_error"),
+    (503, {"message": "down"}, {}, 503, "overloaded_error"),
+])
+@pytest.mark.parametrize("stream", [False, True])
+def test_upstream_errors_before_the_answer_keep_their_status(client, auth, fake_upstream, status, json, headers,
+                                                             expected, kind, stream):
+    fake_upstream.script({"status": status, "json": json, "headers": headers})
+    response = client.post("/v1/messages", json={**BODY, "stream": stream}, headers=auth)
+    assert response.status_code == expected
+    validate_error(response.get_json())
+    assert response.get_json()["error"]["type"] == kind
+    if status == 429:
+        assert response.headers["Retry-After"] == "7"
+
+
+def test_exception_in_the_first_frames_still_gets_a_status(client, auth, fake_upstream):
+    fake_upstream.script({"events": [{"exception": "InternalServerException", "message": "model crashed"}]})
+    response = client.post("/v1/messages", json={**BODY, "stream": True}, headers=auth)
+    assert response.status_code == 502
+    assert response.get_json()["error"]["type"] == "api_error"
+    assert "model crashed" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("spec", [
+    {"events": [{"event": "assistantResponseEvent", "payload": {"content": "partial"}},
+                {"exception": "InternalServerException", "message": "model crashed"}]},
+    {"texts": ["partial", " more", " text"], "fault": "reset_after", "fault_after": 2},
+], ids=["exception-frame", "connection-reset"])
+def test_failure_mid_stream_is_one_error_event_then_a_cut_short_end(client, auth, fake_upstream, spec):
+    fake_upstream.script(spec)
+    response = client.post("/v1/messages", json={**BODY, "stream": True}, headers=auth)
+    assert response.status_code == 200
+    events = checked_events(response)
+    names = [n for n, _ in events]
+    assert names[:3] == ["message_start", "ping", "content_block_start"]
+    assert events[3][1]["delta"]["text"] == "partial"
+    at = names.index("error")
+    assert names.count("error") == 1 and events[at][1]["error"]["type"] == "api_error"
+    # Then the open block is closed and the message ends as cut short, as the OpenAI side ends with "length".
+    assert names[at + 1:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert events[at + 2][1]["delta"]["stop_reason"] == "max_tokens"
+
+
+def test_pings_keep_a_silent_stream_alive_and_text_still_flows(settings, auth, fake_upstream):
+    client = create_app(dataclasses.replace(settings, ping_interval=0.05)).test_client()
+    fake_upstream.script({"texts": ["after", " the wait"], "hold_after": 1})  # holds after initial-response
+    response = client.post("/v1/messages", json={**BODY, "stream": True}, headers=auth)
+    assert response.status_code == 200
+    received, pings, released = "", 0, False
+    for chunk in response.response:
+        received += chunk.decode() if isinstance(chunk, bytes) else chunk
+        pings = received.count("event: ping")
+        if pings >= 4 and not released:
+            assert fake_upstream.release() == 1  # the upstream was still holding: the pings came in its silence
+            released = True
+    events = parse_sse(received)
+    for name, data in events:
+        validate_event(name, data)
+    assert released
+    assert "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta") == "after the wait"
+    assert [n for n, _ in events][-1] == "message_stop"
