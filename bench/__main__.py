@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--runs N] [--json PATH] [--pin]`: the whole benchmark suite, then one table.
+"""`python -m bench [--quick|--smoke] [--runs N] [--json PATH] [--pin]`: the whole benchmark suite, then one table.
 
 ki2api runs exactly as deployed (`gunicorn -c config/gunicorn.conf.py wsgi:app`, gevent workers), in front of
 the tests' fake Kiro (tests/fake_kiro.py) for the request-path figures and of bench/streamer.py (same frames,
@@ -80,7 +80,10 @@ def one_run(plan: suite.Plan, cpus: dict[str, set[int] | None], log: Any, only: 
 def main() -> None:
     """Run the suite `--runs` times and print the table (median [min..max] across runs)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: the whole suite in under a minute")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="small sizes: the whole suite in under a minute")
+    sizes.add_argument("--smoke", action="store_true", help="tiny sizes, every figure but none meaningful: "
+                       "checks the harness itself (tests/test_bench.py)")
     parser.add_argument("--runs", type=int, default=1, help="repeat the suite; the table shows the spread")
     parser.add_argument("--json", help="also write every raw result here")
     parser.add_argument("--only", help=f"comma-separated scenarios, of: {','.join(SCENARIOS)}")
@@ -91,7 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     if not wrk.available():
         sys.exit("bench needs wrk (Debian package `wrk`): apt-get install wrk, or run bench/run")
-    plan = suite.QUICK if args.quick else suite.FULL
+    plan_name = "quick" if args.quick else "smoke" if args.smoke else "full"
+    plan = {"quick": suite.QUICK, "smoke": suite.SMOKE, "full": suite.FULL}[plan_name]
     overrides = {"flow_streams": args.flow_streams, "flow_pace": args.flow_pace}
     plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     only = set(args.only.split(",")) if args.only else set(SCENARIOS)
@@ -106,22 +110,23 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
-    runs = []
+    runs: list[dict[str, Any]] = []
     for i in range(args.runs):
-        log(f"run {i + 1} of {args.runs} ({'quick' if args.quick else 'full'})")
+        log(f"run {i + 1} of {args.runs} ({plan_name})")
         runs.append(one_run(plan, cpus, log, only))
+        if args.json:  # after every run, so an interrupted series still leaves the runs it finished
+            Path(args.json).write_text(json.dumps({"machine": info, "plan": vars(plan), "plan_name": plan_name,
+                                                   "pinned": args.pin, "git": _git_state(), "runs": runs,
+                                                   "elapsed_s": time.monotonic() - started}, indent=1, default=str))
     elapsed = time.monotonic() - started
     loads = " ".join(f"{r['loadavg_before'][0]:.2f}->{r['loadavg_after'][0]:.2f}" for r in runs)
     header = (f"ki2api benchmarks, {info['date']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['cpu']}, "
-              f"Python {info['python']}\n{len(runs)} run(s), {'quick' if args.quick else 'full'} plan, "
+              f"Python {info['python']}\n{len(runs)} run(s), {plan_name} plan, "
               f"{elapsed:.0f} s; 1-min load average per run: {loads}; pinned: {args.pin}\n"
               f"N streams = {plan.flow_streams} (each {plan.flow_stream_seconds} s, a frame every "
               f"{plan.flow_pace} s); hold = {plan.hold_streams} streams of {plan.hold_seconds} s; "
               f"values: median [min..max]; 'added' = ki2api - direct")
     print(report.table(runs, header, quick=plan.hold_streams < suite.FULL.hold_streams))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "plan": vars(plan), "pinned": args.pin,
-                                               "git": _git_state(), "runs": runs}, indent=1, default=str))
 
 
 def _git_state() -> str:

@@ -181,8 +181,31 @@ def prompt_growth(app: App, sizes: tuple[int, ...] = (1024, 100 * 1024, 1024 * 1
     app.adapter.chunks = answer_chunks(4)
     rows = {}
     for size in sizes:
-        body = request_body("x" * size, stream=False)
+        body = request_body(procs.prose(size), stream=False)
         repeat = max(3, min(50, 2_000_000 // size))
         rows[str(size)] = {"ms": timed(lambda: app.call(body), repeat) * 1000,
                            "peak_kib": peak_kib(lambda: app.call(body))}
     return rows
+
+
+def main() -> None:
+    """`python -m bench.inproc [--frames N] [--repeat R]`: the in-process figures of this tree, as JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--growth", action="store_true", help="also answers of 10/1,000/10,000 frames and "
+                        "prompts of 1 KB/100 KB/1 MB")
+    args = parser.parse_args()
+    app = App()
+    result: dict[str, Any] = {
+        "us_per_frame": cpu_per_frame(app, args.frames, repeat=args.repeat),
+        "us_per_frame_64_per_read": cpu_per_frame(app, args.frames, per_chunk=64, repeat=args.repeat)}
+    if args.growth:
+        result.update(answers=answer_growth(app), prompts=prompt_growth(app))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 
 REPO = Path(__file__).absolute().parents[1]  # not resolved: a bench/ symlinked into another tree runs that tree
 if str(REPO) not in sys.path:
@@ -112,9 +112,40 @@ def start_upstream(kind: str, cpus: set[int] | None = None) -> Upstream:
         fake = FakeKiro.start(access_tokens=[ACCESS], refresh_token=REFRESH)
         pin([fake.proc.pid], cpus)
         return Upstream(kind, fake.url, fake.proc.pid, fake)
+    return _serve(kind, ["bench.streamer", "--token", ACCESS], cpus)
+
+
+def start_relay(upstream: Upstream, cpus: set[int] | None = None) -> Upstream:
+    """Start bench/relay.py (a bare gevent byte relay) in front of the bench streamer."""
+    return _serve("relay", ["bench.relay", "--upstream", str(upstream.url.rsplit(":", 1)[1])], cpus)
+
+
+def start_passthrough(upstream: Upstream, cpus: set[int] | None = None) -> Upstream:
+    """Start bench/passthrough.py under gunicorn (one gevent worker) in front of `upstream`; `pid` is the worker's."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PASSTHROUGH_UPSTREAM": upstream.url}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-k", "gevent", "-w", "1", "-b",
+                             f"127.0.0.1:{port}", "--log-level", "warning", "bench.passthrough:app"],
+                            cwd=str(REPO), env=env, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        workers = children(proc.pid) if proc.poll() is None else []
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            workers = []
+        if workers:
+            pin([proc.pid, *workers], cpus)
+            return Upstream("passthrough", f"http://127.0.0.1:{port}", workers[0], proc)
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the passthrough gunicorn did not start")
+
+
+def _serve(kind: str, module_args: list[str], cpus: set[int] | None) -> Upstream:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "bench.streamer", "--port", str(port), "--token", ACCESS],
+    proc = subprocess.Popen([sys.executable, "-m", *module_args, "--port", str(port)],
                             cwd=str(REPO), env=env, stdin=subprocess.DEVNULL)
     pin([proc.pid], cpus)
     url = f"http://127.0.0.1:{port}"
@@ -123,12 +154,12 @@ def start_upstream(kind: str, cpus: set[int] | None = None) -> Upstream:
         if proc.poll() is not None:
             raise RuntimeError(f"bench streamer exited with {proc.returncode}")
         try:
-            requests.get(f"{url}/ping", timeout=1)
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return Upstream(kind, url, proc.pid, proc)
-        except requests.RequestException:
+        except OSError:
             time.sleep(0.05)
     proc.kill()
-    raise RuntimeError("bench streamer did not start")
+    raise RuntimeError(f"bench {kind} did not start")
 
 
 class Ki2api:
@@ -173,6 +204,13 @@ def kiro_payload(content: str, model_id: str = "claude-sonnet-4.5") -> dict[str,
                                   "currentMessage": {"userInputMessage": {"content": content, "modelId": model_id,
                                                                           "origin": "AI_EDITOR"}},
                                   "history": []}}
+
+
+def prose(size: int) -> str:
+    """`size` characters of English-like text (words, punctuation, line breaks), as a long prompt would be."""
+    line = ("The gateway reads each request, checks its key, translates the messages, and sends them on; "
+            "it then turns 2,048 upstream frames back into chunks (JSON, SSE).\n")
+    return (line * (size // len(line) + 1))[:size]
 
 
 def openai_body(content: str, stream: bool, model: str = "claude-sonnet-4-5") -> dict[str, Any]:

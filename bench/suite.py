@@ -4,6 +4,7 @@ Sizes come from a Plan (full or quick). Every scenario returns plain dicts; repo
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import threading
@@ -30,15 +31,20 @@ class Plan:
     cpu_frames: int
     scaling: tuple[int, ...]
     growth_repeat: int
+    inproc_frames: int = 20000  # frames per in-process answer for the CPU-per-frame figure
     answer_sizes: tuple[int, ...] = (10, 1000, 10000)
     prompt_sizes: tuple[int, ...] = (1024, 100 * 1024, 1024 * 1024)
 
 
 FULL = Plan(wrk_seconds=8, hold_streams=2000, hold_seconds=30, flow_streams=1000, flow_stream_seconds=20,
-            flow_pace=0.5, cpu_streams=100, cpu_frames=1000, scaling=(2, 4), growth_repeat=5)
-QUICK = Plan(wrk_seconds=2, hold_streams=200, hold_seconds=4, flow_streams=100, flow_stream_seconds=2,
-             flow_pace=0.1, cpu_streams=50, cpu_frames=200, scaling=(2,), growth_repeat=2,
-             answer_sizes=(10, 1000), prompt_sizes=(1024, 100 * 1024))
+            flow_pace=0.5, cpu_streams=100, cpu_frames=600, scaling=(2, 4), growth_repeat=5)
+QUICK = Plan(wrk_seconds=2, hold_streams=200, hold_seconds=3, flow_streams=100, flow_stream_seconds=2,
+             flow_pace=0.1, cpu_streams=50, cpu_frames=100, scaling=(2,), growth_repeat=2,
+             inproc_frames=5000, answer_sizes=(10, 1000), prompt_sizes=(1024, 100 * 1024))
+# The smallest plan that still produces every figure: what tests/test_bench.py runs (structure, not speed).
+SMOKE = Plan(wrk_seconds=1, hold_streams=40, hold_seconds=2, flow_streams=20, flow_stream_seconds=1,
+             flow_pace=0.1, cpu_streams=10, cpu_frames=50, scaling=(2, 4), growth_repeat=1,
+             inproc_frames=500, answer_sizes=(10, 100), prompt_sizes=(1024, 10 * 1024))
 RAMP = 400.0  # streams opened per second in the hold test
 SAMPLE_EVERY = 0.25
 
@@ -121,16 +127,33 @@ def flow(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Calla
 
 def cpu_per_frame(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
                   cpus: dict[str, set[int] | None]) -> dict[str, Any]:
-    """Worker CPU seconds per forwarded frame under gunicorn, paced (a frame per read) and in bursts."""
+    """Worker CPU seconds per forwarded frame under gunicorn, paced (a frame per read) and in bursts; the same
+    loads through bench/relay.py (bytes copied, nothing parsed) give the floor any gevent process pays."""
     result: dict[str, Any] = {}
-    for label, pace in (("paced", 0.01), ("burst", 0.0)):
-        frames = plan.cpu_frames
-        target = procs.targets(gateway.url, upstream.url, spec(frames, pace=pace, stamp=False), stream=True)
-        cpu0 = procs.cpu_seconds(gateway.workers[0])
-        summary = streams.run(target["ki2api"], plan.cpu_streams, expect=0, cpus=cpus["load"])
-        used = procs.cpu_seconds(gateway.workers[0]) - cpu0
-        result[label] = {"us_per_frame": used / (plan.cpu_streams * frames) * 1e6, "completed": summary["completed"]}
-        log(f"  cpu {label}: {result[label]['us_per_frame']:.1f} us of worker CPU per frame")
+    relay = procs.start_relay(upstream, cpus["ki2api"])
+    passthrough = procs.start_passthrough(upstream, cpus["ki2api"])
+    try:
+        for label, pace in (("paced", 0.01), ("burst", 0.0)):
+            frames = plan.cpu_frames
+            target = procs.targets(gateway.url, upstream.url, spec(frames, pace=pace, stamp=False), stream=True)
+            direct = target["direct"]
+            result[label] = {}
+            for name, who, pid in (
+                    ("us_per_frame", target["ki2api"], gateway.workers[0]),
+                    ("relay_us_per_frame", dataclasses.replace(direct, url=direct.url.replace(upstream.url,
+                                                                                              relay.url)), relay.pid),
+                    ("passthrough_us_per_frame", dataclasses.replace(
+                        direct, url=direct.url.replace(upstream.url, passthrough.url)), passthrough.pid)):
+                cpu0 = procs.cpu_seconds(pid)
+                summary = streams.run(who, plan.cpu_streams, expect=0, cpus=cpus["load"])
+                result[label][name] = (procs.cpu_seconds(pid) - cpu0) / (plan.cpu_streams * frames) * 1e6
+                result[label][name.replace("us_per_frame", "completed")] = summary["completed"]
+            log(f"  cpu {label}: {result[label]['us_per_frame']:.1f} us of worker CPU per frame (bare relay: "
+                f"{result[label]['relay_us_per_frame']:.1f}, Flask passthrough: "
+                f"{result[label]['passthrough_us_per_frame']:.1f})")
+    finally:
+        relay.stop()
+        passthrough.stop()
     return result
 
 
@@ -163,7 +186,8 @@ def growth(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Cal
                                 for name, t in targets.items()}
         log(f"  answer of {n} frames: {result['answers'][n]}")
     for size in plan.prompt_sizes:
-        targets = procs.targets(gateway.url, upstream.url, spec(4, stamp=False) + "\n" + "x" * size, stream=False)
+        targets = procs.targets(gateway.url, upstream.url, spec(4, stamp=False) + "\n" + procs.prose(size),
+                                stream=False)
         result["prompts"][size] = {name: _median_seconds(post(t), plan.growth_repeat) * 1000
                                    for name, t in targets.items()}
         log(f"  prompt of {size} bytes: {result['prompts'][size]}")
@@ -173,9 +197,8 @@ def growth(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Cal
 def in_process(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
     """ki2api's own code without sockets: CPU per frame, and time/heap growth with answers and prompts."""
     app = inproc.App()
-    frames = 20000 if plan is FULL else 5000
-    result = {"us_per_frame": inproc.cpu_per_frame(app, frames),
-              "us_per_frame_64_per_read": inproc.cpu_per_frame(app, frames, per_chunk=64),
+    result = {"us_per_frame": inproc.cpu_per_frame(app, plan.inproc_frames),
+              "us_per_frame_64_per_read": inproc.cpu_per_frame(app, plan.inproc_frames, per_chunk=64),
               "answers": inproc.answer_growth(app, plan.answer_sizes),
               "prompts": inproc.prompt_growth(app, plan.prompt_sizes)}
     log(f"  in-process: {result['us_per_frame']:.2f} us per frame")

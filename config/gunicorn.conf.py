@@ -1,12 +1,14 @@
 """Gunicorn settings for ki2api: gevent workers, never preloaded (gevent must patch before the app loads).
 
-Also: a fresh Prometheus multiprocess directory per server start (so /metrics adds up every worker), the
-bookkeeping for a worker that exits, and a graceful stop: on SIGTERM the listening socket closes at once and
-streams still open get up to GRACEFUL_TIMEOUT seconds to finish.
+Also: a fresh Prometheus multiprocess directory per server start (so /metrics adds up every worker, and the
+status page lists every worker's recent requests), the bookkeeping for a worker that exits, and a graceful
+stop: on SIGTERM the listening socket closes at once and streams still open get up to GRACEFUL_TIMEOUT
+seconds to finish; a worker told to stop while it boots stops once booted.
 """
 import glob
 import os
 import shutil
+import signal
 import tempfile
 
 from dotenv import load_dotenv
@@ -32,6 +34,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _made_here = []  # the metrics directory on_starting created, removed again by on_exit
+_stop_while_booting = []  # in a worker: stop signals that came before gunicorn installed the worker's handlers
 
 
 def _pid_alive(pid: int) -> bool:
@@ -61,8 +64,9 @@ def on_starting(server):
     given = os.environ.get(METRICS_ENV, "").strip()
     if given:  # the operator chose the directory: only empty it of a previous run's files
         os.makedirs(given, exist_ok=True)
-        for stale in glob.glob(os.path.join(given, "*.db")):
-            os.remove(stale)
+        for pattern in ("*.db", "*.jsonl"):  # metrics, and the status page's recent requests (ki2api/recent.py)
+            for stale in glob.glob(os.path.join(given, pattern)):
+                os.remove(stale)
         return
     state = os.path.expanduser(os.environ.get("KI2API_STATE_DIR", "").strip() or "~/.cache/ki2api")
     try:
@@ -75,8 +79,22 @@ def on_starting(server):
     server.log.info("metrics: multiprocess directory %s", path)
 
 
+def post_fork(server, worker):
+    """Worker, just forked: remember a stop signal (SIGTERM, SIGINT, SIGQUIT) that comes while it boots.
+
+    Until gunicorn installs the worker's own handlers (after gevent's patching), the worker still has the
+    master's, which only queue the signal in this process's copy of the master: the stop would be lost and
+    the master would wait the whole GRACEFUL_TIMEOUT for this worker. post_worker_init acts on it instead.
+    """
+    def remember(signum, frame):
+        _stop_while_booting.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, remember)
+
+
 def post_worker_init(worker):
-    """Worker: once SIGTERM arrives, close keep-alive connections waiting for their next request at once.
+    """Worker: stop at once if told to while booting; once SIGTERM arrives, close idle keep-alive connections.
 
     gunicorn would wait up to KEEPALIVE seconds for each idle one (nginx keeps a pool of them) before the
     worker may exit; requests in progress and open streams are left to finish within graceful_timeout.
@@ -84,6 +102,11 @@ def post_worker_init(worker):
     import socket
 
     import gevent
+
+    if _stop_while_booting:
+        worker.log.info("worker %s was told to stop while booting; stopping", worker.pid)
+        worker.alive = False
+        return
 
     idle = set()  # client sockets between two requests
     handle, handle_request = worker.handle, worker.handle_request

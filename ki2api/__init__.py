@@ -47,11 +47,22 @@ def _session(pool_size: int) -> requests.Session:
     return session
 
 
+def _anthropic_path() -> bool:
+    """Requests under /v1/messages get Anthropic's error envelope even where no blueprint matched (404, 405)."""
+    return request.path == "/v1/messages" or request.path.startswith("/v1/messages/")
+
+
 def _register_errors(app: Flask) -> None:
-    from .routes.openai import render_error
+    from .routes import anthropic
+    from .routes.openai import render_error as openai_error
+
+    def render_error(exc: ApiError) -> Response:
+        return anthropic.render_error(exc) if _anthropic_path() else openai_error(exc)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
+        if _anthropic_path():
+            return anthropic.render_http_error(exc)
         error = ApiError(exc.description or exc.name)
         error.status, error.type = exc.code or 500, "invalid_request_error"
         response = render_error(error)

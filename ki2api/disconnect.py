@@ -15,7 +15,6 @@ import os
 import socket
 from typing import Any, Callable
 
-import requests
 from flask import Flask, Response, g, request
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ def watch_client(on_gone: Callable[[], None]) -> None:
     """Call `on_gone` once if this request's client disconnects before its response is closed (streams included).
 
     `on_gone` runs in another greenlet than the request's: to stop a read blocked in the request's
-    greenlet, pass `functools.partial(hang_up, upstream.response)`, not the response's close().
+    greenlet, pass something safe to call from elsewhere (`UpstreamStream.abort`), not the response's close().
     """
     sock = request.environ.get("gunicorn.socket")
     if sock is None or not _under_gevent():
@@ -34,18 +33,6 @@ def watch_client(on_gone: Callable[[], None]) -> None:
 
     watcher = gevent.spawn(_watch, sock.fileno(), on_gone)
     g.setdefault("ki2api_watchers", []).append(watcher)
-
-
-def hang_up(upstream: requests.Response) -> None:
-    """Wake whoever is blocked reading `upstream`: it sees the end of the stream and closes it itself.
-
-    close() from another greenlet cannot do this: the reader holds the response buffer's lock, so
-    close() would fail ("reentrant call"). Shutting the socket's read side down needs no lock.
-    """
-    try:
-        upstream.raw.shutdown()
-    except (AttributeError, ValueError, RuntimeError, OSError):  # already released or closed: nothing to wake
-        pass
 
 
 def init_disconnect_watch(app: Flask) -> None:

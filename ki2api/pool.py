@@ -179,7 +179,7 @@ class AccountPool:
     def cool(self, account: Account, kind: str, error: ApiError, retry_after: float | None) -> None:
         """Rest an account: backoff growing with consecutive refusals, unless already resting as long."""
         now = time.time()
-        fields = self.states().get(account.name, {})
+        fields = self.states(fresh=True).get(account.name, {})  # rare: worth the newest failures and usage
         previous = fields.get("cooldown") or {}
         active = float(previous.get("until", 0)) > now
         failures = int(previous.get("failures", 0)) + (0 if active else 1)

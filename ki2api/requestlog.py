@@ -1,7 +1,8 @@
 """Request ids, the one summary log line per request, and the figures /metrics and the status page show.
 
-Views add fields with `note(...)` (model, stream, upstream_status, tokens_in, tokens_out, account,
-upstream_error, stream_error). The line is written when the response is closed, so a stream's line has its
+Views add fields with `note(...)` (model, stream, upstream_status, tokens_in, tokens_out, upstream_error,
+stream_error); `account` comes from the upstream call itself (note_accounts), tokens of a non-streamed
+answer from its `usage`. The line is written when the response is closed, so a stream's line has its
 time to first byte, its duration and whatever the generator noted before it ended. Only these plain fields
 are logged: never a prompt, an answer, a key or a token.
 """
@@ -10,14 +11,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 
 from .metrics import Metrics
+from .recent import RecentLog
 
 log = logging.getLogger("ki2api.request")
 
@@ -27,23 +28,32 @@ _UPSTREAM_STATUSES = frozenset({401, 402, 403, 429, 502, 503, 504})
 _ORDER = ("request_id", "method", "route", "path", "status", "model", "stream", "upstream_status", "upstream_error",
           "stream_error", "outcome", "ttfb_ms", "duration_ms", "tokens_in", "tokens_out", "account", "client_ip")
 _USAGE_BODY_LIMIT = 1 << 20
+# The status page's own traffic, health checks and scrapes: counted, logged, but kept out of "recent requests"
+# (a page left open, Docker's HEALTHCHECK and Prometheus would otherwise push every API request out of it).
+QUIET_ROUTES = frozenset({"/", "/dashboard", "/dashboard/data", "/static/<path:filename>", "/health", "/metrics"})
 
 
 @dataclass
 class RequestBook:
-    """This worker's metrics and its most recent request summaries (for the status page)."""
+    """This worker's metrics, and the most recent request summaries of every worker (for the status page)."""
 
     metrics: Metrics
     started: float = field(default_factory=time.time)
-    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
-    errors: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    recent: RecentLog = field(init=False)
+    errors: RecentLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recent = RecentLog("requests", self.metrics.multiproc_dir, RECENT)
+        self.errors = RecentLog("errors", self.metrics.multiproc_dir, RECENT)
 
     def record(self, summary: dict[str, Any]) -> None:
         """Keep a finished request's summary; errors are also kept apart so a busy hour cannot push them out."""
-        entry = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **summary}
-        self.recent.appendleft(entry)
+        now = time.time()
+        entry = {"at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"), "t": now, **summary}
+        if summary.get("route") not in QUIET_ROUTES:
+            self.recent.add(entry)
         if summary.get("status", 0) >= 400 or summary.get("stream_error") or summary.get("outcome") == "error":
-            self.errors.appendleft(entry)
+            self.errors.add(entry)
         self.metrics.observe(summary)
 
 
@@ -130,6 +140,31 @@ def _summary(fields: dict[str, Any]) -> dict[str, Any]:
     return ordered
 
 
+def note_accounts(client: Any) -> None:
+    """Make the request's line carry the pool account that answered (`account`) of `client.send(...)`'s calls.
+
+    Every route calls the upstream through this one method, so none of them has to remember to note it. The
+    name is read when the line is written: a stream may fail over to another account after send() returned.
+    It is a name from the pool's configuration, never a credential.
+    """
+    send = client.send
+
+    def send_and_note(*args: Any, **kwargs: Any) -> Any:
+        upstream = send(*args, **kwargs)
+        if has_request_context() and g.get("ki2api_log") is not None:
+            g.ki2api_upstream = upstream
+        return upstream
+
+    client.send = send_and_note
+
+
+def _account_of(upstream: Any, fields: dict[str, Any]) -> None:
+    """Fill `account` from the upstream call, unless the view noted one itself."""
+    account = getattr(upstream, "account", None)
+    if account:
+        fields.setdefault("account", account)
+
+
 def init_request_log(app: Flask) -> None:
     """Give each request an id (echoed as X-Request-Id) and log and count it once its response closes."""
     requests_book = RequestBook(Metrics.from_environ())
@@ -138,6 +173,7 @@ def init_request_log(app: Flask) -> None:
     if services is not None:  # every account's refresh calls are counted (the pool passes the hook on to each)
         target = getattr(services, "pool", None) or services.tokens
         target.on_refresh = requests_book.metrics.token_refreshed
+        note_accounts(services.client)
 
     @app.before_request
     def _start() -> None:
@@ -160,7 +196,10 @@ def init_request_log(app: Flask) -> None:
         else:
             _from_body(response, fields)
 
+        upstream = g.get("ki2api_upstream")
+
         def _emit() -> None:
+            _account_of(upstream, fields)
             if streamed:
                 requests_book.metrics.streams.dec()
             fields["duration_ms"] = round((time.perf_counter() - start) * 1000, 1)

@@ -6,7 +6,7 @@ then an audit would skip every package and prove nothing, so this script says so
 failing on the network. Where a service answers, the audit runs with --strict: a known vulnerability, or a
 pinned package the service does not know, fails.
 
-Usage: .venv/bin/python scripts/audit_deps.py   (make audit; .ci/run runs it after the tests)
+Usage: .venv/bin/python scripts/audit_deps.py   (make audit; .ci/run runs it before the tests)
 """
 from __future__ import annotations
 

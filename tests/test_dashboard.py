@@ -38,7 +38,8 @@ def test_data_reports_credentials_requests_models_and_client_settings(client, au
     assert credential["loaded"] and credential["expires_at"]
     assert data["totals"]["routes"]["/v1/chat/completions"] == {"requests": 1, "errors": 0}
     assert data["recent_requests"][0]["request_id"] == chat.headers["X-Request-Id"]
-    assert "claude-sonnet-4-5" in data["models"]
+    assert "claude-sonnet-4-5" in data["models"] and len(set(data["models"])) == len(data["models"])
+    assert account["name"] == data["recent_requests"][0]["account"]  # the account that answered it
     assert data["client"]["base_url"] == "http://gw.example:8443/v1"
     assert data["client"]["chat_completions_url"] == "http://gw.example:8443/v1/chat/completions"
     text = response.get_data(as_text=True)

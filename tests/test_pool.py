@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from dataclasses import replace
 
 import pytest
 
 from ki2api import create_app
+from ki2api.errors import UpstreamError
+from ki2api.translate.history import Conversation, Turn, build_payload
 from tests.conftest import write_token_file
 from tests.helpers.accounts import (CAPACITY, QUOTA, THROTTLED, access, fake_accounts, refresh, usage,
                                     write_token_dir)
@@ -96,6 +99,19 @@ def test_quota_rests_the_account_until_the_reset_date_from_usage_limits(settings
     assert 9 * 86400 - 60 <= a["cooldown"]["seconds_left"] <= 9 * 86400
 
 
+def test_a_quota_refusal_uses_the_usage_limits_another_worker_has_just_fetched(settings, pool_dir, fake_upstream,
+                                                                                 auth):
+    fake_upstream.reset(accounts=fake_accounts("a", a={"default": QUOTA, "usage": usage(50, 50, 9)}))
+    write_token_dir(pool_dir, "a")
+    one, two = (create_app(replace(settings, token_dir=str(pool_dir))) for _ in range(2))  # two workers
+    one.extensions["ki2api"].pool.states()  # worker one has just read the shared state (trusted for 1 s) ...
+    assert two.extensions["ki2api"].usage.poll_once() == 1  # ... when worker two records a's usage limits
+    client = one.test_client()
+    assert client.post("/v1/chat/completions", json=CHAT, headers=auth).status_code == 429
+    a = account(health(client), "a")
+    assert a["cooldown"]["kind"] == "quota" and a["cooldown"]["until"] == a["usage"]["next_reset"]
+
+
 def test_quota_without_usage_limits_rests_the_long_default(settings, pool_dir, fake_upstream, auth):
     fake_upstream.reset(accounts=fake_accounts("a", "b", a={"default": QUOTA}))
     _, client = start(replace(settings, quota_cooldown=7200), pool_dir, "a", "b")
@@ -179,12 +195,37 @@ def test_one_dead_login_is_still_a_401_telling_to_log_in(client, auth, fake_upst
     assert health(client)["credential"]["needs_login"] is True
 
 
-def test_a_throttle_as_the_streams_first_frame_rests_the_account(settings, pool_dir, fake_upstream, auth):
-    throttle = {"events": [{"exception": "ThrottlingException", "message": "slow down"}]}
-    fake_upstream.reset(accounts=fake_accounts("a", "b", a={"default": throttle}))
+FIRST_FRAME_THROTTLE = {"events": [{"exception": "ThrottlingException", "message": "slow down"}]}
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/v1/chat/completions", CHAT), ("/v1/chat/completions", {**CHAT, "stream": True}),
+    ("/v1/messages", {**CHAT, "max_tokens": 50, "stream": True})], ids=["openai", "openai-stream", "anthropic-stream"])
+def test_a_throttle_as_the_streams_first_frame_fails_over_and_rests_the_account(settings, pool_dir, fake_upstream,
+                                                                                  auth, path, body):
+    fake_upstream.reset(accounts=fake_accounts("a", "b", a={"default": FIRST_FRAME_THROTTLE}))
     _, client = start(settings, pool_dir, "a", "b")
-    ask_until_hit(client, auth, fake_upstream, "a")
-    assert account(health(client), "a")["cooldown"]["kind"] == "throttled"
+    replies = []  # (status, body), each read at once (a streamed test response holds its request context)
+    while served_by(fake_upstream, "a") == 0 and len(replies) < 60:
+        reply = client.post(path, json=body, headers=auth)
+        replies.append((reply.status_code, reply.get_data(as_text=True)))
+    assert served_by(fake_upstream, "a") == 1  # nothing had reached the client: b answered instead
+    assert [status for status, _ in replies] == [200] * len(replies)
+    for _, body in replies:  # b's whole answer, no trace of a's refusal
+        assert " the fake" in body and " Kiro." in body and "slow down" not in body and "error" not in body
+    assert served_by(fake_upstream, "b") == len(replies)
+    a, b = account(health(client), "a"), account(health(client), "b")
+    assert a["state"] == "cooling_down" and a["cooldown"]["kind"] == "throttled" and a["errors"] == 1
+    assert (b["state"], b["errors"], b["requests"]) == ("healthy", 0, len(replies))
+
+
+def test_a_first_frame_throttle_on_the_only_account_is_a_429(client, auth, fake_upstream):
+    fake_upstream.script(FIRST_FRAME_THROTTLE)
+    for stream in (False, True):
+        response = client.post("/v1/chat/completions", json={**CHAT, "stream": stream}, headers=auth)
+        assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
+        assert response.get_json()["error"]["type"] == "rate_limit_error"
+    assert fake_upstream.stats()["chat_requests"] == 1  # the second found the account resting
 
 
 def test_least_in_flight_then_weights(settings, tmp_path, fake_upstream, auth):
@@ -270,3 +311,52 @@ def test_an_idc_account_inline_refreshes_at_the_oidc_endpoint(settings, tmp_path
     row = account(health(client), "work")
     assert row["credential"]["auth_method"] == "idc" and row["state"] == "healthy"
     assert "client-secret-0001" not in json.dumps(health(client))
+
+
+def _send(app):
+    """Start one upstream call through the pool, as the routes do."""
+    payload = build_payload(Conversation("", [Turn("user", "hi")]), "claude-sonnet-4.5")
+    return app.extensions["ki2api"].client.send(payload)
+
+
+def _held_stream(app, fake):
+    """An upstream answer that sends its first text, then stays silent (the model 'thinking')."""
+    fake.script({"texts": ["first ", "second"], "hold_after": 2})
+    upstream = _send(app)
+    return upstream, upstream.events()
+
+
+def test_abort_ends_a_blocked_stream_quietly_without_an_account_error(app, client, fake_upstream):
+    upstream, events = _held_stream(app, fake_upstream)
+    assert next(events).text == "first "
+    rest: list = []
+    reader = threading.Thread(target=lambda: rest.extend(events))  # blocks: the fake holds the answer
+    reader.start()
+    reader.join(0.3)
+    assert reader.is_alive()
+    upstream.abort()  # from another thread, as the disconnect watch does from another greenlet
+    reader.join(10)
+    assert not reader.is_alive() and upstream.abandoned
+    assert fake_upstream.release() == 0  # the upstream connection was closed by ki2api, not released by the fake
+    row = account(health(client), "default")
+    assert (row["state"], row["requests"], row["errors"], row["last_error"]) == ("healthy", 1, 0, None)
+    assert app.extensions["ki2api"].pool.accounts[0].in_flight == 0
+
+
+def test_without_abort_a_broken_stream_is_the_accounts_error(app, client, fake_upstream):
+    upstream, events = _held_stream(app, fake_upstream)
+    next(events)
+    upstream.response.raw.shutdown()  # the same broken socket, but nobody said the client went away
+    with pytest.raises(UpstreamError) as info:
+        list(events)
+    assert info.value.status == 502 and "broke mid-answer" in info.value.message
+    row = account(health(client), "default")
+    assert row["errors"] == 1 and row["last_error"]["kind"] == "stream"
+
+
+def test_abort_after_the_answer_ended_is_harmless(app, client, fake_upstream, auth):
+    upstream = _send(app)
+    assert list(upstream.events())
+    upstream.abort()  # the connection went back to the pool: nothing to shut down
+    assert client.post("/v1/chat/completions", json=CHAT, headers=auth).status_code == 200
+    assert account(health(client), "default")["errors"] == 0

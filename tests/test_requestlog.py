@@ -13,6 +13,7 @@ from ki2api import create_app
 from ki2api.logformat import StructuredFormatter, logfmt_value, render
 from ki2api.requestlog import note, upstream_error_kind
 from tests.conftest import ACCESS, KEY, REFRESH
+from tests.helpers.accounts import fake_accounts, write_token_dir
 
 CHAT = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "PROMPT-MARKER-7731 tell me"}]}
 
@@ -40,8 +41,15 @@ def test_one_line_per_request_with_the_fields(client, auth, fake_upstream, lines
     assert line["model"] == "claude-sonnet-4-5" and line["stream"] is False
     assert line["status"] == 200 and line["upstream_status"] == 200
     assert line["tokens_in"] == 4000 and line["tokens_out"] > 0  # the usage the client was told
+    assert line["account"] == app_account(client)  # the pool account's name, noted by the client itself
     assert 0 < line["ttfb_ms"] <= line["duration_ms"]
     assert line["client_ip"] == "127.0.0.1"
+
+
+def app_account(client) -> str:
+    """The name of the (only) pool account of the app behind `client`."""
+    [account] = client.application.extensions["ki2api"].pool.accounts
+    return account.name
 
 
 def test_stream_line_is_written_when_the_stream_ends(client, auth, fake_upstream, lines):
@@ -55,6 +63,7 @@ def test_stream_line_is_written_when_the_stream_ends(client, auth, fake_upstream
     response.close()
     [line] = lines()
     assert line["stream"] is True and line["status"] == 200 and line["outcome"] == "complete"
+    assert line["account"] == app_account(client)
     assert 0 < line["ttfb_ms"] <= line["duration_ms"]
 
 
@@ -66,6 +75,20 @@ def test_client_gone_mid_stream_is_logged_as_such(client, auth, fake_upstream, l
     fake_upstream.release()
     [line] = lines()
     assert line["outcome"] == "client_closed"
+
+
+def test_the_line_names_the_account_that_answered_after_a_failover(settings, tmp_path, fake_upstream, auth, lines):
+    # Account a's stream opens with a throttle frame: the call moves to b inside the stream, after send() returned.
+    throttle = {"events": [{"exception": "ThrottlingException", "message": "slow down"}]}
+    fake_upstream.reset(accounts=fake_accounts("a", "b", a={"default": throttle}))
+    app = create_app(replace(settings, token_dir=str(write_token_dir(tmp_path / "pool", "a", "b"))))
+    client = app.test_client()
+    for _ in range(60):  # until a was tried first (the pool breaks ties at random)
+        call(client, "POST", "/v1/chat/completions", json={**CHAT, "stream": True}, headers=auth)
+        if fake_upstream.stats()["accounts"]["a"]["chat_requests"]:
+            break
+    assert fake_upstream.stats()["accounts"]["a"]["chat_requests"] == 1
+    assert {(line["status"], line["account"]) for line in lines()} == {(200, "b")}
 
 
 def test_values_noted_at_the_end_of_a_stream_reach_the_line(settings, lines):
@@ -165,6 +188,19 @@ def test_static_files_and_the_status_page_are_logged_too(client, lines):
     for path in ("/", "/static/dashboard.js"):
         assert call(client, "GET", path).status_code == 200
     assert [(line["route"], line["status"]) for line in lines()] == [("/", 200), ("/static/<path:filename>", 200)]
+
+
+def test_recent_requests_keep_api_calls_not_the_pages_own_polls(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["Hi"]})
+    chat = call(client, "POST", "/v1/chat/completions", json=CHAT, headers=auth)
+    for _ in range(60):  # more than the list holds: a status page left open, health checks, scrapes
+        for path in ("/health", "/dashboard/data", "/metrics", "/static/dashboard.js"):
+            call(client, "GET", path, headers=auth)
+    refused = call(client, "GET", "/metrics")  # no key: an error, and kept as one
+    book = client.application.extensions["ki2api.requests"]
+    assert [r["request_id"] for r in book.recent.latest()] == [chat.headers["X-Request-Id"]]
+    [error] = book.errors.latest()
+    assert error["request_id"] == refused.headers["X-Request-Id"] and error["status"] == 401
 
 
 @pytest.mark.parametrize("env, name", [({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),

@@ -184,6 +184,18 @@ def test_unknown_model_is_404_not_found(client, auth):
     assert "claude-sonnet-4-5" in response.get_json()["error"]["message"]
 
 
+def test_routing_errors_under_messages_are_in_anthropic_shape(client, auth):
+    wrong_method = client.get("/v1/messages", headers=auth)
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
+    validate_error(wrong_method.get_json())
+    missing = client.post("/v1/messages/batches", json=BODY, headers=auth)
+    assert missing.status_code == 404
+    validate_error(missing.get_json())
+    assert missing.get_json()["error"]["type"] == "not_found_error"
+    elsewhere = client.get("/v1/nothing-here", headers=auth)  # the OpenAI side keeps OpenAI's envelope
+    assert elsewhere.status_code == 404 and "type" not in elsewhere.get_json()
+
+
 @pytest.mark.parametrize("data,content_type,status,kind", [
     ("{not json", "application/json", 400, "invalid_request_error"),
     ("[1, 2]", "application/json", 400, "invalid_request_error"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def test_only_exact_keys_pass():
 
 
 @pytest.mark.parametrize("path,body", [("/v1/chat/completions", CHAT), ("/v1/messages", MESSAGES),
-                                       ("/v1/models", None)])
+                                       ("/v1/models", None), ("/metrics", None), ("/dashboard/data", None)])
 def test_a_failed_key_says_nothing_about_the_valid_ones(client, path, body):
     """Missing, random, almost-right and too-long keys get byte-identical answers that never echo the key."""
     attempts = [{}, {"Authorization": "Bearer nope"}, {"Authorization": f"Bearer {KEY[:-1]}"},
@@ -222,11 +223,24 @@ def test_body_limits_and_shape_errors(settings, path):
         assert "error" in response.get_json()
 
 
-def test_remote_image_urls_are_refused_not_fetched(client, fake_upstream):
-    body = {**CHAT, "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data"}}]}]}
-    response = post(client, "/v1/chat/completions", body)
-    assert response.status_code == 400 and "data: URL" in response.get_json()["error"]["message"]
+def image_request(path: str, url: str) -> dict:
+    if path == "/v1/chat/completions":
+        return {**CHAT, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]}
+    return {**MESSAGES, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "url", "url": url}}]}]}
+
+
+@pytest.mark.parametrize("path,advice", [("/v1/chat/completions", "data: URL"), ("/v1/messages", "base64 source")])
+def test_remote_image_urls_are_refused_not_fetched(client, fake_upstream, path, advice):
+    """A loopback URL (what a fetcher must never reach) gets a 400, and nothing ever connects to it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        response = post(client, path, image_request(path, f"http://127.0.0.1:{listener.getsockname()[1]}/cat.png"))
+        assert response.status_code == 400 and advice in response.get_json()["error"]["message"]
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):  # the answer came first, so a fetch would already be waiting here
+            listener.accept()
     assert fake_upstream.stats()["chat_requests"] == 0
 
 

@@ -164,6 +164,14 @@ def test_upstream_reasoning_with_signature_ends_with_signature_delta():
     assert message.content[1].text == "Done"
 
 
+def test_a_signature_sent_alone_after_the_text_is_kept():
+    pairs = stream([ReasoningDelta("step 1."), ReasoningDelta("", signature="sig-late"), TextDelta("Done")])
+    assert ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                    "delta": {"type": "signature_delta", "signature": "sig-late"}}) in pairs
+    message = accumulate(pairs)
+    assert (message.content[0].thinking, message.content[0].signature) == ("step 1.", "sig-late")
+
+
 def test_stop_sequence_is_reported():
     pairs = stream([TextDelta("one two ST"), TextDelta("OP three")], stops=["STOP"])
     text = "".join(d["delta"]["text"] for n, d in pairs if n == "content_block_delta")

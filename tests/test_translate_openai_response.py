@@ -4,7 +4,7 @@ import json
 from ki2api.translate.answer import Answer
 from ki2api.translate.openai_response import ChunkStream, collect_message
 from ki2api.translate.tools import ToolNames
-from ki2api.upstream.events import TextDelta, ToolUseDelta, iter_events
+from ki2api.upstream.events import ReasoningDelta, TextDelta, ToolUseDelta, iter_events
 from tests.fake_kiro_script import fixture_bytes, json_frame
 from tests.helpers.capture import decoded_events
 from tests.helpers.openai_schema import validate
@@ -112,4 +112,14 @@ def test_thinking_comes_out_as_reasoning_content():
     assert "".join(d.get("reasoning_content") or "" for d in ds) == "Two plus two."
     assert "".join(d.get("content") or "" for d in ds) == "4"
     message = collect_message(Answer(1, 200_000, thinking=True), events, "m")["choices"][0]["message"]
+    assert (message["content"], message["reasoning_content"]) == ("4", "Two plus two.")
+
+
+def test_upstream_reasoning_events_become_reasoning_content_and_a_lone_signature_adds_no_chunk():
+    events = [ReasoningDelta("Two plus two."), ReasoningDelta("", signature="sig"), TextDelta("4")]
+    chunks = stream(events)
+    ds = deltas(chunks)
+    assert [d.get("reasoning_content") for d in ds if "reasoning_content" in d] == ["Two plus two."]
+    assert "".join(d.get("content") or "" for d in ds) == "4"
+    message = collect_message(Answer(1, 200_000), events, "m")["choices"][0]["message"]
     assert (message["content"], message["reasoning_content"]) == ("4", "Two plus two.")

@@ -45,3 +45,16 @@ def test_prompt_estimate_counts_images_by_a_fixed_cost_not_their_base64():
     with_image = {"conversationState": {"currentMessage": {"userInputMessage": {"content": "hi", "images": [image]}}}}
     without = {"conversationState": {"currentMessage": {"userInputMessage": {"content": "hi"}}}}
     assert prompt_estimate(with_image) == prompt_estimate(without) + IMAGE_TOKENS
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab1 \n{}\":,.你é")), max_size=80), st.lists(st.integers(0, 80)),
+       st.integers(1, 9))
+def test_counting_in_batches_keeps_the_whole_text_figure(text, cuts, batch):
+    # (issue 6) pieces are counted a batch at a time, the run at a batch's end held back in short form
+    points = sorted({c for c in cuts if c <= len(text)})
+    counter = OutputCounter()
+    counter.BATCH = batch
+    for a, b in zip([0] + points, points + [len(text)]):
+        counter.add(text[a:b])
+    assert counter.tokens == estimate_tokens(text)
+    assert len(counter._tail) <= 6  # a long answer is not kept in memory to be counted at the end

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 import itertools
 import logging
-from functools import partial
 from typing import Any, Iterator
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 from werkzeug.exceptions import HTTPException
 
 from ..auth import key_is_valid, presented_key
-from ..disconnect import hang_up, watch_client
+from ..disconnect import watch_client
 from ..errors import (ApiError, AuthenticationError, InvalidRequest, ModelNotFound, PayloadTooLarge,
                       PermissionDenied, RateLimited, UpstreamTimeout, UpstreamUnavailable)
 from ..heartbeat import Heartbeat
 from ..models import resolve_model
 from ..requestlog import first_byte, note
-from ..sse import PROXY_HEADERS, format_event
+from ..sse import PROXY_HEADERS, format_event, in_band_error
 from ..translate.anthropic_request import parse_conversation, parse_options
 from ..translate.anthropic_response import PING, Event, EventStream, collect_message
 from ..translate.answer import Answer, Part, prompt_estimate
@@ -77,11 +76,15 @@ def _api(exc: ApiError) -> Response:
 
 
 @bp.errorhandler(HTTPException)
-def _http(exc: HTTPException) -> Response:
+def render_http_error(exc: HTTPException) -> Response:
+    """A routing or protocol error (404, 405, 413 ...) in Anthropic's envelope; a 405 keeps its Allow header."""
     status = exc.code or 500
     kind = _HTTP_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
     response = jsonify(_envelope(kind, exc.description or exc.name))
     response.status_code = status
+    allow = dict(exc.get_headers()).get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
     return response
 
 
@@ -115,8 +118,8 @@ def messages() -> Response:
             return jsonify(collect_message(answer, upstream.events(), model.name))
         finally:
             upstream.close()
-    interrupt = partial(hang_up, upstream.response)
-    parts = Heartbeat(answer.parts(upstream.events()), services.settings.ping_interval, interrupt)
+    # Stopping early (client gone) aborts the upstream: its events end quietly, no error counted on the account.
+    parts = Heartbeat(answer.parts(upstream.events()), services.settings.ping_interval, upstream.abort)
     watch_client(parts.close)  # a client gone during a silence ends the upstream call at once, not at the next ping
     first = _first(parts)
     response = Response(stream_with_context(_sse(EventStream(model.name), answer, parts, first)),
@@ -166,13 +169,7 @@ def _sse(stream: EventStream, answer: Answer, parts: Heartbeat[Part], first: Par
         yield _format(stream.finish(answer))
         note(tokens_in=answer.usage.input_tokens, tokens_out=answer.usage.output_tokens)
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
-        if isinstance(exc, ApiError):
-            error = exc
-            log.warning("stream ended by upstream error: %s", exc.message)
-        else:
-            error = ApiError("Internal error in ki2api; see the server log")
-            log.exception("stream failed")
-        note(stream_error=error.type)
+        error = in_band_error(exc)
         yield format_event(error_body(error), "error") + _format(stream.cut(answer))
     finally:
         parts.close()

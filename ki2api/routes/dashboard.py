@@ -48,9 +48,9 @@ def data() -> Response:
                    "worker_pid": os.getpid(), "workers": settings.workers},
         "accounts": accounts,
         "totals": requests_book.metrics.totals(),
-        "recent_requests": list(requests_book.recent),
-        "recent_errors": list(requests_book.errors),
-        "models": model_names(),
+        "recent_requests": requests_book.recent.latest(),
+        "recent_errors": requests_book.errors.latest(),
+        "models": list(dict.fromkeys(model_names())),  # once each: a Kiro id may equal a client name
         "client": client_settings(request.host_url),
     })
     response.headers["Cache-Control"] = "no-store"

@@ -1,18 +1,16 @@
 """The OpenAI-compatible API: /v1/models and /v1/chat/completions."""
 from __future__ import annotations
 
-import logging
-from functools import partial
 from typing import Any, Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from ..auth import key_is_valid, presented_key
-from ..disconnect import hang_up, watch_client
+from ..disconnect import watch_client
 from ..errors import ApiError, AuthenticationError
 from ..models import CREATED, model_names, resolve_model
 from ..requestlog import first_byte, note
-from ..sse import DONE, PROXY_HEADERS, format_event
+from ..sse import DONE, PROXY_HEADERS, format_event, in_band_error
 from ..translate.answer import Answer, prompt_estimate
 from ..translate.history import build_payload
 from ..translate.openai_request import parse_conversation, parse_options
@@ -21,7 +19,6 @@ from ..upstream.client import UpstreamStream
 from ..upstream.events import Event, prime
 from .body import json_body
 
-log = logging.getLogger(__name__)
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 
 
@@ -79,7 +76,7 @@ def chat_completions() -> Response:
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens,
                     thinking=conversation.thinking_budget is not None, names=conversation.names)
     upstream = current_app.extensions["ki2api"].client.send(payload)
-    watch_client(partial(hang_up, upstream.response))  # a client gone mid-silence ends the upstream call at once
+    watch_client(upstream.abort)  # a client gone mid-silence ends the upstream call at once, not as an account error
     note(upstream_status=upstream.status)
     if not options.stream:
         try:
@@ -104,13 +101,7 @@ def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream, events: 
                 timed = True
         yield DONE
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
-        if isinstance(exc, ApiError):
-            error = exc
-            log.warning("stream ended by upstream error: %s", exc.message)
-        else:
-            error = ApiError("Internal error in ki2api; see the server log")
-            log.exception("stream failed")
-        note(stream_error=error.type)
+        error = in_band_error(exc)
         yield format_event(error_body(error))
         yield format_event(chunks.chunk({}, "length"))
         yield DONE

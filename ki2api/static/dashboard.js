@@ -98,10 +98,11 @@ function render(data, key) {
   $("details").hidden = false;
   $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   const server = data.server;
-  $("server").textContent = `worker pid ${server.worker_pid} of ${server.workers}, up ${duration(server.uptime_seconds)}`;
+  const workers = server.workers === 1 ? "1 worker" : `${server.workers} workers`;
+  $("server").textContent = `answered by worker pid ${server.worker_pid} (${workers}), up ${duration(server.uptime_seconds)}`;
   renderAccounts(data.accounts);
   renderTotals(data.totals);
-  renderRecent(data, server);
+  renderRecent(data);
   $("models").textContent = data.models.join(", ");
   renderClients(data.client, data.models, key);
 }
@@ -147,15 +148,17 @@ function renderTotals(totals) {
     `Tokens: ${totals.tokens.in || 0} in, ${totals.tokens.out || 0} out.`;
 }
 
-function renderRecent(data, server) {
-  $("recent-note").textContent = server.workers > 1 ? `(the worker that answered: pid ${server.worker_pid})` : "";
+// "2026-11-25T10:37:13+00:00" -> "10:37:13" (the column says UTC; the date is today's for a recent request)
+const clock = (at) => (at || "").slice(11, 19);
+
+function renderRecent(data) {
   fillTable("recent", data.recent_requests, [
-    (r) => [r.at], (r) => [r.request_id], (r) => [r.route], (r) => [r.model], (r) => [r.stream ? "yes" : "no"],
+    (r) => [clock(r.at)], (r) => [r.request_id], (r) => [r.route], (r) => [r.model], (r) => [r.stream ? "yes" : "no"],
     (r) => [r.status, r.status >= 400 ? "bad" : ""], (r) => [r.ttfb_ms], (r) => [r.duration_ms],
     (r) => [r.tokens_in !== undefined ? `${r.tokens_in}/${r.tokens_out}` : ""],
   ]);
   fillTable("errors", data.recent_errors, [
-    (r) => [r.at], (r) => [r.request_id], (r) => [r.route], (r) => [r.status, "bad"],
+    (r) => [clock(r.at)], (r) => [r.request_id], (r) => [r.route], (r) => [r.status, "bad"],
     (r) => [r.upstream_error || r.stream_error || ""],
   ]);
 }

@@ -91,6 +91,13 @@ class Answer:
 
     def parts(self, events: Iterable[object]) -> Iterator[Part]:
         """Yield answer parts as the events arrive; stop early at a stop sequence or max_tokens."""
+        try:
+            yield from self._parts(events)
+        except BaseException:  # the upstream failed or the client left mid-answer: usage = the output so far
+            self.usage.output_tokens = self._output.tokens
+            raise
+
+    def _parts(self, events: Iterable[object]) -> Iterator[Part]:
         scanner = StopScanner(self.stops)
         splitter = ThinkingSplitter() if self.thinking else None
         for event in events:
@@ -109,6 +116,7 @@ class Answer:
             elif isinstance(event, ReasoningDelta):
                 if event.text:
                     self._count(event.text)
+                if event.text or event.signature:  # a signature may come alone, after the text
                     yield ReasoningPart(event.text, event.signature)
             elif isinstance(event, ContextUsage):
                 self._context_pct = event.percentage
@@ -139,14 +147,13 @@ class Answer:
                     self.stop_reason, self.stop_sequence = STOP_SEQUENCE, scanner.matched
 
     def _count(self, text: str) -> None:
-        """Output is estimated over the whole answer so far, not piece by piece (see usage.py)."""
+        """Output is estimated over the whole answer, once, not piece by piece (see usage.py)."""
         self._output.add(text)
-        self.usage.output_tokens = self._output.tokens
 
     def _cut(self) -> bool:
         if self.stop_reason == STOP_SEQUENCE:
             return True
-        if self.max_tokens is not None and self.usage.output_tokens >= self.max_tokens:
+        if self.max_tokens is not None and self._output.at_least(self.max_tokens):
             self.stop_reason = MAX_TOKENS
             return True
         return False
@@ -173,6 +180,7 @@ class Answer:
             self._open_tool = None
 
     def _settle_usage(self) -> None:
+        self.usage.output_tokens = self._output.tokens
         if self._reported is not None:
             self.usage.input_tokens = self._reported.input_tokens + self._reported.cache_read_tokens
             self.usage.output_tokens = self._reported.output_tokens or self.usage.output_tokens

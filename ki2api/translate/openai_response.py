@@ -47,7 +47,7 @@ class ChunkStream:
         for part in answer.parts(events):
             if isinstance(part, TextPart):
                 yield self.chunk({"content": part.text})
-            elif isinstance(part, ReasoningPart):
+            elif isinstance(part, ReasoningPart) and part.text:  # OpenAI has no field for a signature
                 yield self.chunk({"reasoning_content": part.text})
             elif isinstance(part, ToolStart):
                 yield self.chunk({"tool_calls": [{"index": part.index, "id": part.tool_use_id, "type": "function",

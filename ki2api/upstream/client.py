@@ -1,8 +1,9 @@
 """The HTTP client for Kiro's generateAssistantResponse; the one place upstream errors are mapped.
 
 Each call takes an account from the pool. If Kiro refuses that account before anything has reached the
-client (throttled, quota used up, capacity, a dead login), the account is rested or disabled and the call
-is made again with the next account; once the answer has started, the account is kept.
+client (throttled, quota used up, capacity, a dead login; or a throttle as the answer's very first frame),
+the account is rested or disabled and the call is made again with the next account; once the answer has
+started, the account is kept.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import logging
 import uuid
 import weakref
+from functools import partial
 from typing import Any, Callable, Iterator
 
 import requests
@@ -32,6 +34,8 @@ _TOKEN_WORDS = ("bearer token", "token is invalid", "token has expired", "expire
 _THROTTLE_KINDS = ("ThrottlingException", "ServiceQuotaExceededException")
 CAPACITY = "INSUFFICIENT_MODEL_CAPACITY"
 QUOTA = "MONTHLY_REQUEST_COUNT"
+# Opens the same call on another account after `error` refused this one: (response, lease), or raises an ApiError.
+Reopen = Callable[[ApiError], "tuple[requests.Response, Lease]"]
 
 
 def _error_body(response: requests.Response) -> dict[str, Any]:
@@ -121,43 +125,96 @@ def kiro_headers(credential: Credential) -> dict[str, str]:
 
 
 class UpstreamStream:
-    """An open upstream answer: its events, and a close() that releases the connection and the account."""
+    """An open upstream answer: its events, an abort() for a client that went away, and a close() that
+    releases the connection and the account."""
 
-    def __init__(self, response: requests.Response, lease: Lease | None = None) -> None:
+    def __init__(self, response: requests.Response, lease: Lease | None = None, reopen: Reopen | None = None) -> None:
         self.response = response
         self.status = response.status_code
         self.request_id = response.headers.get("x-amzn-RequestId")
         self.account = lease.account.name if lease else None
+        self.abandoned = False
         self._lease = lease
+        self._reopen = reopen
         # A stream whose generator never ran (client gone first) still gives its account slot back.
         self._finalizer = weakref.finalize(self, lease.release) if lease else None
 
     def events(self) -> Iterator[Event]:
-        """Yield events as frames arrive; stream failures become ApiErrors; always closes."""
+        """Yield events as frames arrive; stream failures become ApiErrors; always closes.
+
+        A throttle as the very first frame (nothing yielded yet) rests the account and continues with the
+        answer of another one. After abort() the events simply end: the client's doing, not the account's.
+        """
         try:
-            yield from iter_events(self.response.iter_content(chunk_size=None))
-        except ApiError as exc:
-            self._failed("stream", exc)
-            raise
-        except EventStreamError as exc:
-            raise self._failed("stream", UpstreamError(f"Kiro sent a malformed event stream: {exc}")) from None
-        except UpstreamException as exc:
+            while True:
+                started = False
+                try:
+                    for event in iter_events(self.response.iter_content(chunk_size=None)):
+                        started = True
+                        yield event
+                    return
+                except UpstreamException as exc:
+                    if started or self.abandoned or self._reopen is None or exc.kind not in _THROTTLE_KINDS:
+                        raise
+                    if not self._fail_over(exc, self._reopen):
+                        return
+        except (ApiError, EventStreamError, UpstreamException, requests.exceptions.RequestException) as exc:
+            if self.abandoned:
+                log.info("stopped reading Kiro's answer (account %s): the client went away", self.account)
+                return
+            error = self._error(exc)
+            if error is exc:
+                raise
+            raise error from None
+        finally:
+            self.close()
+
+    def abort(self) -> None:
+        """Stop the answer because the client went away; safe to call from another greenlet than the reader's.
+
+        Shuts the socket's read side down (close() from another greenlet would fail on the response buffer's
+        lock), so a read blocked in events() returns and events() ends quietly, counting no account error;
+        the reader's own `finally` then closes the response. A no-op once the response is released.
+        """
+        self.abandoned = True
+        try:
+            self.response.raw.shutdown()
+        except (AttributeError, ValueError, RuntimeError, OSError):  # already released or closed
+            pass
+
+    def _fail_over(self, exc: UpstreamException, reopen: Reopen) -> bool:
+        """Rest this account and switch to the same call on another one; False if the client left meanwhile."""
+        error = self._error(exc)  # rests the account and releases its slot
+        log.info("Kiro account %s throttled the answer before its first event (%s); failing over", self.account,
+                 exc.message)
+        self.response.close()
+        self._lease = None  # a failure to reopen is no error of the account just rested
+        response, lease = reopen(error)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self.response, self._lease, self.account = response, lease, lease.account.name
+        self.request_id = response.headers.get("x-amzn-RequestId")
+        self._finalizer = weakref.finalize(self, lease.release)
+        return not self.abandoned
+
+    def _error(self, exc: Exception) -> ApiError:
+        """The client-facing error for a broken stream, after telling the pool what it says about the account."""
+        if isinstance(exc, ApiError):
+            return self._failed("stream", exc)
+        if isinstance(exc, EventStreamError):
+            return self._failed("stream", UpstreamError(f"Kiro sent a malformed event stream: {exc}"))
+        if isinstance(exc, UpstreamException):
             if exc.kind in _THROTTLE_KINDS:
                 error = RateLimited(f"Kiro is throttling requests: {exc.message}", retry_after=5.0)
                 if self._lease:
                     self._lease.refused("throttled", error, None)  # rest the account for the next requests
-                raise error from None
-            raise self._failed("stream", UpstreamError(
-                f"Kiro reported an error mid-answer ({exc.kind}): {exc.message}")) from None
-        except requests.exceptions.Timeout:
-            raise self._failed("timeout", UpstreamTimeout("Kiro stopped sending data (read timeout)")) from None
-        except requests.exceptions.RequestException as exc:
-            if _is_read_timeout(exc):  # requests reports a read timeout mid-body as a ConnectionError
-                raise self._failed("timeout", UpstreamTimeout("Kiro stopped sending data (read timeout)")) from None
-            raise self._failed("stream", UpstreamError(
-                f"The connection to Kiro broke mid-answer: {type(exc).__name__}")) from None
-        finally:
-            self.close()
+                return error
+            message = f"Kiro reported an error mid-answer ({exc.kind}): {exc.message}"
+            return self._failed("stream", UpstreamError(message))
+        # requests reports a read timeout mid-body as a ConnectionError(ReadTimeoutError)
+        if isinstance(exc, requests.exceptions.Timeout) or _is_read_timeout(exc):
+            return self._failed("timeout", UpstreamTimeout("Kiro stopped sending data (read timeout)"))
+        return self._failed("stream", UpstreamError(f"The connection to Kiro broke mid-answer: {type(exc).__name__}"))
 
     def _failed(self, kind: str, error: ApiError) -> ApiError:
         if self._lease:
@@ -192,7 +249,12 @@ class CodeWhispererClient:
     def send(self, payload: dict[str, Any]) -> UpstreamStream:
         """Start a call, failing over between accounts; raise an ApiError before any byte reaches the client."""
         tried: set[str] = set()
-        last: ApiError | None = None
+        response, lease = self._start(payload, tried, None)
+        return UpstreamStream(response, lease, partial(self._start, payload, tried))
+
+    def _start(self, payload: dict[str, Any], tried: set[str], last: ApiError | None
+               ) -> tuple[requests.Response, Lease]:
+        """Open the call on the best account not in `tried` (added to it), then on the next, until one answers 200."""
         while True:
             lease = self.pool.acquire(tried, last)
             tried.add(lease.account.name)
@@ -213,7 +275,7 @@ class CodeWhispererClient:
                 lease.release()
                 raise
             lease.served()
-            return UpstreamStream(response, lease)
+            return response, lease
 
     def _open(self, lease: Lease, payload: dict[str, Any]) -> requests.Response:
         """POST with this account's credential (refreshed once if Kiro calls it invalid); 200 or an error."""

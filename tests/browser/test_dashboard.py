@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -94,6 +95,9 @@ def test_status_page_in_headless_chromium(start_gateway, fake_upstream):
     assert routes["/v1/chat/completions"] == (3, 1)
     assert "rate_limit_exceeded 1" in after["counters"]
     assert throttled.headers["X-Request-Id"] in [r[1] for r in after["errors"]]
+    # Only the API calls, newest first: not the page's own loads and polls of /, /static, /health, /dashboard/data.
+    assert [r[1] for r in after["recent"]] == [c.headers["X-Request-Id"] for c in reversed(calls)]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", r[0]) for r in after["recent"] + after["errors"])
     recent = {r[1]: r for r in after["recent"]}
     for call, stream in zip(calls, ("no", "yes", "no")):
         shown = recent[call.headers["X-Request-Id"]]

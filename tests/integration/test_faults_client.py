@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from tests.conftest import KEY
-from tests.integration.fault_helpers import DEFAULT_ANSWER, OPENAI, assert_worker_fine, call, wait_for
+from tests.integration.fault_helpers import (APIS, DEFAULT_ANSWER, OPENAI, Api, assert_worker_fine, call,
+                                             wait_for)
 
 pytestmark = pytest.mark.integration
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -71,16 +72,17 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
     return status, json.loads(rest[:length])
 
 
-def stream_body() -> bytes:
-    return json.dumps({**OPENAI.body, "stream": True}).encode()
+def stream_body(api: Api = OPENAI) -> bytes:
+    return json.dumps({**api.body, "stream": True}).encode()
 
 
 # --- disconnects ------------------------------------------------------------------------------------------------
 
-def test_disconnect_mid_stream_closes_the_upstream_within_a_second(gw, fake_upstream):
+@pytest.mark.parametrize("api", APIS, ids=[a.name for a in APIS])
+def test_disconnect_mid_stream_closes_the_upstream_within_a_second(gw, fake_upstream, api):
     baseline = warm_baseline(gw, fake_upstream)
     fake_upstream.script(LONG_ANSWER)
-    sock = raw_request(gw, stream_body())
+    sock = raw_request(gw, stream_body(api), path=api.path)
     assert b"word3 " in read_until(sock, b"word3 ")
     assert fake_upstream.stats()["open_streams"] == 1
     sock.close()
@@ -94,11 +96,12 @@ def test_disconnect_mid_stream_closes_the_upstream_within_a_second(gw, fake_upst
     assert_worker_fine(gw, fake_upstream)
 
 
-def test_disconnect_while_the_upstream_is_silent_closes_it_within_a_second(gw, fake_upstream):
+@pytest.mark.parametrize("api", APIS, ids=[a.name for a in APIS])
+def test_disconnect_while_the_upstream_is_silent_closes_it_within_a_second(gw, fake_upstream, api):
     """The model is 'thinking' (no bytes for a long time) when the client gives up."""
     baseline = warm_baseline(gw, fake_upstream)
     fake_upstream.script({"texts": ["first ", "second"], "hold_after": 2})
-    sock = raw_request(gw, stream_body())
+    sock = raw_request(gw, stream_body(api), path=api.path)
     assert b"first " in read_until(sock, b"first ")
     sock.close()
     closed_at = time.monotonic()

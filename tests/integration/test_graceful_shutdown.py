@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import openai
 import pytest
 
 from tests.conftest import KEY
+from tests.helpers.gateway import REPO, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +96,48 @@ def test_idle_keep_alive_connections_do_not_hold_the_shutdown(start_gateway):
     for conn in idle:
         assert conn.sock.recv(1) == b""  # closed by the server
         conn.close()
+
+
+# gunicorn's shipped config, with the worker held right after the shipped post_fork (gevent not patched yet,
+# gunicorn's own signal handlers not installed) until it has caught a stop signal.
+HOLD_CONFIG = """
+import os, runpy, time
+from pathlib import Path
+
+_shipped = runpy.run_path(os.path.join(os.environ["KI2API_REPO"], "config", "gunicorn.conf.py"))
+globals().update({k: v for k, v in _shipped.items() if not k.startswith("__")})
+
+
+def post_fork(server, worker):
+    _shipped["post_fork"](server, worker)
+    Path(os.environ["HOLD_DIR"], "forked").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 20
+    while not _shipped["_stop_while_booting"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+"""
+
+
+def test_sigterm_while_a_worker_boots_is_not_lost(gateway_env, tmp_path):
+    # Before the fix the worker kept the master's handlers until gunicorn installed its own, the SIGTERM the
+    # master passed on was dropped, and the master waited the whole GRACEFUL_TIMEOUT (here 300 s).
+    config = tmp_path / "held.conf.py"
+    config.write_text(HOLD_CONFIG)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIRO_", "API_KEY"))}
+    env.update(gateway_env, HOST="127.0.0.1", PORT=str(free_port()), WEB_CONCURRENCY="1", GRACEFUL_TIMEOUT="300",
+               KI2API_DOTENV=os.devnull, PYTHONPATH=str(REPO), KI2API_REPO=str(REPO), HOLD_DIR=str(tmp_path))
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(config), "wsgi:app"], cwd=str(REPO),
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not (tmp_path / "forked").exists():  # the worker is forked and held before its own handlers
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "was told to stop while booting" in log_path.read_text()

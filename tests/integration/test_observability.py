@@ -17,7 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from ki2api.metrics import worker_files
-from tests.conftest import KEY
+from tests.conftest import ACCESS, KEY, REFRESH
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +29,8 @@ DEADLINE = 30.0
 def chat(gw, i: int) -> int:
     """One non-streamed request on a new connection (so any worker may accept it)."""
     body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": f"q{i}"}]}
-    response = requests.post(f"{gw.url}{CHAT_ROUTE}", json=body, headers={**AUTH, "Connection": "close"}, timeout=30)
-    return response.status_code
+    headers = {**AUTH, "Connection": "close", "X-Request-Id": f"add-up-{i}"}
+    return requests.post(f"{gw.url}{CHAT_ROUTE}", json=body, headers=headers, timeout=30).status_code
 
 
 def scrape(gw) -> dict[tuple[str, tuple], float]:
@@ -90,7 +90,19 @@ def test_counts_add_up_across_two_workers(start_gateway, fake_upstream, tmp_path
                 break
     assert len([v for v in served.values() if v > 0]) == 2, served
     for _ in range(4):  # whichever worker answers the scrape reports the sum of both
-        assert chat_total(scrape(gw)) == sent
+        samples = scrape(gw)
+        assert chat_total(samples) == sent
+        for histogram in ("ki2api_request_ttfb_seconds_count", "ki2api_request_duration_seconds_count"):
+            assert samples[(histogram, (("route", CHAT_ROUTE), ("stream", "false")))] == sent
+    # The status page lists the latest API requests of both workers, whichever worker answers it.
+    expected = {f"add-up-{i}" for i in range(sent)}
+    for _ in range(4):
+        listed = requests.get(f"{gw.url}/dashboard/data", headers={**AUTH, "Connection": "close"},
+                              timeout=10).json()["recent_requests"]
+        assert len(listed) == min(sent, 50) and {r["request_id"] for r in listed} <= expected
+        if sent <= 50:
+            assert {r["request_id"] for r in listed} == expected
+        assert [r["t"] for r in listed] == sorted((r["t"] for r in listed), reverse=True)
 
 
 def test_streams_in_flight_sum_over_workers_and_drop_when_a_worker_dies(start_gateway, fake_upstream, tmp_path):
@@ -123,30 +135,38 @@ def test_streams_in_flight_sum_over_workers_and_drop_when_a_worker_dies(start_ga
         thread.join(timeout=DEADLINE)
     assert sum(1 for r in results if r == "p0 p1 p2 p3 p4 p5 ") == 2 - holders[victim]
     wait_for(lambda: scrape(gw)[("ki2api_streams_in_flight", ())] == 0, "the gauge to reach 0")
-    # Let the replacement worker finish booting (its app made its gauge file): a SIGTERM that reaches a
-    # worker before gunicorn installed its signal handlers is lost, and teardown would wait for nothing.
+    # The master replaced the killed worker: its app is up once its gauge file exists.
     wait_for(lambda: len(per_worker(path, "gauge_livesum", "ki2api_streams_in_flight")) == 2, "the new worker")
 
 
 def test_json_log_line_per_request_under_gunicorn(start_gateway, fake_upstream):
-    fake_upstream.script({"texts": ["Hi"]})
+    fake_upstream.script({"texts": ["Hi"]}, {"texts": ["Hello", " there"]})
     gw = start_gateway(LOG_FORMAT="json")
-    response = requests.post(f"{gw.url}{CHAT_ROUTE}", headers={**AUTH, "X-Request-Id": "it-req-0001"}, timeout=30,
-                             json={"model": "claude-sonnet-4-5", "stream": True,
-                                   "messages": [{"role": "user", "content": "LOGGED-PROMPT-MARKER"}]})
-    assert response.status_code == 200 and response.headers["X-Request-Id"] == "it-req-0001"
+    body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "LOGGED-PROMPT-MARKER"}]}
+    streamed = requests.post(f"{gw.url}{CHAT_ROUTE}", headers={**AUTH, "X-Request-Id": "it-req-0001"}, timeout=30,
+                             json={**body, "stream": True})
+    whole = requests.post(f"{gw.url}{CHAT_ROUTE}", headers={**AUTH, "X-Request-Id": "it-req-0002"}, timeout=30,
+                          json=body)
+    assert streamed.status_code == whole.status_code == 200
+    assert (streamed.headers["X-Request-Id"], whole.headers["X-Request-Id"]) == ("it-req-0001", "it-req-0002")
+    [account] = requests.get(f"{gw.url}/dashboard/data", headers=AUTH, timeout=10).json()["accounts"]
 
-    def line():
+    def line(request_id: str):
         for text in gw.log_text().splitlines():
-            if text.startswith("{") and '"it-req-0001"' in text:
+            if text.startswith("{") and f'"{request_id}"' in text:
                 return json.loads(text)
         return None
 
-    record = wait_for(line, "the request's log line")
-    assert record["msg"] == "request" and record["logger"] == "ki2api.request" and record["level"] == "INFO"
-    assert record["route"] == CHAT_ROUTE and record["status"] == 200 and record["stream"] is True
-    assert record["model"] == "claude-sonnet-4-5" and record["upstream_status"] == 200
-    assert record["outcome"] == "complete" and 0 < record["ttfb_ms"] <= record["duration_ms"]
+    for record, stream in ((wait_for(lambda: line("it-req-0001"), "the stream's line"), True),
+                           (wait_for(lambda: line("it-req-0002"), "the completion's line"), False)):
+        assert record["msg"] == "request" and record["logger"] == "ki2api.request" and record["level"] == "INFO"
+        assert record["route"] == CHAT_ROUTE and record["status"] == 200 and record["stream"] is stream
+        assert record["model"] == "claude-sonnet-4-5" and record["upstream_status"] == 200
+        assert record["account"] == account["name"] and 0 < record["ttfb_ms"] <= record["duration_ms"]
+    usage = whole.json()["usage"]
+    assert (record["tokens_in"], record["tokens_out"]) == (usage["prompt_tokens"], usage["completion_tokens"])
+    assert line("it-req-0001")["outcome"] == "complete"
     ki2api_lines = [t for t in gw.log_text().splitlines() if '"logger":"ki2api' in t]
     assert all(json.loads(t) for t in ki2api_lines)
-    assert "LOGGED-PROMPT-MARKER" not in gw.log_text() and KEY not in gw.log_text()
+    for secret in ("LOGGED-PROMPT-MARKER", "Hello", KEY, ACCESS, REFRESH):  # prompt, answer, key, Kiro tokens
+        assert secret not in gw.log_text()

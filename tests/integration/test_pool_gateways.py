@@ -3,7 +3,9 @@ redis-server shared by separate gunicorn instances (each with its own token file
 on separate machines), driven by the openai SDK."""
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -14,6 +16,7 @@ import requests
 
 from tests.conftest import KEY, REFRESH, write_token_file
 from tests.helpers.accounts import QUOTA, THROTTLED, fake_accounts, usage, write_token_dir
+from tests.helpers.nginx import Nginx
 
 pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -109,6 +112,12 @@ def test_a_throttled_account_fails_over_and_rests(start_gateway, fake_upstream, 
     a = wait_for(lambda: (r := row(health(gateway), "a"))["state"] == "cooling_down" and r, "a on cooldown")
     assert a["cooldown"]["kind"] == "throttled" and 250 < a["cooldown"]["seconds_left"] <= 300
     assert row(health(gateway), "b")["state"] == "healthy"
+    # Every worker trusts its view of the shared state files for at most 1 s: past that, neither asks a again.
+    wait_for(lambda: row(health(gateway), "a")["cooldown"]["seconds_left"] <= 298, "the rest to be 2 s old")
+    tried = served_by(fake_upstream, "a")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        assert set(pool.map(lambda i: ask(gateway), range(30))) == {"Hello! I am the fake Kiro."}
+    assert served_by(fake_upstream, "a") == tried
 
 
 def test_quota_exhaustion_rests_until_the_reset_date(start_gateway, fake_upstream, tmp_path):
@@ -160,6 +169,105 @@ def test_every_login_dead_is_a_503(start_gateway, fake_upstream, tmp_path):
     with pytest.raises(openai.InternalServerError) as info:
         ask(gateway)
     assert info.value.status_code == 503 and "No Kiro account can serve" in info.value.message
+
+
+def with_usage(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The report if every account's usage limits are in it, else None."""
+    return report if all(r["usage"] for r in report["accounts"]) else None
+
+
+def test_usage_limits_are_polled_once_per_account_for_all_replicas_not_per_request(start_gateway, fake_upstream,
+                                                                                   tmp_path, redis_server):
+    write_token_dir(tmp_path / "tokens", "a", "b")
+    fake_upstream.reset(accounts=fake_accounts("a", "b", a={"usage": usage(1000, 250, 20)}))
+    replicas = [start_gateway(workers=2, **machine(tmp_path, name, redis_server.url, KIRO_USAGE_INTERVAL="900"))
+                for name in ("one", "two")]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # every worker of both replicas starts its poller
+        assert set(pool.map(lambda i: ask(replicas[i % 2]), range(40))) == {"Hello! I am the fake Kiro."}
+    for gateway in replicas:
+        report = wait_for(lambda: with_usage(health(gateway)), "both accounts' usage limits on /health")
+        assert row(report, "a")["usage"]["remaining"] == 750
+        assert row(report, "b")["usage"]["remaining"] == pytest.approx(41.32)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(lambda i: ask(replicas[i % 2]), range(40))) == {"Hello! I am the fake Kiro."}
+    stats = fake_upstream.stats()["accounts"]
+    # 80 requests, 4 workers on 2 replicas: one usage call per account, the slow schedule's next is in 15 min
+    assert (stats["a"]["usage_calls"], stats["b"]["usage_calls"]) == (1, 1)
+    assert stats["a"]["chat_requests"] + stats["b"]["chat_requests"] == 80
+
+
+def test_two_replicas_behind_nginx_share_one_refresh_and_the_cooldowns(start_gateway, fake_upstream, tmp_path,
+                                                                       redis_server):
+    """The README's deployment: nginx balancing two replicas (own token copies and state dirs) sharing Redis."""
+    write_token_dir(tmp_path / "tokens", "a", "b", expired=("a",))
+    fake_upstream.reset(accounts=fake_accounts("a", "b", b={"default": {**THROTTLED,
+                                                                        "headers": {"Retry-After": "300"}}}))
+    one, two = (start_gateway(workers=2, **machine(tmp_path, name, redis_server.url)) for name in ("one", "two"))
+    proxy = Nginx(one.port)
+    site = proxy.prefix / "ki2api.conf"
+    site.write_text(site.read_text().replace(f"server 127.0.0.1:{one.port};",
+                                             f"server 127.0.0.1:{one.port}; server 127.0.0.1:{two.port};"))
+    proxy.start()
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(lambda i: ask(proxy), range(60)))
+    finally:
+        proxy.stop()
+    assert answers == ["Hello! I am the fake Kiro."] * 60
+    for gateway in (one, two):  # nginx spread the requests: each replica served some
+        wait_for(lambda: "path=/v1/chat/completions" in gateway.log_text(), "requests on each replica")
+    stats = fake_upstream.stats()["accounts"]
+    assert stats["a"]["refresh_calls"] == 1  # a's expired token: refreshed once for both replicas
+    assert stats["a"]["chat_requests"] == 60 and stats["b"]["chat_requests"] >= 1  # b's 429s failed over to a
+    for gateway in (one, two):
+        b = wait_for(lambda: (r := row(health(gateway), "b"))["state"] == "cooling_down" and r, "b resting")
+        assert b["cooldown"]["kind"] == "throttled" and row(health(gateway), "a")["state"] == "healthy"
+
+
+# -- a client hanging up is not the account's fault -----------------------------------------------------------
+
+HELD = {"texts": ["first ", "second"], "hold_after": 2}  # then silence: the model "thinks" until released
+STREAMS = {
+    "openai": ("/v1/chat/completions", {"model": "claude-sonnet-4-5", "messages": MESSAGES, "stream": True}),
+    "anthropic": ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": MESSAGES,
+                                   "stream": True}),
+}
+
+
+def open_stream(gateway, path: str, body: dict[str, Any]) -> socket.socket:
+    """POST a streamed request on a raw socket and read until the first text has arrived."""
+    data = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=30)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+    received = b""
+    while b"first " not in received:
+        piece = sock.recv(65536)
+        assert piece, f"the stream ended before its first text: {received!r}"
+        received += piece
+    assert received.startswith(b"HTTP/1.1 200")
+    return sock
+
+
+@pytest.mark.parametrize("api", sorted(STREAMS))
+def test_a_client_hanging_up_mid_stream_leaves_the_account_healthy(start_gateway, fake_upstream, tmp_path, api):
+    write_token_dir(tmp_path / "tokens", "a", "b")
+    fake_upstream.reset(accounts=fake_accounts("a", "b"))
+    gateway = start_gateway(workers=1, KIRO_TOKEN_DIR=str(tmp_path / "tokens"))
+    fake_upstream.set_default(HELD)
+    sock = open_stream(gateway, *STREAMS[api])
+    assert fake_upstream.stats()["open_streams"] == 1
+    sock.close()  # while the upstream is silent: only ki2api's disconnect watch can end the upstream call
+    wait_for(lambda: fake_upstream.stats()["open_streams"] == 0, "ki2api to hang up on the upstream")
+    assert fake_upstream.release() == 0  # nothing was still held: ki2api, not the fake, ended it
+    wait_for(lambda: "client disconnected" in gateway.log_text(), "the disconnect in the log")
+    wait_for(lambda: f"path={STREAMS[api][0]}" in gateway.log_text(), "the request's log line")
+    report = health(gateway)
+    assert [(r["name"], r["state"], r["errors"], r["last_error"]) for r in report["accounts"]] == [
+        ("a", "healthy", 0, None), ("b", "healthy", 0, None)]
+    assert sum(r["requests"] for r in report["accounts"]) == 1 and report["status"] == "ok"
+    fake_upstream.set_default({})
+    assert ask(gateway) == "Hello! I am the fake Kiro."  # the worker and both accounts serve on
 
 
 # -- Redis going away and coming back ------------------------------------------------------------------------------
