@@ -112,7 +112,7 @@ class Settings:
     refresh_timeout: float = 30.0
     max_body_bytes: int = 20 * 1024 * 1024
     log_level: str = "INFO"
-    # issue 4: the account pool and the state shared between workers and replicas
+    # the account pool and the state shared between workers and replicas
     token_dir: str | None = None
     accounts_file: str | None = None
     redis_url: str | None = None
@@ -122,7 +122,7 @@ class Settings:
     cooldown_max: float = 300.0
     quota_cooldown: float = 3600.0
     ping_interval: float = 10.0
-    # issue 7: request limits, CORS, failed-key limiting, test-only debug endpoint
+    # request limits, CORS, failed-key limiting, test-only debug endpoint
     max_messages: int = 10_000
     max_tools: int = 500
     max_image_bytes: int = 5 * 1024 * 1024
@@ -131,7 +131,7 @@ class Settings:
     auth_fail_limit: int = 0
     auth_fail_window: float = 300.0
     debug_endpoints: bool = False
-    # issue 5: log format, proxies trusted for X-Forwarded-For, /metrics without a key
+    # log format, proxies trusted for X-Forwarded-For, /metrics without a key
     log_format: str = "logfmt"
     trusted_proxies: int = 0
     metrics_public: bool = False

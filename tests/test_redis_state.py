@@ -5,7 +5,6 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -19,6 +18,7 @@ from ki2api.shared_state import FileState
 from ki2api.token_store import TokenStore
 from ki2api.tokens import TokenManager
 from tests.conftest import REFRESH, write_token_file
+from tests.helpers.together import all_at_once
 
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"
 
@@ -35,22 +35,11 @@ class Machine:
         self.tokens = TokenManager(self.settings, requests.Session(), store)
 
 
-def _together(count: int, call) -> list[str]:
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> str:
-        barrier.wait()
-        return call(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def test_two_machines_refresh_once_and_the_second_uses_the_first_ones_token(settings, tmp_path, fake_upstream,
                                                                           redis_server):
     fake_upstream.reset(refresh_delay=0.3)
     machines = [Machine(settings, tmp_path, name, redis_server.url) for name in ("one", "two")]
-    tokens = _together(20, lambda i: machines[i % 2].tokens.current().access_token)
+    tokens = all_at_once(20, lambda i: machines[i % 2].tokens.current().access_token)
     assert set(tokens) == {NEW_ACCESS}
     assert fake_upstream.stats()["refresh_calls"] == 1
     record = json.loads(redis.Redis.from_url(redis_server.url).get("test:tokens:default"))

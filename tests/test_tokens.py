@@ -6,8 +6,6 @@ import multiprocessing
 import os
 import re
 import stat
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,6 +19,7 @@ from ki2api.settings import Settings
 from ki2api.token_store import Credential, format_expiry, parse_expiry
 from ki2api.tokens import TokenManager
 from tests.conftest import ACCESS, REFRESH, iso, write_token_file
+from tests.helpers.together import all_at_once
 
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"
 CLIENT_ID, CLIENT_SECRET = "test-client-id-0001", "test-client-secret-0001"
@@ -234,21 +233,10 @@ def test_idc_outside_us_east_1_refreshes_in_its_region(settings, token_file):
 
 # -- refresh once ------------------------------------------------------------------------------------------------------
 
-def _all_at_once(count: int, call) -> list[str]:
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> str:
-        barrier.wait()
-        return call(i)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def test_fifty_threads_on_an_expired_token_refresh_once(manager, token_file, fake_upstream):
     write_token_file(token_file, expires_in=-60)
     fake_upstream.reset(refresh_delay=0.3)  # every thread is waiting while the one refresh is in flight
-    tokens = _all_at_once(50, lambda i: manager.current().access_token)
+    tokens = all_at_once(50, lambda i: manager.current().access_token)
     assert set(tokens) == {NEW_ACCESS}
     assert fake_upstream.stats()["refresh_calls"] == 1
 
@@ -257,7 +245,7 @@ def test_two_managers_sharing_the_file_refresh_once(settings, token_file, fake_u
     write_token_file(token_file, expires_in=-60)
     fake_upstream.reset(refresh_delay=0.3)
     managers = [TokenManager(settings, requests.Session()) for _ in range(2)]
-    tokens = _all_at_once(20, lambda i: managers[i % 2].current().access_token)
+    tokens = all_at_once(20, lambda i: managers[i % 2].current().access_token)
     assert set(tokens) == {NEW_ACCESS}
     assert fake_upstream.stats()["refresh_calls"] == 1
 
