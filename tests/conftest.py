@@ -48,6 +48,15 @@ def fake_kiro_server():
         yield fake
 
 
+@pytest.fixture(autouse=True)
+def kiro_saw_only_well_formed_bodies(request):
+    """After every test that talked to the shared fake Kiro: it refused no body as malformed (the reasons if it did)."""
+    yield
+    if "fake_kiro_server" in request.fixturenames:
+        malformed = request.getfixturevalue("fake_kiro_server").stats()["malformed"]
+        assert malformed == [], f"ki2api sent Kiro a body it would refuse: {malformed}"
+
+
 @pytest.fixture
 def fake_upstream(fake_kiro_server):
     """The fake Kiro, reset to a known state: ACCESS valid, REFRESH current."""

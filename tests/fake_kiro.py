@@ -92,7 +92,8 @@ class FakeKiro:
         return self._post("default", spec)
 
     def stats(self) -> dict[str, Any]:
-        """Counters and gauges: chat_requests, refresh_calls, oidc_calls, open_streams, frames_sent, ..."""
+        """Counters and gauges: chat_requests, refresh_calls, oidc_calls, open_streams, frames_sent, ...; `malformed`
+        lists why chat bodies were refused as Kiro would refuse them (tests/helpers/kiro_request.py's rules)."""
         return self._get("stats")
 
     def requests(self) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from gevent.server import StreamServer
 from tests.fake_kiro_http import Closed, Connection, HttpError, Reader, Request, read_request
 from tests.fake_kiro_script import Plan, SpecError, check_spec, plan_response
 from tests.fake_kiro_state import State
+from tests.helpers.kiro_request import assert_well_formed
 
 log = logging.getLogger(__name__)
 MAX_HOLD = 300.0  # a held stream goes on after this long, so a forgotten release cannot hang the server
@@ -167,7 +168,11 @@ class FakeKiroServer:
             conn.send_json(404, {"message": f"no route {request.method} {request.path}"}, request.keep_alive)
 
     def chat(self, conn: Connection, request: Request) -> None:
-        """The chat endpoint: auth, validation, then the next scripted (or default) answer."""
+        """The chat endpoint: auth, validation, then the next scripted (or default) answer.
+
+        A body that breaks one of Kiro's rules (`malformed`) gets Kiro's own 400 and uses no scripted answer;
+        the reason is kept in the record and in stats()["malformed"].
+        """
         state = self.state
         state.chat_requests += 1
         token = request.headers.get("authorization", "")
@@ -183,9 +188,11 @@ class FakeKiroServer:
         record["account"] = account
         if account in state.accounts:
             state.accounts[account].chat_requests += 1
-        model_id = _model_id(body)
-        if model_id is None:
-            record["status"] = 400
+        model_id, problem = _model_id(body), malformed(body)
+        if model_id is None or problem is not None:
+            record["status"], record["malformed"] = 400, problem or "currentMessage has no content or modelId"
+            state.refused(record["malformed"])
+            log.warning("refused a malformed generateAssistantResponse body: %s", record["malformed"])
             conn.send_json(400, MALFORMED, request.keep_alive)
             return
         spec = state.next_spec(account)
@@ -316,6 +323,20 @@ def _model_id(body: Any) -> str | None:
     except (KeyError, TypeError):
         return None
     return model_id if isinstance(content, str) and isinstance(model_id, str) and model_id else None
+
+
+def malformed(body: Any) -> str | None:
+    """Why real Kiro would answer this chat body "Improperly formed request." (the rules of
+    tests/helpers/kiro_request.py), or None if it is well formed."""
+    try:
+        assert_well_formed(body)
+    except AssertionError as exc:
+        return str(exc) or "a rule of assert_well_formed failed"
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        return f"missing or mistyped field: {type(exc).__name__} {exc}"
+    except RecursionError:
+        return "nested too deeply to check"
+    return None
 
 
 def _oidc_fields_ok(body: dict[str, Any]) -> bool:

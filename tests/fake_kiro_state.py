@@ -12,6 +12,7 @@ import gevent.event
 from tests.fake_kiro_script import SpecError
 
 MAX_RECORDS = 2000  # benchmarks send many thousands of requests; keep only the newest
+MAX_MALFORMED = 100
 STATE_KEYS = ("access_tokens", "refresh_token", "rotate", "refresh_delay", "refresh_status", "refresh_body",
               "refresh_hold", "accounts")
 DEFAULT_STATE: dict[str, Any] = {"access_tokens": [], "refresh_token": None, "rotate": True, "refresh_delay": 0.0,
@@ -68,6 +69,7 @@ class State:
         self.default: dict[str, Any] = {}
         self.records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
         self.chat_requests = self.refresh_calls = self.oidc_calls = 0
+        self.malformed: deque[str] = deque(maxlen=MAX_MALFORMED)  # why bodies were refused, newest last
         self.frames_sent = self.bytes_sent = 0
         self.last_frame_sent_at: float | None = None
         self.max_open_streams = self.streams_served = 0
@@ -145,6 +147,10 @@ class State:
         gate.set()
         return held
 
+    def refused(self, reason: str) -> None:
+        """Note a chat body refused as malformed, and why."""
+        self.malformed.append(reason)
+
     def stream_opened(self) -> None:
         """Count a stream whose headers went out."""
         self.open_streams += 1
@@ -161,6 +167,7 @@ class State:
                 "bytes_sent": self.bytes_sent, "last_frame_sent_at": self.last_frame_sent_at,
                 "queued": self.queued(), "access_tokens": sorted(self.access_tokens),
                 "refresh_token": self.refresh_token, "tokens_issued": self.issued, "usage_calls": self.usage_calls,
+                "malformed": list(self.malformed),
                 "accounts": {name: account.stats() for name, account in self.accounts.items()}}
 
 

@@ -8,8 +8,9 @@ import zlib
 import pytest
 
 from ki2api.upstream.eventstream import EventStreamDecoder, EventStreamError, parse_headers
-from ki2api.upstream.events import (ContextUsage, LengthExceeded, Metering, TextDelta, TokenUsage, ToolUseDelta,
-                                    UpstreamException, iter_events)
+from ki2api.upstream.events import (NO_ANSWER, NOT_AN_EVENT_STREAM, ContextUsage, LengthExceeded, Metering, NoAnswer,
+                                    ReasoningDelta, TextDelta, TokenUsage, ToolUseDelta, UpstreamException,
+                                    iter_events)
 from tests.conftest import FIXTURES
 from tests.helpers.frames import encode_frame, event_frame, exception_frame
 
@@ -150,3 +151,44 @@ def test_all_header_value_types_decode():
 def test_unknown_header_type_is_an_error():
     with pytest.raises(EventStreamError, match="unknown header value type"):
         parse_headers(b"\x01a\x0c")
+
+
+INITIAL = encode_frame({":event-type": "initial-response", ":content-type": "application/x-amz-json-1.0",
+                        ":message-type": "event"}, b'{"conversationId":""}')
+USAGE = event_frame("contextUsageEvent", {"contextUsagePercentage": 1.5})
+METERING = event_frame("meteringEvent", {"unit": "credit", "unitPlural": "credits", "usage": 0.01})
+
+
+@pytest.mark.parametrize("chunks", [[], [b""], [INITIAL], [INITIAL, USAGE, METERING], [USAGE + METERING],
+                                    [INITIAL, event_frame("assistantResponseEvent", {"content": ""}), METERING]],
+                         ids=["no-chunks", "empty-body", "initial-only", "usage-and-metering", "one-chunk",
+                              "empty-content"])
+def test_a_200_without_any_answer_event_is_no_answer(chunks):
+    with pytest.raises(NoAnswer) as info:
+        list(iter_events(chunks))
+    assert str(info.value) == NO_ANSWER == "Kiro answered 200 without an answer"
+
+
+@pytest.mark.parametrize("body", [b"<html><body>Service Unavailable</body></html>", b'{"message": "scripted"}',
+                                  b"{}", b"OK"], ids=["html", "json", "short-json", "two-bytes"])
+def test_a_200_whose_body_is_not_an_event_stream_says_so(body):
+    with pytest.raises(NoAnswer) as info:
+        list(iter_events([body[:5], body[5:]]))
+    assert str(info.value) == NOT_AN_EVENT_STREAM == "Kiro answered 200 with a body that is not an event stream"
+
+
+def test_a_broken_frame_after_a_good_one_is_a_broken_stream_not_a_foreign_body():
+    with pytest.raises(EventStreamError) as info:
+        list(iter_events([INITIAL + b"<html>not a frame at all</html>"]))
+    assert not isinstance(info.value, NoAnswer) and "CRC" in str(info.value)
+
+
+@pytest.mark.parametrize("answer", [event_frame("assistantResponseEvent", {"content": "hi"}),
+                                    event_frame("reasoningContentEvent", {"text": "hm"}),
+                                    event_frame("toolUseEvent", {"name": "ls", "toolUseId": "tooluse_1"}),
+                                    exception_frame("ContentLengthExceededException", "too long")],
+                         ids=["text", "reasoning", "tool-use", "length-stop"])
+def test_usage_before_the_answer_is_held_back_then_given_in_order(answer):
+    events = list(iter_events([INITIAL, USAGE, answer, METERING]))
+    assert events[0] == ContextUsage(1.5) and events[-1] == Metering(0.01, "credit")
+    assert isinstance(events[1], (TextDelta, ReasoningDelta, ToolUseDelta, LengthExceeded)) and len(events) == 3

@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / 
 ACCESS = "aoaAAAAAfake-test-access"
 REFRESH = "aorAAAAAfake-test-refresh"
 BODY = {"conversationState": {"conversationId": "c1", "chatTriggerType": "MANUAL", "currentMessage": {
-    "userInputMessage": {"content": "hi", "modelId": "claude-haiku-4.5", "origin": "AI_EDITOR"}}}}
+    "userInputMessage": {"content": "hi", "modelId": "claude-haiku-4.5", "origin": "AI_EDITOR"}}, "history": []}}
 
 
 def decode(data: bytes) -> list[tuple[dict[str, str], bytes]]:
@@ -111,6 +111,35 @@ def test_malformed_request_is_400_validation(fake, body):
     assert response.status_code == 400
     assert response.json() == {"__type": "com.amazon.kiro.runtimeservice#ValidationException",
                                "message": "Improperly formed request.", "reason": None}
+
+
+def with_history(*messages):
+    return {"conversationState": {**BODY["conversationState"], "history": list(messages)}}
+
+
+USER = {"userInputMessage": {"content": "list it", "origin": "AI_EDITOR"}}
+ASSISTANT = {"assistantResponseMessage": {"content": "Done."}}
+
+
+@pytest.mark.parametrize("body,reason", [
+    (with_history(USER, {"assistantResponseMessage": {"content": " ", "toolUses": [
+        {"toolUseId": "t1", "name": "ls", "input": {"path": None}}]}}), "null at body.conversationState.history"),
+    (with_history(USER, ASSISTANT, ASSISTANT, USER), "history does not alternate"),
+    (with_history(USER, {"assistantResponseMessage": {"content": ""}}), "empty assistant message 1"),
+], ids=["null-in-tool-input", "two-assistants", "empty-assistant"])
+def test_a_body_breaking_kiros_rules_is_refused_like_kiro_and_the_reason_kept(fake, body, reason):
+    fake.script({"texts": ["kept for the next good request"]})
+    response = chat(fake, body=body)
+    assert response.status_code == 400
+    assert response.json() == {"__type": "com.amazon.kiro.runtimeservice#ValidationException",
+                               "message": "Improperly formed request.", "reason": None}
+    (why,) = fake.stats()["malformed"]
+    assert reason in why
+    assert fake.requests()[-1]["malformed"] == why
+    good = chat(fake, body=with_history(USER, ASSISTANT))  # the refusal used no scripted answer
+    assert "".join(p["content"] for n, p in events(good.content) if n == "assistantResponseEvent") == \
+        "kept for the next good request"
+    assert len(fake.stats()["malformed"]) == 1
 
 
 def test_social_refresh_rotates_and_spent_token_is_invalid_grant(fake):

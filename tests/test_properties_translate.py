@@ -16,6 +16,7 @@ from ki2api.errors import ApiError
 from ki2api.models import model_names, resolve_model
 from ki2api.translate import anthropic_request, openai_request
 from ki2api.translate.history import build_payload
+from tests.helpers.kiro_request import assert_well_formed
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MODELS = model_names()
@@ -39,7 +40,8 @@ def anthropic_payload(body: dict[str, Any]) -> dict[str, Any]:
 
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)
 ids = st.from_regex(r"call_[a-z0-9]{6}", fullmatch=True)
-tool_names = st.sampled_from(["get_weather", "Read", "bash", "search.web", "a" * 70])
+tool_names = st.sampled_from(["get_weather", "Read", "read", "bash", "search.web", "a" * 70])
+arguments = st.sampled_from(['{"x": 1}', '{"x": null}', '{"x": {"y": null, "z": [1, null]}}', "", "{}"])
 
 
 @st.composite
@@ -57,7 +59,7 @@ def openai_conversations(draw) -> list[dict[str, Any]]:
         else:
             calls = draw(st.lists(st.tuples(ids, tool_names), min_size=1, max_size=3, unique_by=lambda c: c[0]))
             messages.append({"role": "assistant", "content": draw(st.none() | text), "tool_calls": [
-                {"id": cid, "type": "function", "function": {"name": name, "arguments": '{"x": 1}'}}
+                {"id": cid, "type": "function", "function": {"name": name, "arguments": draw(arguments)}}
                 for cid, name in calls]})
             messages += [{"role": "tool", "tool_call_id": cid, "content": draw(text)} for cid, _ in calls]
     if not any(m["role"] in ("user", "tool") for m in messages):
@@ -73,7 +75,8 @@ def anthropic_conversations(draw) -> list[dict[str, Any]]:
         if draw(st.booleans()):
             calls = draw(st.lists(st.tuples(ids, tool_names), min_size=1, max_size=3, unique_by=lambda c: c[0]))
             messages.append({"role": "assistant", "content": [{"type": "text", "text": draw(text)}] + [
-                {"type": "tool_use", "id": cid, "name": name, "input": {"q": draw(text)}} for cid, name in calls]})
+                {"type": "tool_use", "id": cid, "name": name, "input": {"q": draw(text), "opt": None}}
+                for cid, name in calls]})
             messages.append({"role": "user", "content": [
                 {"type": "tool_result", "tool_use_id": cid, "content": draw(text)} for cid, _ in calls]})
         else:
@@ -83,6 +86,7 @@ def anthropic_conversations(draw) -> list[dict[str, Any]]:
 
 
 def check_kiro_rules(payload: dict[str, Any], user_texts: list[str]) -> None:
+    assert_well_formed(payload)  # the rules the fake Kiro refuses bodies by
     state = payload["conversationState"]
     current = state["currentMessage"]["userInputMessage"]
     history = state["history"]
@@ -113,9 +117,12 @@ def check_kiro_rules(payload: dict[str, Any], user_texts: list[str]) -> None:
 
 
 @PROPERTY
-@given(messages=openai_conversations(), model=st.sampled_from(MODELS))
-def test_valid_openai_conversations_translate_within_kiros_rules(messages, model):
-    payload = openai_payload({"model": model, "messages": messages})
+@given(messages=openai_conversations(), model=st.sampled_from(MODELS),
+       tools=st.lists(tool_names, unique=True, max_size=4))
+def test_valid_openai_conversations_translate_within_kiros_rules(messages, model, tools):
+    declared = [{"type": "function", "function": {"name": name, "parameters": {
+        "type": "object", "properties": {"x": {"type": "string", "default": None}}}}} for name in tools]
+    payload = openai_payload({"model": model, "messages": messages, **({"tools": declared} if tools else {})})
     users = [m["content"] for m in messages if m["role"] == "user" and isinstance(m["content"], str)]
     check_kiro_rules(payload, users)
 

@@ -1,5 +1,6 @@
 """The Anthropic blueprint through Flask's test client, against the fake Kiro over real HTTP."""
 import dataclasses
+import json
 import uuid
 from types import SimpleNamespace
 
@@ -307,3 +308,99 @@ def test_pings_keep_a_silent_stream_alive_and_text_still_flows(settings, auth, f
     assert released
     assert "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta") == "after the wait"
     assert [n for n, _ in events][-1] == "message_stop"
+
+
+# --- input that used to crash the translation or the upstream encode: a 400 naming the field, or sent clean ---
+
+def raw(body: dict, **inserts: str) -> str:
+    """`body` as JSON text with each `"@key"` string replaced by raw JSON text (deep values built as text)."""
+    text = json.dumps(body)
+    for key, value in inserts.items():
+        text = text.replace(f'"@{key}"', value)
+    return text
+
+
+def deep_schema(levels: int) -> str:
+    return '{"type": "object", "properties": {"a": ' * levels + '{"type": "string"}' + "}}" * levels
+
+
+TOOL_TURNS = [{"role": "user", "content": "list"},
+              {"role": "assistant",
+               "content": [{"type": "tool_use", "id": "toolu_1", "name": "ls", "input": "@input"}]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt"}]}]
+TOO_DEEP = [
+    (raw({**BODY, "messages": TOOL_TURNS}, input='{"a": ' + "[" * 800 + "]" * 800 + "}"),
+     "messages[1].content[0].input: is nested more than"),
+    (raw({**BODY, "tools": [{"name": "f", "input_schema": "@schema"}]}, schema=deep_schema(400)),
+     "tools[0].input_schema: is nested more than"),
+    (raw({**BODY, "messages": TOOL_TURNS}, input='{"n": 1e999}'), "out of range"),
+    (raw({**BODY, "messages": TOOL_TURNS}, input='{"n": NaN}'), "NaN"),
+    (raw({**BODY, "messages": TOOL_TURNS}, input='{"n": ' + "9" * 5000 + "}"), "digits"),
+]
+
+
+@pytest.mark.parametrize("path,stream", [("/v1/messages", False), ("/v1/messages", True),
+                                         ("/v1/messages/count_tokens", False)])
+@pytest.mark.parametrize("data,words", TOO_DEEP, ids=["input-800-deep", "schema-800-deep", "input-1e999",
+                                                      "input-NaN", "input-5000-digits"])
+def test_deep_huge_or_non_finite_json_is_a_400_naming_the_field(client, auth, fake_upstream, path, stream, data,
+                                                                words):
+    if stream:
+        data = data[:-1] + ', "stream": true}'
+    response = client.post(path, data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    validate_error(response.get_json())
+    assert words in response.get_json()["error"]["message"]
+    assert fake_upstream.stats()["chat_requests"] == 0
+
+
+def test_nulls_in_history_tool_inputs_are_left_out_upstream(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["ok"]})
+    data = raw({**BODY, "messages": TOOL_TURNS}, input='{"path": ".", "depth": null, "opts": {"all": null}}')
+    response = client.post("/v1/messages", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (use,) = fake_upstream.requests()[-1]["body"]["conversationState"]["history"][1]["assistantResponseMessage"][
+        "toolUses"]
+    assert use["input"] == {"path": ".", "opts": {}}
+    assert fake_upstream.stats()["malformed"] == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_lone_surrogates_reach_kiro_as_replacement_characters(client, auth, fake_upstream, stream):
+    fake_upstream.script({"texts": ["fine"]})
+    data = ('{"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": %s, "system": "s\\udfff", '
+            '"messages": [{"role": "user", "content": [{"type": "text", "text": "a\\ud800b \\ud83d\\ude00"}]}]}'
+            % str(stream).lower())
+    response = client.post("/v1/messages", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    if stream:
+        text = "".join(d["delta"].get("text", "") for n, d in checked_events(response) if n == "content_block_delta")
+    else:
+        text = response.get_json()["content"][0]["text"]
+    assert text == "fine"
+    state = fake_upstream.requests()[-1]["body"]["conversationState"]
+    assert state["currentMessage"]["userInputMessage"]["content"] == "a\ufffdb \U0001F600"  # a real pair is kept
+    assert state["history"][0]["userInputMessage"]["content"] == "s\ufffd"
+    counted = client.post("/v1/messages/count_tokens", data=data, content_type="application/json", headers=auth)
+    assert counted.status_code == 200 and counted.get_json()["input_tokens"] > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_name_with_a_lone_surrogate_comes_back_with_a_replacement_character(client, auth, fake_upstream,
+                                                                                   stream):
+    data = ('{"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": %s, "messages": [{"role": "user",'
+            ' "content": "x"}], "tools": [{"name": "get\\ud800it", "input_schema": {}}]}' % str(stream).lower())
+    client.post("/v1/messages", data=data, content_type="application/json", headers=auth)
+    upstream = fake_upstream.requests()[-1]["body"]["conversationState"]["currentMessage"]["userInputMessage"][
+        "userInputMessageContext"]["tools"][0]["toolSpecification"]["name"]
+    fake_upstream.script({"events": tool_events(name=upstream)})
+    response = client.post("/v1/messages", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 200
+    if stream:
+        events = checked_events(response)
+        assert "error" not in [n for n, _ in events]
+        name = next(d["content_block"]["name"] for n, d in events
+                    if n == "content_block_start" and d["content_block"]["type"] == "tool_use")
+    else:
+        name = next(b["name"] for b in response.get_json()["content"] if b["type"] == "tool_use")
+    assert name == "get\ufffdit"

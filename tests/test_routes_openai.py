@@ -223,3 +223,134 @@ def test_tool_call_stream_through_the_route_maps_names_back(client, auth, fake_u
              if c["choices"] and "tool_calls" in c["choices"][0]["delta"]]
     assert names[0] == long
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+# --- input that used to crash the translation or the upstream encode: a 400 naming the field, or sent clean ---
+
+ARGS_PARAM = "messages[1].tool_calls[0].function.arguments"
+
+
+def with_call(arguments: str) -> str:
+    """A raw body whose assistant message calls `ls` with `arguments` (JSON text), then its result."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "ls", "arguments": arguments}}
+    return json.dumps({**CHAT, "messages": [{"role": "user", "content": "list"},
+                                            {"role": "assistant", "content": None, "tool_calls": [call]},
+                                            {"role": "tool", "tool_call_id": "call_1", "content": "a.txt"}]})
+
+
+def nested_schema(levels: int) -> str:
+    """`parameters` nested `levels` schemas (twice as many JSON levels) deep, built as text: no recursion."""
+    return '{"type": "object", "properties": {"a": ' * levels + '{"type": "string"}' + "}}" * levels
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("data,param,words", [
+    (with_call("[" * 5000 + "]" * 5000), ARGS_PARAM, "nested"),
+    (with_call('{"a": ' + "[" * 500 + "]" * 500 + "}"), ARGS_PARAM, "nested"),
+    (with_call('{"n": ' + "9" * 5000 + "}"), ARGS_PARAM, "digits"),
+    (with_call('{"n": NaN}'), ARGS_PARAM, "NaN"),
+    (with_call('{"n": -Infinity}'), ARGS_PARAM, "Infinity"),
+    (with_call('{"n": 1e999}'), ARGS_PARAM, "out of range"),
+    (json.dumps(CHAT)[:-1] + ', "tools": [{"type": "function", "function": {"name": "f", "parameters": '
+     + nested_schema(400) + "}}]}", "tools[0].function.parameters", "nested"),
+], ids=["args-5000-deep", "args-500-deep", "args-5000-digits", "args-NaN", "args-Infinity", "args-1e999",
+        "schema-800-deep"])
+def test_deep_huge_or_non_finite_json_is_a_400_naming_the_field(client, auth, fake_upstream, data, param, words,
+                                                                stream):
+    if stream:
+        data = data[:-1] + ', "stream": true}'
+    response = client.post("/v1/chat/completions", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    validate(response.get_json(), "ErrorResponse")
+    assert error["param"] == param and words in error["message"], error
+    assert fake_upstream.stats()["chat_requests"] == 0
+
+
+def test_nulls_in_history_tool_arguments_are_left_out_upstream(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["ok"]})
+    data = with_call('{"path": ".", "depth": null, "opts": {"all": null, "sort": "name"}, "ids": [1, null]}')
+    response = client.post("/v1/chat/completions", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    sent = fake_upstream.requests()[-1]["body"]
+    (use,) = sent["conversationState"]["history"][1]["assistantResponseMessage"]["toolUses"]
+    assert use["input"] == {"path": ".", "opts": {"sort": "name"}, "ids": [1]}
+    assert fake_upstream.stats()["malformed"] == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_lone_surrogates_reach_kiro_as_replacement_characters(client, auth, fake_upstream, stream):
+    fake_upstream.script({"texts": ["fine"]})
+    data = ('{"model": "claude-sonnet-4-5", "stream": %s, "messages": [{"role": "system", "content": "s\\udfff"},'
+            ' {"role": "user", "content": "a\\ud800b \\ud83d\\ude00"}]}' % str(stream).lower())
+    response = client.post("/v1/chat/completions", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in sse_events(response)[:-1]
+                   if e["choices"]) if stream else response.get_json()["choices"][0]["message"]["content"]
+    assert text == "fine"
+    state = fake_upstream.requests()[-1]["body"]["conversationState"]
+    assert state["currentMessage"]["userInputMessage"]["content"] == "a\ufffdb \U0001F600"  # a real pair is kept
+    assert state["history"][0]["userInputMessage"]["content"] == "s\ufffd"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_name_with_a_lone_surrogate_comes_back_with_a_replacement_character(client, auth, fake_upstream,
+                                                                                   stream):
+    data = ('{"model": "claude-sonnet-4-5", "stream": %s, "messages": [{"role": "user", "content": "x"}],'
+            ' "tools": [{"type": "function", "function": {"name": "get\\ud800it"}}]}' % str(stream).lower())
+    client.post("/v1/chat/completions", data=data, content_type="application/json", headers=auth)
+    upstream = fake_upstream.requests()[-1]["body"]["conversationState"]["currentMessage"]["userInputMessage"][
+        "userInputMessageContext"]["tools"][0]["toolSpecification"]["name"]
+    fake_upstream.script({"events": [
+        {"event": "toolUseEvent", "payload": {"name": upstream, "toolUseId": "tooluse_1", "input": "{}"}},
+        {"event": "toolUseEvent", "payload": {"name": upstream, "stop": True, "toolUseId": "tooluse_1"}}]})
+    response = client.post("/v1/chat/completions", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 200
+    if stream:
+        events = sse_events(response)
+        assert not [e for e in events if isinstance(e, dict) and "error" in e], events
+        name = next(e["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] for e in events[:-1]
+                    if e["choices"] and e["choices"][0]["delta"].get("tool_calls"))
+    else:
+        name = response.get_json()["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
+    assert name == "get\ufffdit"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_subscription_expired_is_refused_without_refreshing_the_token(client, auth, fake_upstream, token_file,
+                                                                      status):
+    before = token_file.read_text()
+    fake_upstream.script({"status": status, "json": {"__type": "com.amazon.coral.service#AccessDeniedException",
+                                                     "message": "Your Kiro subscription expired on 2026-05-01"}})
+    response = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert response.status_code == 403, response.get_json()
+    assert response.get_json()["error"]["type"] == "permission_error"
+    assert "subscription expired" in response.get_json()["error"]["message"]
+    stats = fake_upstream.stats()
+    assert stats["refresh_calls"] == 0 and stats["chat_requests"] == 1
+    assert token_file.read_text() == before  # the login was not rotated
+
+
+def test_an_expired_token_message_is_refreshed_once_and_retried(client, auth, fake_upstream):
+    fake_upstream.script({"status": 403, "json": {"__type": "com.amazon.coral.service#AccessDeniedException",
+                                                  "message": "The security token included in the request is expired"}})
+    response = client.post("/v1/chat/completions", json=CHAT, headers=auth)
+    assert response.status_code == 200, response.get_json()
+    stats = fake_upstream.stats()
+    assert stats["refresh_calls"] == 1 and stats["chat_requests"] == 2
+
+
+def test_tools_differing_only_in_case_are_declared_once_each_and_keep_their_names(client, auth, fake_upstream):
+    tools = [{"type": "function", "function": {"name": "Read"}}, {"type": "function", "function": {"name": "read"}}]
+    fake_upstream.script({"texts": ["x"]})
+    response = client.post("/v1/chat/completions", json={**CHAT, "tools": tools}, headers=auth)
+    assert response.status_code == 200, response.get_json()  # the fake refused it as Kiro does before
+    declared = fake_upstream.requests()[-1]["body"]["conversationState"]["currentMessage"]["userInputMessage"][
+        "userInputMessageContext"]["tools"]
+    upstream = [t["toolSpecification"]["name"] for t in declared]
+    assert len({n.lower() for n in upstream}) == 2 and upstream[0] == "Read"
+    fake_upstream.script({"events": [
+        {"event": "toolUseEvent", "payload": {"name": upstream[1], "toolUseId": "tooluse_1", "input": "{}"}},
+        {"event": "toolUseEvent", "payload": {"name": upstream[1], "stop": True, "toolUseId": "tooluse_1"}}]})
+    body = client.post("/v1/chat/completions", json={**CHAT, "tools": tools}, headers=auth).get_json()
+    assert body["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "read"

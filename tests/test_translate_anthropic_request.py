@@ -1,5 +1,6 @@
 """Anthropic Messages request -> options, neutral Conversation and Kiro's body; malformed parts -> 400 naming them."""
 import copy
+import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 from ki2api.errors import InvalidRequest
 from ki2api.translate.anthropic_request import parse_conversation, parse_options
 from ki2api.translate.history import SYSTEM_ACK, build_payload
+from ki2api.translate.tools import MAX_DEPTH
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
@@ -93,6 +95,13 @@ def test_tool_round_trip_becomes_tool_uses_and_results():
     assert spec["name"] == "get_weather" and spec["inputSchema"]["json"]["required"] == ["city"]
 
 
+def test_nulls_in_a_history_tool_input_are_left_out():
+    body = tool_round_trip({"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C"})
+    body["messages"][1]["content"][1]["input"] = {"city": "Paris", "unit": None, "when": {"day": None, "h": [1, None]}}
+    uses = payload(body)["history"][-1]["assistantResponseMessage"]["toolUses"]
+    assert uses[0]["input"] == {"city": "Paris", "when": {"h": [1]}}
+
+
 def test_tool_result_blocks_error_flag_and_images():
     block = {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True,
              "content": [{"type": "text", "text": "city unknown"}, IMAGE]}
@@ -108,15 +117,24 @@ def test_empty_tool_result_is_not_sent_empty():
     assert result["userInputMessageContext"]["toolResults"][0]["content"][0]["text"].strip()
 
 
-def test_thinking_blocks_in_history_are_sent_back_as_reasoning():
-    body = {**BASE, "messages": [
-        {"role": "user", "content": "2+2?"},
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": "Add them.", "signature": "abc"},
-                                          {"type": "redacted_thinking", "data": "opaque"},
-                                          {"type": "text", "text": "4"}]},
-        {"role": "user", "content": "Times 3?"}]}
-    assistant = payload(body)["history"][-1]["assistantResponseMessage"]
+THOUGHT = {**BASE, "messages": [
+    {"role": "user", "content": "2+2?"},
+    {"role": "assistant", "content": [{"type": "thinking", "thinking": "Add them.", "signature": "abc"},
+                                      {"type": "redacted_thinking", "data": "opaque"},
+                                      {"type": "text", "text": "4"}]},
+    {"role": "user", "content": "Times 3?"}]}
+
+
+def test_thinking_blocks_in_history_are_sent_back_as_reasoning_when_thinking_is_on():
+    assistant = payload(THOUGHT, thinking_budget=2048)["history"][-1]["assistantResponseMessage"]
     assert assistant["content"] == "<thinking>Add them.</thinking>\n\n4"
+
+
+def test_thinking_blocks_in_history_are_dropped_when_thinking_is_off():
+    # Without thinking the answer's text is not split: replayed tags would lead the model to think in the text.
+    state = payload(THOUGHT)
+    assert state["history"][-1]["assistantResponseMessage"]["content"] == "4"
+    assert "Add them." not in json.dumps(state)
 
 
 def test_server_tools_are_dropped_and_long_names_mapped():
@@ -149,6 +167,14 @@ def test_assistant_prefill_stays_in_history():
     body = {**BASE, "messages": [{"role": "user", "content": "Count"}, {"role": "assistant", "content": "1, 2,"}]}
     state = payload(body)
     assert state["history"][-1]["assistantResponseMessage"]["content"] == "1, 2,"
+
+
+def deep(levels):
+    """`levels` JSON objects, one inside the next."""
+    value = {}
+    for _ in range(levels - 1):
+        value = {"properties": value}
+    return value
 
 
 MALFORMED = [
@@ -212,6 +238,10 @@ MALFORMED = [
     ({"tools": [{"name": "x"}]}, "tools[0].input_schema"),
     ({"tools": [{"name": "x", "input_schema": {}, "description": 5}]}, "tools[0].description"),
     ({"tools": [WEATHER, WEATHER]}, "tools[1].name"),
+    ({"tools": [{"name": "deep", "input_schema": deep(MAX_DEPTH + 1)}]}, "tools[0].input_schema"),
+    ({"messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "b",
+                                                      "input": {"x": deep(MAX_DEPTH)}}]}]},
+     "messages[0].content[0].input"),
     ({"tool_choice": "auto"}, "tool_choice"),
     ({"tool_choice": {"type": "sometimes"}}, "tool_choice.type"),
     ({"tool_choice": {"type": "any"}}, "tool_choice.type"),

@@ -65,5 +65,12 @@ def test_duplicate_tool_uses_are_sent_once_and_the_instruction_ends_the_current_
 def test_merged_assistant_turns_keep_their_reasoning():
     turns = [Turn("user", "q"), Turn("assistant", "a", reasoning="r1"), Turn("assistant", "b", reasoning="r2"),
              Turn("user", "next")]
+    state = build_payload(Conversation("", turns, thinking_budget=1024), "m")["conversationState"]
+    assert state["history"][3]["assistantResponseMessage"]["content"] == "<thinking>r1\nr2</thinking>\n\na\nb"
+
+
+def test_history_reasoning_is_dropped_without_thinking():
+    turns = [Turn("user", "q"), Turn("assistant", "a", reasoning="r1"), Turn("assistant", "", reasoning="r2"),
+             Turn("user", "next")]
     state = build_payload(Conversation("", turns), "m")["conversationState"]
-    assert state["history"][1]["assistantResponseMessage"]["content"] == "<thinking>r1\nr2</thinking>\n\na\nb"
+    assert state["history"][1]["assistantResponseMessage"]["content"] == "a"

@@ -1,4 +1,5 @@
 import base64
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -173,6 +174,14 @@ def test_tool_choice_named_offers_that_tool_and_asks_for_it():
     assert f"`{upstream}`" in long["content"]
 
 
+def test_nulls_in_history_tool_arguments_are_left_out():
+    call = {"id": "c1", "function": {"name": "ls", "arguments": '{"path": ".", "all": null, "o": {"x": null}}'}}
+    state = to_codewhisperer(body(messages=[
+        {"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "a.txt"}]), "m")["conversationState"]
+    assert state["history"][1]["assistantResponseMessage"]["toolUses"][0]["input"] == {"path": ".", "o": {}}
+
+
 def test_tool_results_with_error_flag_parts_and_empty_content():
     conv = parse_conversation({"messages": [
         {"role": "user", "content": "go"},
@@ -237,12 +246,22 @@ def test_thinking_suffix_is_stripped_for_the_model_lookup():
     assert (o.model, o.base_model, o.thinking_budget) == ("claude-sonnet-4-5-thinking", "claude-sonnet-4-5", 12288)
 
 
-def test_assistant_reasoning_content_is_sent_back_as_thinking():
-    payload = to_codewhisperer({"messages": [
-        {"role": "user", "content": "q"}, {"role": "assistant", "content": "4", "reasoning_content": "2+2"},
-        {"role": "user", "content": "q2"}]}, "m")
-    assert payload["conversationState"]["history"][1]["assistantResponseMessage"]["content"] == \
+REASONED = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "4", "reasoning_content": "2+2"},
+            {"role": "user", "content": "q2"}]
+
+
+def test_assistant_reasoning_content_is_sent_back_as_thinking_when_thinking_is_on():
+    payload = to_codewhisperer({"messages": REASONED, "reasoning_effort": "low"}, "m")
+    assert payload["conversationState"]["history"][3]["assistantResponseMessage"]["content"] == \
         "<thinking>2+2</thinking>\n\n4"
+
+
+@pytest.mark.parametrize("extra", [{}, {"reasoning_effort": "none"}, {"thinking": {"type": "disabled"}}])
+def test_assistant_reasoning_content_is_dropped_when_thinking_is_off(extra):
+    # The answer's text is not split then: replayed tags would teach the model to put thinking in the text.
+    state = to_codewhisperer({"messages": REASONED, **extra}, "m")["conversationState"]
+    assert state["history"][1]["assistantResponseMessage"]["content"] == "4"
+    assert "thinking" not in json.dumps(state)
 
 
 BAD_TOOL_REQUESTS = [
@@ -289,6 +308,13 @@ BAD_MESSAGES = [
      "messages[0].content[0].image_url.url"),
     ([{"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}],
      "messages[0].content[0]"),
+]
+# Arguments that crashed the translation (deep nesting, a 5,000-digit integer) or went upstream as invalid JSON.
+BAD_MESSAGES += [
+    ([{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": arguments}}]}],
+     "messages[0].tool_calls[0].function.arguments") for arguments in (
+        "[" * 5000 + "]" * 5000, '{"a": ' + "[" * 200 + "]" * 200 + "}", '{"n": ' + "9" * 5000 + "}",
+        '{"n": NaN}', '{"n": Infinity}', '{"n": 1e999}', '{"n": 1', "null")
 ]
 
 

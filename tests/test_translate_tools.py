@@ -2,10 +2,12 @@ import copy
 import json
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ki2api.translate.tools import MAX_DESCRIPTION, ToolNames, choice_instruction, kiro_tool, normalise_schema
+from ki2api.translate.tools import (MAX_DEPTH, MAX_DESCRIPTION, ToolNames, TooDeep, choice_instruction, kiro_tool,
+                                    normalise_schema, without_nulls)
 
 NAME_RULE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -43,6 +45,32 @@ def test_nulls_go_everywhere_and_the_input_is_not_touched():
     assert out["required"] == ["a"]
     assert out["properties"]["a"] == {"type": "string", "enum": ["x"]}
     assert out["properties"]["b"]["items"] == {"type": "object"}
+
+
+def nested(levels: int) -> dict:
+    """A schema of `levels` JSON objects, one inside the next, built without recursion."""
+    schema: dict = {"type": "string"}
+    for _ in range(levels - 1):
+        schema = {"items": schema}
+    return schema
+
+
+def test_without_nulls_cleans_tool_inputs_at_every_level_and_leaves_the_input_alone():
+    value = {"path": ".", "depth": None, "opts": {"all": None, "sort": ["name", None, {"x": None}]}}
+    before = copy.deepcopy(value)
+    assert without_nulls(value) == {"path": ".", "opts": {"sort": ["name", {}]}}
+    assert value == before
+
+
+def test_schemas_and_inputs_nested_deeper_than_the_limit_are_refused_not_a_crash():
+    assert normalise_schema(nested(MAX_DEPTH))["items"]  # exactly at the limit: fine
+    for levels in (MAX_DEPTH + 1, 5000):  # 5000 would overflow Python's stack in a plain recursive walk
+        with pytest.raises(TooDeep):
+            normalise_schema(nested(levels))
+        with pytest.raises(TooDeep):
+            without_nulls({"a": nested(levels)})
+    with pytest.raises(TooDeep):
+        kiro_tool("t", None, nested(MAX_DEPTH + 1), ToolNames())
 
 
 def test_top_level_shape_is_forced():
@@ -97,6 +125,22 @@ def test_names_differing_only_in_odd_characters_stay_apart():
     names = ToolNames()
     assert names.upstream("a.b") != names.upstream("a:b")
     assert names.upstream("a_b") == "a_b"
+
+
+def test_names_differing_only_in_case_stay_apart_upstream():
+    names = ToolNames()
+    first, second = names.upstream("Read"), names.upstream("read")
+    assert first == "Read" and second.lower() != first.lower() and NAME_RULE.fullmatch(second)
+    assert (names.client(first), names.client(second)) == ("Read", "read")
+    assert names.upstream("read") == second  # the same every time
+
+
+def test_a_lone_surrogate_in_a_name_maps_back_as_a_replacement_character():
+    names = ToolNames()
+    upstream = names.upstream("get\ud800it")
+    assert NAME_RULE.fullmatch(upstream)
+    assert names.client(upstream) == "get\ufffdit"
+    assert names.client(names.upstream("plain")) == "plain"
 
 
 def test_kiro_tool_shape_description_and_limits():

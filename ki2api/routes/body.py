@@ -9,6 +9,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from ..limits import Limits, check
+from ..translate.tools import loads_finite
 
 _ACCEPTED_TYPES = ("application/json", "")
 
@@ -67,21 +68,17 @@ def _deadline(seconds: float) -> Any:
     return Timeout.start_new(seconds)
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"Request body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        body = json.loads(text, parse_constant=_no_constant)
+        body = loads_finite(text)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
             from None
-    except ValueError as exc:  # from _no_constant, or an integer of more digits than Python converts
+    except ValueError as exc:  # NaN, Infinity, 1e999, or an integer of more digits than Python converts
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidRequest("Request body is nested too deeply") from None

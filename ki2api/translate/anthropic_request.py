@@ -14,7 +14,7 @@ from .history import Conversation, Turn
 from .images import kiro_image
 from .openai_tools import EMPTY_RESULT, apply_tool_choice  # written once for both APIs (OpenAI-shaped choice)
 from .thinking import MAX_BUDGET, MIN_BUDGET
-from .tools import ToolNames, kiro_tool
+from .tools import MAX_DEPTH, ToolNames, TooDeep, kiro_tool, without_nulls
 
 log = logging.getLogger(__name__)
 # Other fields (temperature, top_p, top_k, metadata, cache_control ...) are accepted and ignored: Kiro has
@@ -154,7 +154,11 @@ def _tool_use(block: dict[str, Any], where: str, names: ToolNames) -> dict[str, 
     tool_input = block.get("input", {})
     if not isinstance(tool_input, dict):
         raise _fail("must be an object", f"{where}.input")
-    return {"toolUseId": tool_id, "name": names.upstream(name), "input": tool_input}
+    try:
+        clean = without_nulls(tool_input)  # Kiro takes an omitted key, never a null
+    except TooDeep:
+        raise _fail(f"is nested more than {MAX_DEPTH} levels deep", f"{where}.input") from None
+    return {"toolUseId": tool_id, "name": names.upstream(name), "input": clean}
 
 
 def _block(block: Any, where: str, turn: Turn, names: ToolNames, texts: list[str]) -> None:
@@ -220,7 +224,10 @@ def _tools(value: Any, names: ToolNames) -> tuple[list[dict[str, Any]], list[str
         if tool.get("description") is not None and not isinstance(tool["description"], str):
             raise _fail("must be a string", f"{where}.description")
         schema = _object(tool.get("input_schema"), f"{where}.input_schema")
-        specs.append(kiro_tool(name, tool.get("description"), schema, names))
+        try:
+            specs.append(kiro_tool(name, tool.get("description"), schema, names))
+        except TooDeep:
+            raise _fail(f"is nested more than {MAX_DEPTH} levels deep", f"{where}.input_schema") from None
         client_names.append(name)
     return specs, client_names
 

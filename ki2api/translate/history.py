@@ -24,7 +24,8 @@ class Turn:
     """One message in neutral form; images, tool uses and results already in Kiro's shapes.
 
     Tool uses carry upstream tool names (`ToolNames.upstream`); `reasoning` is an assistant
-    turn's earlier thinking, sent back as `<thinking>...</thinking>` before its text.
+    turn's earlier thinking, sent back as `<thinking>...</thinking>` before its text when the
+    request turns thinking on, and dropped otherwise.
     """
 
     role: str
@@ -134,8 +135,10 @@ def _user_message(turn: Turn, model_id: str, tools: list[dict[str, Any]] | None)
     return {"userInputMessage": message}
 
 
-def _assistant_message(turn: Turn) -> dict[str, Any]:
-    text = reserialise(turn.reasoning, turn.text)
+def _assistant_message(turn: Turn, thinking: bool) -> dict[str, Any]:
+    # Past thinking is replayed only when this request asks for thinking: otherwise the answer's text is not
+    # split, and a model imitating the replayed <thinking> tags would put its thinking into the text.
+    text = reserialise(turn.reasoning, turn.text) if thinking else turn.text
     message: dict[str, Any] = {"content": text or (TOOL_ONLY_TEXT if turn.tool_uses else CONTINUE)}
     if turn.tool_uses:
         message["toolUses"] = turn.tool_uses
@@ -146,6 +149,7 @@ def build_payload(conversation: Conversation, model_id: str) -> dict[str, Any]:
     """Return the generateAssistantResponse body (without profileArn, which the client adds)."""
     turns = normalise_turns(conversation.turns)
     system = conversation.system
+    thinking = conversation.thinking_budget is not None
     if conversation.thinking_budget is not None:
         system = with_thinking(system, conversation.thinking_budget)
     if conversation.instruction:
@@ -154,7 +158,7 @@ def build_payload(conversation: Conversation, model_id: str) -> dict[str, Any]:
         turns = [Turn("user", system), Turn("assistant", SYSTEM_ACK)] + turns
     tools = _declare_used_tools(turns, conversation.tools)
     history = [
-        _user_message(t, model_id, None) if t.role == "user" else _assistant_message(t)
+        _user_message(t, model_id, None) if t.role == "user" else _assistant_message(t, thinking)
         for t in turns[:-1]
     ]
     return {"conversationState": {

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InvalidRequest
 from .history import Turn
-from .tools import ToolNames, choice_instruction, kiro_tool
+from .tools import MAX_DEPTH, ToolNames, TooDeep, choice_instruction, kiro_tool, loads_finite, without_nulls
 
 EMPTY_RESULT = "(no output)"
 
@@ -48,8 +48,12 @@ def parse_tools(tools: Any, names: ToolNames) -> tuple[list[dict[str, Any]], lis
         description = fn.get("description")
         if description is not None and not isinstance(description, str):
             raise _fail(f"{where}.function.description must be a string", f"{where}.function.description")
+        try:
+            specs.append(kiro_tool(fn["name"], description, params, names))
+        except TooDeep:
+            raise _fail(f"{where}.function.parameters is nested more than {MAX_DEPTH} levels deep",
+                        f"{where}.function.parameters") from None
         client_names.append(fn["name"])
-        specs.append(kiro_tool(fn["name"], description, params, names))
     return specs, client_names
 
 
@@ -108,17 +112,29 @@ def tool_uses(calls: Any, param: str, names: ToolNames) -> list[dict[str, Any]]:
             raise _fail(f"{where} must have an 'id' and a 'function' with a 'name'", where)
         if call.get("type", "function") != "function":
             raise _fail(f"{where}.type must be 'function'", f"{where}.type")
-        raw = fn.get("arguments")
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            raw = "{}"
-        try:
-            args = json.loads(raw) if isinstance(raw, str) else raw
-        except json.JSONDecodeError:
-            raise _fail(f"{where}.function.arguments is not valid JSON", f"{where}.function.arguments") from None
-        if not isinstance(args, dict):
-            raise _fail(f"{where}.function.arguments must encode a JSON object", f"{where}.function.arguments")
+        args = _arguments(fn.get("arguments"), f"{where}.function.arguments")
         uses.append({"toolUseId": call["id"], "name": names.upstream(fn["name"]), "input": args})
     return uses
+
+
+def _arguments(raw: Any, param: str) -> dict[str, Any]:
+    """A call's `arguments` (JSON text, or an object) as the tool input Kiro takes: no nulls, bounded depth."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    try:
+        args = loads_finite(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise _fail(f"{param} is not valid JSON: {exc.msg} at column {exc.colno}", param) from None
+    except ValueError as exc:  # NaN, Infinity, 1e999, or an integer of more digits than Python converts
+        raise _fail(f"{param} is not valid JSON: {exc}", param) from None
+    except RecursionError:
+        raise _fail(f"{param} is nested more than {MAX_DEPTH} levels deep", param) from None
+    if not isinstance(args, dict):
+        raise _fail(f"{param} must encode a JSON object", param)
+    try:
+        return without_nulls(args)  # Kiro takes an omitted key, never a null
+    except TooDeep:
+        raise _fail(f"{param} is nested more than {MAX_DEPTH} levels deep", param) from None
 
 
 def tool_result(message: dict[str, Any], text: str, where: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 import weakref
 from functools import partial
@@ -24,16 +25,18 @@ from ..pool import AccountPool, Lease
 from ..settings import Settings
 from ..tokens import Credential
 from .eventstream import EventStreamError
-from .events import Event, UpstreamException, iter_events
+from .events import Event, NoAnswer, UpstreamException, iter_events
 
 log = logging.getLogger(__name__)
 
 KIRO_VERSION = "0.11.63"
 SDK = "aws-sdk-js/1.0.34"
-_TOKEN_WORDS = ("bearer token", "token is invalid", "token has expired", "expired", "invalid token")
+_TOKEN_FAULTS = ("invalid", "expired")  # said of a "token": a reason to refresh (protocol notes, section 2)
 _THROTTLE_KINDS = ("ThrottlingException", "ServiceQuotaExceededException")
 CAPACITY = "INSUFFICIENT_MODEL_CAPACITY"
 QUOTA = "MONTHLY_REQUEST_COUNT"
+RETRY_UNAVAILABLE = 5.0  # Retry-After (s) for a throttle or an outage when Kiro names no time
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # code points UTF-8 cannot carry (JSON pairs are joined)
 # Opens the same call on another account after `error` refused this one: (response, lease), or raises an ApiError.
 Reopen = Callable[[ApiError], "tuple[requests.Response, Lease]"]
 
@@ -75,9 +78,10 @@ def map_status(response: requests.Response) -> ApiError:
                            retry_after=_retry_after(response))
     if status == 429:
         return RateLimited(f"Kiro is throttling requests: {detail}", code="rate_limit_exceeded",
-                           retry_after=_retry_after(response) or 5.0)
+                           retry_after=_retry_after(response) or RETRY_UNAVAILABLE)
     if status in (503, 504):
-        return UpstreamUnavailable(f"Kiro is unavailable (HTTP {status}): {detail}", retry_after=_retry_after(response))
+        return UpstreamUnavailable(f"Kiro is unavailable (HTTP {status}): {detail}",
+                                   retry_after=_retry_after(response) or RETRY_UNAVAILABLE)
     return UpstreamError(f"Kiro answered HTTP {status}: {detail}")
 
 
@@ -103,8 +107,22 @@ def _is_read_timeout(exc: BaseException) -> bool:
 
 
 def _says_token(message: str) -> bool:
+    """True if Kiro's message blames the access token ("The bearer token ... is invalid", "token has expired");
+    "subscription expired" or "account suspended" are no reason to refresh."""
     lowered = message.lower()
-    return any(word in lowered for word in _TOKEN_WORDS)
+    return "token" in lowered and any(word in lowered for word in _TOKEN_FAULTS)
+
+
+def _utf8(text: str) -> bytes:
+    """The body as UTF-8, the only encoding Kiro reads; each lone UTF-16 surrogate becomes U+FFFD.
+
+    JSON lets a client send "\\ud800" alone, which no UTF-8 can carry. Replacing is tried only once
+    the plain encode has failed, so well-formed text costs nothing extra.
+    """
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text).encode()
 
 
 def kiro_headers(credential: Credential) -> dict[str, str]:
@@ -201,11 +219,13 @@ class UpstreamStream:
         """The client-facing error for a broken stream, after telling the pool what it says about the account."""
         if isinstance(exc, ApiError):
             return self._failed("stream", exc)
+        if isinstance(exc, NoAnswer):
+            return self._failed("stream", UpstreamError(str(exc)))
         if isinstance(exc, EventStreamError):
             return self._failed("stream", UpstreamError(f"Kiro sent a malformed event stream: {exc}"))
         if isinstance(exc, UpstreamException):
             if exc.kind in _THROTTLE_KINDS:
-                error = RateLimited(f"Kiro is throttling requests: {exc.message}", retry_after=5.0)
+                error = RateLimited(f"Kiro is throttling requests: {exc.message}", retry_after=RETRY_UNAVAILABLE)
                 if self._lease:
                     self._lease.refused("throttled", error, None)  # rest the account for the next requests
                 return error
@@ -315,7 +335,7 @@ class CodeWhispererClient:
     def _post(self, payload: dict[str, Any], credential: Credential) -> requests.Response:
         arn = self.settings.profile_arn or credential.profile_arn
         body = {**payload, "profileArn": arn} if arn else payload
-        data = json.dumps(body, ensure_ascii=False).encode()
+        data = _utf8(json.dumps(body, ensure_ascii=False))
         try:
             return self.session.post(self.url, data=data, headers=kiro_headers(credential), stream=True,
                                      timeout=self.timeout)
@@ -324,6 +344,7 @@ class CodeWhispererClient:
         except requests.exceptions.ReadTimeout:
             raise UpstreamTimeout("Kiro did not start answering in time") from None
         except requests.exceptions.ConnectionError:
-            raise UpstreamUnavailable("Could not reach Kiro (connection failed)", retry_after=5.0) from None
+            raise UpstreamUnavailable("Could not reach Kiro (connection failed)",
+                                      retry_after=RETRY_UNAVAILABLE) from None
         except requests.exceptions.RequestException as exc:
             raise UpstreamError(f"Request to Kiro failed: {type(exc).__name__}") from None

@@ -69,6 +69,16 @@ class LengthExceeded:
 Event = Union[TextDelta, ToolUseDelta, ReasoningDelta, ContextUsage, Metering, TokenUsage, LengthExceeded]
 
 
+# What comes with any answer, but is none: held back until something of the answer arrives.
+_BOOKKEEPING = (ContextUsage, Metering, TokenUsage)
+NOT_AN_EVENT_STREAM = "Kiro answered 200 with a body that is not an event stream"
+NO_ANSWER = "Kiro answered 200 without an answer"
+
+
+class NoAnswer(EventStreamError):
+    """A 200 that carries no answer: a body that is not an event stream, or frames without any content."""
+
+
 class UpstreamException(Exception):
     """An error the upstream reported inside a 200 stream (exception/error frame, invalidStateEvent)."""
 
@@ -204,11 +214,32 @@ def prime(events: Iterable[Event]) -> Iterator[Event]:
 
 
 def iter_events(chunks: Iterable[bytes]) -> Iterator[Event]:
-    """Decode a byte stream into events as soon as each frame is complete."""
+    """Decode a 200's byte stream into events as soon as each frame is complete.
+
+    Raises NoAnswer when the bytes are not an event stream at all (its first prelude is not one), or when
+    the stream ends with nothing of an answer (no text, tool use, reasoning or length stop): context usage
+    and metering alone are no answer, so they are held back until an answer event comes, and an empty 200
+    fails before the client has been sent anything.
+    """
     decoder = EventStreamDecoder()
-    for chunk in chunks:
-        for frame in decoder.feed(chunk):
-            event = parse_frame(frame)
-            if event is not None:
+    held: list[Event] | None = []  # None once the answer has begun
+    try:
+        for chunk in chunks:
+            for frame in decoder.feed(chunk):
+                event = parse_frame(frame)
+                if event is None:
+                    continue
+                if held is not None:
+                    if isinstance(event, _BOOKKEEPING):
+                        held.append(event)
+                        continue
+                    yield from held
+                    held = None
                 yield event
-    decoder.finish()
+        decoder.finish()
+    except EventStreamError:
+        if not decoder.started:
+            raise NoAnswer(NOT_AN_EVENT_STREAM) from None
+        raise
+    if held is not None:
+        raise NoAnswer(NO_ANSWER)

@@ -136,6 +136,7 @@ class EventStreamDecoder:
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self.started = False  # a valid prelude was read: the bytes are an event stream, broken or not
 
     def feed(self, chunk: bytes) -> list[Frame]:
         """Add bytes and return every frame they complete, in order."""
@@ -145,6 +146,7 @@ class EventStreamDecoder:
         at, size = 0, len(buffer)
         while size - at >= PRELUDE_LENGTH:
             total, headers_length = self._prelude(at)
+            self.started = True
             if size - at < total:
                 break
             frames.append(self._frame(at, total, headers_length))

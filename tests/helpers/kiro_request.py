@@ -21,12 +21,14 @@ def _check_tools(tools: list[dict[str, Any]]) -> set[str]:
     names = set()
     for tool in tools:
         spec = tool["toolSpecification"]
-        assert set(spec) == {"name", "description", "inputSchema"}, spec.keys()
-        assert NAME.fullmatch(spec["name"]), spec["name"]
-        assert 0 < len(spec["description"]) <= 10_000
+        assert set(spec) == {"name", "description", "inputSchema"}, f"tool spec keys {sorted(spec)}"
+        assert NAME.fullmatch(spec["name"]), f"tool name {spec['name']!r} is not [A-Za-z0-9_-]{{1,63}}"
+        assert 0 < len(spec["description"]) <= 10_000, \
+            f"tool {spec['name']}: description of {len(spec['description'])} characters"
         schema = spec["inputSchema"]["json"]
-        assert schema["type"] == "object" and isinstance(schema["properties"], dict)
-        assert isinstance(schema.get("required", []), list)
+        assert schema["type"] == "object" and isinstance(schema["properties"], dict), \
+            f"tool {spec['name']}: schema is not an object with properties"
+        assert isinstance(schema.get("required", []), list), f"tool {spec['name']}: required is not a list"
         assert spec["name"].lower() not in names, f"tool {spec['name']} declared twice"
         names.add(spec["name"].lower())
     return names
@@ -39,7 +41,8 @@ def assert_well_formed(body: dict[str, Any]) -> None:
     current = state["currentMessage"]["userInputMessage"]
     history = state["history"]
     roles = ["user" if "userInputMessage" in h else "assistant" for h in history]
-    assert all("userInputMessage" in h or "assistantResponseMessage" in h for h in history)
+    assert all("userInputMessage" in h or "assistantResponseMessage" in h for h in history), \
+        "a history entry is neither userInputMessage nor assistantResponseMessage"
     assert roles == ["user", "assistant"] * (len(roles) // 2), f"history does not alternate: {roles}"
     declared = _check_tools(current.get("userInputMessageContext", {}).get("tools", []))
     messages = [h.get("userInputMessage") or h.get("assistantResponseMessage") for h in history] + [current]
@@ -53,18 +56,21 @@ def assert_well_formed(body: dict[str, Any]) -> None:
             assert set(ids) <= previous_uses, f"message {i}: results {set(ids) - previous_uses} have no toolUse"
             assert set(ids) == previous_uses, f"message {i}: toolUses {previous_uses - set(ids)} got no result"
             for result in results:
-                assert result["status"] in ("success", "error") and result["content"]
-                assert all(set(c) <= {"text", "json"} and c for c in result["content"])
+                assert result["status"] in ("success", "error") and result["content"], \
+                    f"message {i}: toolResult {result['toolUseId']} has no content or a bad status"
+                assert all(set(c) <= {"text", "json"} and c for c in result["content"]), \
+                    f"message {i}: toolResult {result['toolUseId']} content is not text/json"
             assert message["content"] or results or message.get("images"), f"empty user message {i}"
             if i < len(messages) - 1:
                 assert "tools" not in context, "tools belong to the current message only"
             for image in message.get("images", []):
-                assert image["format"] in ("png", "jpeg", "gif", "webp") and image["source"]["bytes"]
+                assert image["format"] in ("png", "jpeg", "gif", "webp") and image["source"]["bytes"], \
+                    f"message {i}: image format {image['format']!r} or no bytes"
         else:  # assistant
             assert message["content"], f"empty assistant message {i}"
             uses = message.get("toolUses", [])
             for use in uses:
-                assert isinstance(use["input"], dict)
+                assert isinstance(use["input"], dict), f"message {i}: toolUse {use['toolUseId']} input is not an object"
                 assert use["name"].lower() in declared, f"tool {use['name']} used in history but not declared"
             previous_uses = {u["toolUseId"] for u in uses}
             assert len(previous_uses) == len(uses), f"duplicate toolUseIds in message {i}"

@@ -256,3 +256,31 @@ def test_client_leaving_mid_stream_closes_the_upstream_call(gw, fake_upstream):
     stats = fake_upstream.stats()
     assert stats["open_streams"] == 0
     assert stats["frames_sent"] < frames  # ki2api hung up instead of reading the rest
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_lone_surrogates_and_deep_schemas_under_gunicorn(gw, client, fake_upstream, stream):
+    """A lone surrogate (JavaScript clients send one as the JSON escape; the Python SDK cannot encode it) reaches
+    Kiro as U+FFFD instead of a 500; a schema nested 800 levels deep is a 400 naming it, before Kiro is called."""
+    deep = {"type": "string"}
+    for _ in range(400):
+        deep = {"type": "object", "properties": {"a": deep}}
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.create(model=MODEL, max_tokens=64, stream=stream, messages=[{"role": "user", "content": "x"}],
+                               tools=[{"name": "deep", "input_schema": deep}])
+    assert "tools[0].input_schema: is nested more than 100 levels deep" in info.value.message
+    assert fake_upstream.stats()["chat_requests"] == 0
+    fake_upstream.script({"texts": ["fine"]})
+    body = ('{"model": "%s", "max_tokens": 64, "stream": %s, "messages": [{"role": "user", '
+            '"content": "half a pair: \\ud83d, a whole one: \\ud83d\\ude00"}]}' % (MODEL, str(stream).lower()))
+    reply = requests.post(f"{gw.url}/v1/messages", data=body, timeout=30,
+                          headers={"x-api-key": KEY, "Content-Type": "application/json"})
+    assert reply.status_code == 200, reply.text
+    if stream:
+        events = parse_sse(reply.text)
+        text = "".join(d["delta"].get("text", "") for n, d in events if n == "content_block_delta")
+    else:
+        text = reply.json()["content"][0]["text"]
+    assert text == "fine"
+    assert upstream_state(fake_upstream)["currentMessage"]["userInputMessage"]["content"] == \
+        "half a pair: \ufffd, a whole one: \U0001F600"

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import KEY, write_token_file
 from tests.helpers.gateway import Gateway, free_port
-from tests.integration.fault_helpers import (ANTHROPIC, APIS, DEFAULT_ANSWER, OPENAI, assert_worker_fine, call,
+from tests.integration.fault_helpers import (APIS, DEFAULT_ANSWER, OPENAI, assert_worker_fine, call,
                                              wait_for)
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,8 @@ def start(tmp_path_factory, fake, name: str, **env: str) -> Gateway:
     token = write_token_file(home / "sso" / "kiro-auth-token.json")
     base = {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(token), "KIRO_API_BASE": fake.url,
             "KIRO_REFRESH_URL": fake.refresh_url, "KIRO_OIDC_URL": fake.oidc_url,
-            "KI2API_STATE_DIR": str(home / "state"), "UPSTREAM_READ_TIMEOUT": "10"}
+            "KI2API_STATE_DIR": str(home / "state"), "UPSTREAM_READ_TIMEOUT": "10",
+            "KIRO_USAGE_INTERVAL": "0"}  # no usage poll: a used-up quota has no known reset date
     return Gateway({**base, **env}, home / "gunicorn.log").wait_ready()
 
 
@@ -120,11 +121,28 @@ def test_reset_before_the_response_is_a_clean_error(gw, fake_upstream, api, stre
 
 @api_param
 @stream_param
-def test_200_with_a_non_event_stream_body_is_502_before_the_first_byte(gw, fake_upstream, api, stream):
-    fake_upstream.script({"fault": "non_eventstream"})
+@pytest.mark.parametrize("body", [None, {"message": "OK"}], ids=["html", "json"])
+def test_200_with_a_non_event_stream_body_is_502_before_the_first_byte(gw, fake_upstream, api, stream, body):
+    fake_upstream.script({"fault": "non_eventstream", **({"json": body} if body else {})})
     reply = call(gw, api.path, api.body, stream=stream)
     check_error(api, reply, 502)
-    assert "event stream" in (reply.body.get("error") or {}).get("message", "")
+    assert reply.body["error"]["message"] == "Kiro answered 200 with a body that is not an event stream"
+    assert_worker_fine(gw, fake_upstream, api)
+
+
+@api_param
+@stream_param
+@pytest.mark.parametrize("spec", [
+    {"texts": [], "context_usage": None, "initial_response": False},  # a 200 with an empty body
+    {"texts": [], "context_usage": None},  # initial-response only
+    {"texts": []},  # initial-response, contextUsageEvent, meteringEvent: bookkeeping, no answer
+    {"texts": [""]},  # an empty text event is no answer either
+], ids=["empty-body", "initial-only", "usage-and-metering-only", "empty-text"])
+def test_200_without_an_answer_is_502_before_the_first_byte(gw, fake_upstream, api, stream, spec):
+    fake_upstream.script(spec)
+    reply = call(gw, api.path, api.body, stream=stream)
+    check_error(api, reply, 502)
+    assert reply.body["error"]["message"] == "Kiro answered 200 without an answer"
     assert_worker_fine(gw, fake_upstream, api)
 
 
@@ -166,6 +184,7 @@ def test_unknown_event_type_is_ignored(gw, fake_upstream, api):
     assert api.text(reply) == DEFAULT_ANSWER
     assert not api.stream_errors(reply)
     api.check_stream_shape(reply)
+    assert_worker_fine(gw, fake_upstream, api)
 
 
 # --- errors the upstream reports inside a 200 stream ----------------------------------------------------------
@@ -177,6 +196,7 @@ def test_exception_frame_before_any_text_is_an_http_error(gw, fake_upstream, api
     reply = call(gw, api.path, api.body, stream=stream)
     check_error(api, reply, 502)
     assert "boom" in str(reply.body)
+    assert_worker_fine(gw, fake_upstream, api)
 
 
 @api_param
@@ -208,6 +228,7 @@ def test_invalid_state_event_mid_stream_ends_with_one_error_event(gw, fake_upstr
     fake_upstream.script({"events": events})
     reply = call(gw, api.path, api.body, stream=True)
     check_cut_stream(api, reply, expected_kind(api, 502), "so far")
+    assert_worker_fine(gw, fake_upstream, api)
 
 
 @api_param
@@ -222,6 +243,7 @@ def test_content_length_exceeded_exception_is_a_length_stop_not_an_error(gw, fak
         (d.get("choices") and d["choices"][0].get("finish_reason")) or d.get("type") == "message_delta")]
     reason = finish[0]["choices"][0]["finish_reason"] if api is OPENAI else finish[0]["delta"]["stop_reason"]
     assert reason == ("length" if api is OPENAI else "max_tokens")
+    assert_worker_fine(gw, fake_upstream, api)
 
 
 # --- stalls -----------------------------------------------------------------------------------------------------
@@ -241,6 +263,16 @@ def test_upstream_silent_before_its_first_frame_is_504(impatient, fake_upstream,
     reply = call(impatient, api.path, api.body, stream=stream)
     check_error(api, reply, 504)
     wait_for(lambda: fake_upstream.stats()["held_streams"] == 0, what="ki2api to hang up on the silent upstream")
+    assert_worker_fine(impatient, fake_upstream, api)
+
+
+@api_param
+def test_stall_mid_stream_past_the_read_timeout_whole_answer_is_504(impatient, fake_upstream, api):
+    fake_upstream.script({"texts": ["before ", "the stall"], "fault": "stall", "fault_after": 3})
+    reply = call(impatient, api.path, api.body)
+    check_error(api, reply, 504)
+    assert reply.body["error"]["message"] == "Kiro stopped sending data (read timeout)"
+    wait_for(lambda: fake_upstream.stats()["open_streams"] == 0, what="ki2api to hang up on the stalled upstream")
     assert_worker_fine(impatient, fake_upstream, api)
 
 
@@ -266,6 +298,10 @@ SECTION_6 = [
     (400, {"message": "Invalid signature in thinking block", "reason": "THINKING_SIGNATURE_INVALID"}, 400, None),
     (403, {"__type": "com.amazon.coral.service#AccessDeniedException",
            "message": "Your account has been suspended"}, 403, None),
+    # "expired" without "token" is not the access token's fault: no refresh, no token rotation
+    (403, {"__type": "com.amazon.coral.service#AccessDeniedException",
+           "message": "Your Kiro subscription expired on 2026-05-01"}, 403, None),
+    (401, {"message": "Subscription expired"}, 403, None),
     (402, {"message": "You have reached the limit.", "reason": "MONTHLY_REQUEST_COUNT"}, 429, "insufficient_quota"),
     (402, {"error": {"message": "You have reached the limit.", "reason": "MONTHLY_REQUEST_COUNT"}}, 429,
      "insufficient_quota"),
@@ -290,23 +326,30 @@ SECTION_6 = [
 def test_every_documented_upstream_error_status(shared, fake_upstream, api, stream, upstream_status, upstream_body,
                                                 status, code):
     gw = shared.get()
-    shared.dirty = upstream_status in (402, 403, 429)  # the account pool rests the account after these
+    shared.dirty = upstream_status in (401, 402, 403, 429)  # the account pool rests the account after these
     fake_upstream.script({"status": upstream_status, "json": upstream_body})
     reply = call(gw, api.path, api.body, stream=stream)
     check_error(api, reply, status, code)
-    if status == 429:
-        assert int(reply.headers.get("Retry-After", "5")) >= 1
+    if status == 503 or code == "rate_limit_exceeded":  # the README promises Retry-After for these
+        assert int(reply.headers["Retry-After"]) >= 1, reply.headers
+    elif code == "insufficient_quota":  # no reset date known: the account rests KIRO_QUOTA_COOLDOWN (3600 s)
+        assert reply.headers.get("Retry-After") == "3600", reply.headers
+    else:
+        assert "Retry-After" not in reply.headers, reply.headers
     detail = upstream_body.get("message") or upstream_body["error"]["message"]
     assert detail in str(reply.body), reply.body  # the person sees why
     assert fake_upstream.stats()["refresh_calls"] == 0
 
 
 @api_param
-@pytest.mark.parametrize("upstream_status", [401, 403])
+@pytest.mark.parametrize("upstream_status,message", [
+    (401, "The bearer token included in the request is invalid."),
+    (403, "The bearer token included in the request is invalid."),
+    (403, "The security token included in the request is expired"),
+], ids=["401-invalid", "403-invalid", "403-expired"])
 def test_bearer_token_rejected_twice_is_401_after_one_refresh(tmp_path_factory, fake_upstream, api,
-                                                              upstream_status):
-    denied = {"__type": "com.amazon.coral.service#AccessDeniedException",
-              "message": "The bearer token included in the request is invalid."}
+                                                              upstream_status, message):
+    denied = {"__type": "com.amazon.coral.service#AccessDeniedException", "message": message}
     gateway = start(tmp_path_factory, fake_upstream, "denied")
     try:
         fake_upstream.script({"status": upstream_status, "json": denied, "repeat": 2})

@@ -247,3 +247,31 @@ def test_real_captured_tool_call_frames(sdk, fake_upstream, stream):
                     {"__tool_use_purpose": "查找关于界面中百分比显示的文档说明",
                      "query": "percentage display bottom bar context window usage"})]
     assert usage.prompt_tokens == round(1.9767999649047852 * 2000)
+
+
+def test_deep_or_non_finite_tool_json_is_a_400_under_gunicorn_and_nulls_never_reach_kiro(sdk, fake_upstream):
+    """The 500s of before (deep arguments or schemas; a 5,000-digit integer) are 400s naming the field in the real
+    server too, whose request greenlet has its own stack; nulls in replayed arguments are left out."""
+    def ask(arguments, parameters=None):
+        tool = {"type": "function", "function": {"name": "ls", **({"parameters": parameters} if parameters else {})}}
+        return sdk.chat.completions.create(model=MODEL, tools=[tool], messages=[
+            {"role": "user", "content": "list"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "ls", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "a.txt"}])
+
+    deep_schema = {"type": "string"}
+    for _ in range(400):  # 800 JSON levels: within what the body parser reads
+        deep_schema = {"type": "object", "properties": {"a": deep_schema}}
+    cases = [("[" * 5000 + "]" * 5000, None, "function.arguments"), ('{"n": ' + "9" * 5000 + "}", None,
+             "function.arguments"), ('{"n": NaN}', None, "function.arguments"),
+             ("{}", deep_schema, "tools[0].function.parameters")]
+    for arguments, parameters, param in cases:
+        with pytest.raises(openai.BadRequestError) as info:
+            ask(arguments, parameters)
+        assert info.value.status_code == 400 and info.value.body["param"].endswith(param), info.value.body
+    assert fake_upstream.stats()["chat_requests"] == 0
+    fake_upstream.script({"texts": ["listed"]})
+    assert ask('{"path": ".", "all": null}').choices[0].message.content == "listed"
+    history = fake_upstream.requests()[-1]["body"]["conversationState"]["history"]
+    assert history[1]["assistantResponseMessage"]["toolUses"][0]["input"] == {"path": "."}

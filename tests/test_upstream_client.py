@@ -1,0 +1,56 @@
+"""How the upstream client reads Kiro's refusals: which ones are the access token's fault, and what Retry-After."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from ki2api.errors import AuthenticationError, PermissionDenied, RateLimited, UpstreamUnavailable
+from ki2api.upstream.client import _utf8, map_status, refusal_kind
+
+
+def response(status: int, body: dict, headers: dict | None = None) -> requests.Response:
+    reply = requests.Response()
+    reply.status_code = status
+    reply._content = json.dumps(body).encode()
+    reply.headers.update(headers or {})
+    return reply
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("message", ["The bearer token included in the request is invalid.",
+                                     "The security token included in the request is expired", "Invalid token",
+                                     "Token has expired"])
+def test_token_wording_is_a_token_problem(status, message):
+    reply = response(status, {"message": message})
+    assert refusal_kind(reply) == "rejected"
+    assert isinstance(map_status(reply), AuthenticationError)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("message", ["Your Kiro subscription expired", "Subscription expired", "Trial has expired",
+                                     "Your account has been suspended", "Invalid request"])
+def test_expired_or_invalid_without_token_is_not_a_token_problem(status, message):
+    reply = response(status, {"message": message})
+    assert refusal_kind(reply) == "forbidden"
+    error = map_status(reply)
+    assert isinstance(error, PermissionDenied) and message in error.message
+
+
+@pytest.mark.parametrize("status,kind", [(429, RateLimited), (503, UpstreamUnavailable), (504, UpstreamUnavailable)])
+def test_throttles_and_outages_always_say_when_to_retry(status, kind):
+    error = map_status(response(status, {"message": "later"}))
+    assert isinstance(error, kind) and error.retry_after == 5.0
+    assert map_status(response(status, {"message": "later"}, {"Retry-After": "30"})).retry_after == 30.0
+
+
+def test_a_used_up_quota_names_no_retry_time_of_its_own():
+    # The pool turns it into the account's rest: its quota reset date, else KIRO_QUOTA_COOLDOWN.
+    error = map_status(response(402, {"message": "You have reached the limit.", "reason": "MONTHLY_REQUEST_COUNT"}))
+    assert isinstance(error, RateLimited) and error.code == "insufficient_quota" and error.retry_after is None
+
+
+def test_the_body_goes_out_as_utf8_with_lone_surrogates_replaced():
+    assert _utf8('{"a": "\u00e9\U0001F600"}') == '{"a": "\u00e9\U0001F600"}'.encode()
+    assert _utf8('{"a": "x\ud800y\udfff"}') == '{"a": "x\ufffdy\ufffd"}'.encode()
