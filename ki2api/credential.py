@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from .jsonfile import StoreError, file_stamp, read_json
+from .jsonfile import StoreError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,21 @@ def find_client(token_path: Path, client_id_hash: str | None) -> dict[str, Any] 
         candidates = [directory / f"{Path(client_id_hash).name}.json"]
     else:
         others = [p for p in directory.glob("*.json") if p.name != token_path.name]
-        candidates = sorted(others, key=lambda p: file_stamp(p) or (0, 0, 0), reverse=True)
+        candidates = sorted(others, key=_modified, reverse=True)
     for path in candidates:
         with contextlib.suppress(StoreError):
             data = read_json(path)
             if data and isinstance(data.get("clientId"), str) and isinstance(data.get("clientSecret"), str):
                 return data
     return None
+
+
+def _modified(path: Path) -> tuple[int, str]:
+    """Sort key for "newest": the modification time in ns, then the name, so equal times order the same way."""
+    try:
+        return path.stat().st_mtime_ns, path.name
+    except OSError:
+        return 0, path.name
 
 
 def text_field(value: Any) -> str | None:

@@ -90,17 +90,31 @@ def _flock(fd: int, timeout: float) -> None:
             time.sleep(LOCK_POLL_SECONDS)  # gevent-patched: yields to other greenlets
 
 
+def _open_lock(path: Path, create_dir: bool) -> int:
+    if create_dir:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
 @contextlib.contextmanager
-def file_lock(path: Path, timeout: float) -> Iterator[None]:
+def file_lock(path: Path, timeout: float, fallback: Path | None = None) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created 0600); TimeoutError if another process keeps it past `timeout`.
 
-    If the lock file cannot be created at all, warn and go on unlocked: serving beats coordinating.
+    With a `fallback`, `path` is in someone else's directory (never created): if no lock file can be made
+    there, the lock is `fallback` instead. If no lock file can be created at all, warn and go on unlocked:
+    serving beats coordinating.
     """
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd, why = _open_lock(path, create_dir=fallback is None), None
     except OSError as exc:
-        log.warning("cannot create the lock %s (%s); worker processes are not coordinated", path, exc.strerror)
+        fd, why = -1, exc.strerror or type(exc).__name__
+    if why is not None and fallback is not None:
+        log.debug("cannot create the lock %s (%s); locking %s instead", path, why, fallback)
+        with file_lock(fallback, timeout):
+            yield
+        return
+    if why is not None:
+        log.warning("cannot create the lock %s (%s); worker processes are not coordinated", path, why)
         yield
         return
     try:

@@ -15,7 +15,7 @@ def account_rows(pool: AccountPool) -> list[dict[str, Any]]:
     for account in pool.accounts:
         fields = states.get(account.name, {})
         availability = pool.availability(account, fields, now)
-        credential = account.tokens.status()
+        credential = account.tokens.status(fields)
         state = availability.state
         if state == "healthy" and credential["needs_login"]:
             state = "needs_login"

@@ -1,8 +1,10 @@
 """SharedState in Redis (REDIS_URL), so several replicas refresh each account once and share cooldowns.
 
-Every write also goes to a FileState in KI2API_STATE_DIR: when Redis is unreachable this replica keeps
-serving from that local view (warning in the log and on /health), retries Redis every few seconds, and on
-its return pushes what it did meanwhile (counters, cooldowns, refreshed tokens) so the view is shared again.
+While Redis is reachable it is the truth: account states are read from it alone, so a cooldown or flag
+that any replica clears is cleared for all. Every write also goes to a FileState in KI2API_STATE_DIR: when
+Redis is unreachable this replica serves from that local view (warning in the log and on /health), probes
+Redis every few seconds in the background, and on its return pushes what this process changed meanwhile
+(counters, account fields set or cleared, refreshed tokens), and nothing else, so the view is shared again.
 
 Keys, under KI2API_REDIS_PREFIX (default "ki2api"): `P:tokens:<account>` (JSON token record with lineage),
 `P:lock:refresh:<account>` (redis-py lock with expiry), `P:state:<field>` (hash account -> JSON),
@@ -15,6 +17,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import redis
@@ -54,6 +57,8 @@ class RedisState:
         self._publish = self.link.client.register_script(_PUBLISH)
         self._pending: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._last_counts: dict[str, dict[str, int]] = {}
+        # (account, field) -> when this process set or cleared it while Redis was away: pushed on its return
+        self._changed: dict[tuple[str, str], float] = {}
         self._returned: list[Callable[[], None]] = []
 
     def on_return(self, callback: Callable[[], None]) -> None:
@@ -63,10 +68,10 @@ class RedisState:
     # -- tokens --------------------------------------------------------------------------------------------------
 
     def read_tokens(self, name: str, key: str) -> list[dict[str, Any]]:
-        """The local token record (if any) and the one in Redis (if reachable and present; always asked)."""
+        """The local token record (if any) and the one in Redis (if reachable and present)."""
         records = self.local.read_tokens(name, key)
         with contextlib.suppress(RedisDown):
-            raw = self.link.call(lambda r: r.get(self._key("tokens", name)), force=True)
+            raw = self.link.call(lambda r: r.get(self._key("tokens", name)))
             record = _loads(raw)
             if record:
                 records.append(record)
@@ -95,18 +100,18 @@ class RedisState:
         return self.local.tokens_stamp(key)
 
     @contextlib.contextmanager
-    def refresh_lock(self, name: str, key: str, timeout: float) -> Iterator[None]:
+    def refresh_lock(self, name: str, key: str, timeout: float, beside: Path | None = None) -> Iterator[None]:
         """The local flock (workers of this machine queue there), then the Redis lock (replicas queue there).
 
         The Redis lock expires after `timeout`, so a replica that dies holding it blocks the others no longer.
         """
         started = time.monotonic()
-        with self.local.refresh_lock(name, key, timeout):
+        with self.local.refresh_lock(name, key, timeout, beside):
             lock = self.link.client.lock(self._key("lock", "refresh", name), timeout=timeout, sleep=LOCK_POLL,
                                          thread_local=False)
             remaining = max(0.1, timeout - (time.monotonic() - started))
             try:
-                held = self.link.call(lambda r: lock.acquire(blocking_timeout=remaining), force=True)
+                held = self.link.call(lambda r: lock.acquire(blocking_timeout=remaining))
             except RedisDown:
                 held = None  # only this machine is coordinated until Redis returns
             if held is False:
@@ -121,29 +126,30 @@ class RedisState:
     # -- account state -------------------------------------------------------------------------------------------
 
     def states(self) -> AccountStates:
-        """Redis's account states merged with the local ones (the later cooldown, the newer usage)."""
-        merged = self.local.states()
+        """The account states in Redis; this machine's local view only while Redis is unreachable."""
         try:
-            shared = self.link.call(self._hgetall_all([self._key("state", f) for f in FIELDS]))
+            tables = self.link.call(self._hgetall_all([self._key("state", f) for f in FIELDS]))
         except RedisDown:
-            return merged
-        for field, table in zip(FIELDS, shared):
+            return self.local.states()
+        shared: AccountStates = {}
+        for field, table in zip(FIELDS, tables):
             for name, raw in table.items():
                 value = _loads(raw)
                 if value is not None:
-                    fields = merged.setdefault(name.decode(), {})
-                    fields[field] = _later(field, fields.get(field), value)
-        return merged
+                    shared.setdefault(name.decode(), {})[field] = value
+        return shared
 
     def update(self, name: str, field: str, value: dict[str, Any] | None) -> None:
-        """Set or clear one field, locally and in Redis."""
+        """Set or clear one field, locally and in Redis; while Redis is away, remember that it changed here."""
         self.local.update(name, field, value)
         key = self._key("state", field)
-        with contextlib.suppress(RedisDown):
+        try:
             if value is None:
                 self.link.call(lambda r: r.hdel(key, name))
             else:
                 self.link.call(lambda r: r.hset(key, name, json.dumps(value)))
+        except RedisDown:
+            self._changed[(name, field)] = time.time()
 
     def add_counts(self, deltas: dict[str, dict[str, int]]) -> None:
         """Add counter increments in Redis; while it is away, hold them until it returns."""
@@ -180,7 +186,7 @@ class RedisState:
             self.link.call(lambda r: r.ping())
         since = self.link.down_since
         return {"backend": self.backend, "url": self.link.url, "prefix": self.prefix,
-                "connected": bool(self.link.up), "down_since": iso(since) if since else None,
+                "connected": self.link.connected, "down_since": iso(since) if since else None,
                 "error": self.link.error, "local_dir": str(self.local.dir)}
 
     # -- helpers -------------------------------------------------------------------------------------------------
@@ -216,20 +222,33 @@ class RedisState:
                     self._pending[name][counter] += delta
 
     def _resync(self) -> None:
-        """Redis is back: send held counters, unexpired local cooldowns and flags, then newer tokens."""
+        """Redis is back: send held counters, the fields this process set or cleared meanwhile, newer tokens."""
         self._flush_counts()
-        now = time.time()
-        for name, fields in self.local.states().items():
-            for field, value in fields.items():
-                if field == "cooldown" and float(value.get("until", 0)) <= now:
-                    continue
-                with contextlib.suppress(RedisDown):
-                    key = self._key("state", field)
-                    current = _loads(self.link.call(lambda r: r.hget(key, name)))
-                    if _later(field, current, value) is value and current != value:
-                        self.link.call(lambda r: r.hset(key, name, json.dumps(value)))
+        pending, self._changed = list(self._changed.items()), {}
+        local = self.local.states()
+        while pending:
+            (name, field), changed_at = pending[0]
+            try:
+                self._push(name, field, local.get(name, {}).get(field), changed_at)
+            except RedisDown:  # gone again: the rest waits for the next return
+                for change, at in pending:
+                    self._changed.setdefault(change, at)
+                return
+            pending.pop(0)
         for callback in self._returned:
             callback()
+
+    def _push(self, name: str, field: str, value: dict[str, Any] | None, changed_at: float) -> None:
+        """Put the local value of a field changed during the outage into Redis (a clear as a delete), unless
+        another replica wrote that field in Redis later."""
+        key = self._key("state", field)
+        current = _loads(self.link.call(lambda r: r.hget(key, name)))
+        if current is not None and _written_at(field, current) > changed_at:
+            return
+        if value is None:
+            self.link.call(lambda r: r.hdel(key, name))
+        else:
+            self.link.call(lambda r: r.hset(key, name, json.dumps(value)))
 
 
 def _loads(raw: Any) -> dict[str, Any] | None:
@@ -242,11 +261,9 @@ def _loads(raw: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _later(field: str, mine: dict[str, Any] | None, theirs: dict[str, Any]) -> dict[str, Any]:
-    """Of two values of one field, the one to believe: the longer cooldown, the fresher usage, else theirs."""
-    if mine is None:
-        return theirs
-    if field == "cooldown":
-        return mine if float(mine.get("until", 0)) > float(theirs.get("until", 0)) else theirs
-    stamp = "fetched_at" if field == "usage" else "at"
-    return mine if float(mine.get(stamp, 0)) > float(theirs.get(stamp, 0)) else theirs
+def _written_at(field: str, value: dict[str, Any]) -> float:
+    """When a field's value was written (epoch seconds): its `fetched_at` (usage) or `at` (the others)."""
+    try:
+        return float(value.get("fetched_at" if field == "usage" else "at", 0))
+    except (TypeError, ValueError):
+        return 0.0

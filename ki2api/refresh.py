@@ -1,4 +1,5 @@
-"""Kiro's token endpoints: the refresh request for a credential, and what an answer means.
+"""Kiro's token endpoints: the refresh request for a credential, its call within a total deadline, and what an
+answer means.
 
 Refresh errors are mapped here only: a dead refresh token becomes AuthenticationError (log in again);
 429, 5xx and unreadable answers become UpstreamUnavailable; other refusals UpstreamError.
@@ -6,8 +7,10 @@ Refresh errors are mapped here only: a dead refresh token becomes Authentication
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import requests
 
@@ -34,6 +37,35 @@ def refresh_request(credential: Credential, settings: Settings) -> tuple[str, di
     body = {"clientId": credential.client_id or "", "clientSecret": credential.client_secret or "",
             "grantType": "refresh_token", "refreshToken": token}
     return url, body, _OIDC_HEADERS
+
+
+def post_within(session: requests.Session, url: str, body: dict[str, str], headers: dict[str, str],
+                seconds: float) -> requests.Response:
+    """POST and read the whole answer within `seconds` in total; requests.exceptions.Timeout past that.
+
+    requests' own timeout bounds the connect and each socket read, not the sum: an endpoint trickling its
+    answer could hold the refresh (and the refresh lock, past its expiry) for minutes. So the call runs in
+    a thread (a greenlet under gevent) that is waited for at most `seconds`; a late answer is dropped.
+    """
+    if seconds <= 0:
+        raise requests.exceptions.Timeout("no time left for the refresh call")
+    done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["response"] = session.post(url, json=body, headers=headers, timeout=seconds)
+        except Exception as exc:  # handed to the waiting caller
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="kiro-token-refresh", daemon=True).start()
+    if not done.wait(seconds):
+        raise requests.exceptions.Timeout(f"no complete answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["response"]
 
 
 def refreshed(credential: Credential, response: requests.Response) -> Credential:

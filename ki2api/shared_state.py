@@ -6,7 +6,8 @@ writing through to a FileState so each machine keeps a local view when Redis goe
 
 Account state is one JSON value per (field, account): field "cooldown" {until, kind, message, failures, at},
 "disabled" {why, at, fingerprint}, "usage" (usage_limits.parse_usage plus fetched_at), "last_error"
-{at, kind, message}. Counters are integers per (counter, account): "requests", "errors".
+{at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process).
+Counters are integers per (counter, account): "requests", "errors".
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .token_store import TokenShare
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("cooldown", "disabled", "usage", "last_error")
+FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh")
 COUNTERS = ("requests", "errors")
 STATE_LOCK_TIMEOUT = 5.0
 AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
@@ -42,7 +43,8 @@ class SharedState(TokenShare, Protocol):
 
 
 class FileState:
-    """SharedState in files: `<key>.json` token records with `<key>.lock`, plus pool-state.json and pool-counts.json."""
+    """SharedState in files: `<key>.json` token records with `<key>.lock` (unless the token file's own lock is
+    used), plus pool-state.json and pool-counts.json."""
 
     backend = "files"
 
@@ -80,9 +82,12 @@ class FileState:
         """The stamp of the token record file."""
         return file_stamp(self.dir / f"{key}.json")
 
-    def refresh_lock(self, name: str, key: str, timeout: float) -> ContextManager[None]:
-        """The flock every worker on this machine takes before refreshing this account."""
-        return file_lock(self.dir / f"{key}.lock", timeout)
+    def refresh_lock(self, name: str, key: str, timeout: float,
+                     beside: Path | None = None) -> ContextManager[None]:
+        """The flock every worker on this machine takes before refreshing this account: `beside` (the token
+        file's lock) if given and it can be created, else `<key>.lock` in the state directory."""
+        own = self.dir / f"{key}.lock"
+        return file_lock(beside, timeout, fallback=own) if beside else file_lock(own, timeout)
 
     # -- account state -------------------------------------------------------------------------------------------
 

@@ -55,7 +55,8 @@ class TokenShare(Protocol):
 
     def tokens_stamp(self, key: str) -> Stamp: ...
 
-    def refresh_lock(self, name: str, key: str, timeout: float) -> ContextManager[None]: ...
+    def refresh_lock(self, name: str, key: str, timeout: float,
+                     beside: Path | None = None) -> ContextManager[None]: ...
 
     def states(self) -> dict[str, dict[str, dict[str, Any]]]: ...
 
@@ -72,6 +73,12 @@ class _Candidate:
     def tip(self) -> str | None:
         return self.lineage[-1] if self.lineage else None
 
+    @property
+    def expires(self) -> float:
+        """When the access token expires (epoch seconds); 0 if unknown, as for env tokens."""
+        moment = parse_expiry(self.tokens.get("expiresAt"))
+        return moment.timestamp() if moment else 0.0
+
 
 def _record_candidate(record: Mapping[str, Any]) -> _Candidate:
     tokens = {k: record[k] for k in _TOKEN_KEYS if isinstance(record.get(k), str)}
@@ -83,13 +90,18 @@ def _record_candidate(record: Mapping[str, Any]) -> _Candidate:
 
 
 def newest(candidates: list[_Candidate]) -> _Candidate:
-    """The credential to use: one that descends from every other, else the most recently saved."""
+    """The credential to use: one that descends from every other; of copies of the same refresh token, the
+    one whose access token expires last; of unrelated logins, the most recently saved."""
     best = candidates[0]
     for other in candidates[1:]:
         if best.tip is not None and best.tip in other.lineage and other.tip != best.tip:
             best = other  # a refresh of what we had
         elif other.tip is not None and other.tip in best.lineage and other.tip != best.tip:
             continue  # an older link of the same chain
+        elif other.tip is not None and other.tip == best.tip and other.expires != best.expires:
+            # A refresh that did not rotate the refresh token keeps the lineage: the later access token wins,
+            # whenever the other copy was saved (env tokens count as saved just now).
+            best = other if other.expires > best.expires else best
         elif other.saved_at > best.saved_at:
             best = other  # unrelated logins, or the same one saved twice: the later wins
     return best
@@ -172,14 +184,28 @@ class TokenStore:
         return Snapshot(credential, file_data, self.stamp(), lineage), where
 
     def lock(self, timeout: float) -> ContextManager[None]:
-        """Hold the refresh lock shared with every other process; TimeoutError past `timeout`."""
-        return self.share.refresh_lock(self.name, self.key, timeout)
+        """Hold the refresh lock shared with every other process; TimeoutError past `timeout`.
 
-    def dead_reason(self, credential: Credential) -> str | None:
-        """Why this login's refresh token was found dead, by any process (the shared disabled flag), or None."""
-        flag = self.share.states().get(self.name, {}).get("disabled") or {}
+        A token file's lock is `<token file>.lock` beside it, so that every ki2api sharing the file (say, one
+        on the host and one in a container, each with its own state directory) queues on the same lock.
+        """
+        beside = self.token_path.with_name(f"{self.token_path.name}.lock") if self.source == "file" else None
+        return self.share.refresh_lock(self.name, self.key, timeout, beside)
+
+    def shared(self) -> dict[str, Any]:
+        """This account's fields in the shared state (disabled, last_refresh, cooldown...), as any process left them."""
+        return self.share.states().get(self.name, {})
+
+    def dead_reason(self, credential: Credential, shared: Mapping[str, Any] | None = None) -> str | None:
+        """Why this login's refresh token was found dead, by any process (the shared disabled flag), or None;
+        `shared` is this account's fields if the caller has read them already."""
+        flag = (self.shared() if shared is None else shared).get("disabled") or {}
         dead = flag.get("why") and flag.get("fingerprint") == fingerprint(credential.refresh_token)
         return str(flag["why"]) if dead else None
+
+    def note_refresh(self, outcome: dict[str, Any]) -> None:
+        """Tell every process how the last refresh call went: {at (epoch), ok, error}."""
+        self.share.update(self.name, "last_refresh", outcome)
 
     def mark_dead(self, credential: Credential, why: str) -> None:
         """Tell every process that this login's refresh token is dead, before anyone else tries it."""

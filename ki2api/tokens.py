@@ -14,7 +14,7 @@ from typing import Any, Callable
 import requests
 
 from .errors import ApiError, AuthenticationError, UpstreamUnavailable
-from .refresh import dead_token_error, refresh_request, refreshed
+from .refresh import dead_token_error, post_within, refresh_request, refreshed
 from .settings import Settings
 from .token_store import Credential, MissingCredential, Snapshot, StoreError, TokenStore, fingerprint, format_expiry
 
@@ -22,7 +22,7 @@ __all__ = ["Credential", "TokenManager"]
 
 log = logging.getLogger(__name__)
 
-LOCK_SLACK = 5.0  # seconds beyond refresh_timeout that a waiter gives the refresher
+LOCK_SLACK = 5.0  # seconds the refresh lock outlives the refresh calls: time to save the answer
 FAILURE_COOLDOWN = 5.0  # waiters queued behind a failed refresh fail fast instead of calling again
 
 
@@ -36,10 +36,10 @@ class TokenManager:
                                          settings.refresh_token)
         self._lock = threading.Lock()  # created after gevent patched threading, so greenlets queue on it
         self._snapshot: Snapshot | None = None
-        self._error: str | None = None
+        self._error: str | None = None  # why the credential could not be loaded, if it could not
         self._dead: str | None = None  # a refresh token the endpoint rejected: never sent again
         self._failure: tuple[str | None, float, ApiError] | None = None
-        self._last: dict[str, Any] | None = None
+        self._last: dict[str, Any] | None = None  # this process's last refresh call (the shared one may be newer)
         # Told of every call to the refresh endpoint: (ok, account name). Metrics sets it (see AccountPool.on_refresh).
         self.on_refresh: Callable[[bool, str | None], None] | None = None
 
@@ -78,12 +78,17 @@ class TokenManager:
         except (StoreError, OSError) as exc:
             log.warning("account %s: could not re-read the Kiro token: %s", self.store.name, exc)
 
-    def status(self) -> dict[str, Any]:
-        """Credential health for /health; never contains a token, secret or client id."""
+    def status(self, shared: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Credential health for /health, the same from every worker and replica: the last refresh and a dead
+        login come from the shared state (`shared`: this account's fields, if the caller has read them).
+        Never contains a token, secret or client id."""
         try:
             credential: Credential | None = self._loaded().credential
         except ApiError:
             credential = None
+        fields = self.store.shared() if shared is None else shared
+        last = max(filter(None, [self._last, fields.get("last_refresh")]), key=lambda r: float(r.get("at", 0)),
+                   default=None)
         now = datetime.now(timezone.utc)
         expires = credential.expires_at if credential else None
         return {
@@ -93,15 +98,16 @@ class TokenManager:
             "auth_method": credential.auth_method if credential else None,
             "expires_at": format_expiry(expires) if expires else None,
             "expires_in_seconds": int((expires - now).total_seconds()) if expires else None,
-            "last_refresh": dict(self._last) if self._last else None,
-            "needs_login": credential is None or self._needs_login(credential),
-            "error": self._error,
+            "last_refresh": _outcome(last) if last else None,
+            "needs_login": credential is None or self._needs_login(credential, fields),
+            "error": self._error or (str(last.get("error")) if last and not last.get("ok") else None),
         }
 
-    def _needs_login(self, credential: Credential) -> bool:
-        if credential.refresh_token is not None and credential.refresh_token == self._dead:
+    def _needs_login(self, credential: Credential, shared: dict[str, Any]) -> bool:
+        token = credential.refresh_token
+        if token is not None and (token == self._dead or self.store.dead_reason(credential, shared)):
             return True
-        return credential.refresh_token is None and credential.expires_within(0)
+        return token is None and credential.expires_within(0)
 
     def _loaded(self) -> Snapshot:
         snapshot = self._snapshot
@@ -125,6 +131,7 @@ class TokenManager:
                                           "or set KIRO_ACCESS_TOKEN/KIRO_REFRESH_TOKEN.") from None
             log.warning("account %s: keeping the loaded credential: %s", self.store.name, exc)
             return self._snapshot
+        self._error = None
         if self._snapshot is None or snapshot.credential != self._snapshot.credential:
             credential = snapshot.credential
             log.info("account %s: loaded the Kiro %s credential from %s", self.store.name, credential.auth_method,
@@ -143,28 +150,30 @@ class TokenManager:
             if newer is not None:
                 return newer
             try:
-                with self.store.lock(wait):
+                with self.store.lock(wait):  # a Redis lock expires after `wait`: the calls must end before
+                    deadline = time.monotonic() + self.settings.refresh_timeout
                     snapshot = self._reload(publish=True)
-                    return _newer(stale, snapshot) or self._refresh_locked(snapshot)
+                    return _newer(stale, snapshot) or self._refresh_locked(snapshot, deadline)
             except TimeoutError:
                 raise UpstreamUnavailable("Timed out waiting for another ki2api process to refresh the Kiro token",
                                           retry_after=5.0) from None
         finally:
             self._lock.release()
 
-    def _refresh_locked(self, snapshot: Snapshot) -> Credential:
-        """Call the endpoint once (both locks held), persist the answer, record the outcome."""
+    def _refresh_locked(self, snapshot: Snapshot, deadline: float) -> Credential:
+        """Call the endpoint once (both locks held; every call done by `deadline`), persist the answer, record
+        the outcome."""
         credential = snapshot.credential
         self._check_refreshable(credential)
         try:
             try:
-                fresh = self._call(credential)
+                fresh = self._call(credential, deadline)
             except AuthenticationError:
                 retaken = self._retaken(credential)
                 if retaken is None:
                     raise
                 snapshot, credential = retaken, retaken.credential
-                fresh = self._call(credential)
+                fresh = self._call(credential, deadline)
         except ApiError as exc:
             self._record(False, exc.message)
             if isinstance(exc, AuthenticationError):
@@ -219,14 +228,14 @@ class TokenManager:
         if failure and failure[0] == token and time.monotonic() - failure[1] < FAILURE_COOLDOWN:
             raise type(failure[2])(failure[2].message, retry_after=FAILURE_COOLDOWN)
 
-    def _call(self, credential: Credential) -> Credential:
-        """POST the refresh request and turn the answer into the refreshed credential."""
+    def _call(self, credential: Credential, deadline: float) -> Credential:
+        """POST the refresh request, answered in full by `deadline`, and turn the answer into the credential."""
         url, body, headers = refresh_request(credential, self.settings)
-        timeout = self.settings.refresh_timeout
         try:
-            response = self.session.post(url, json=body, headers=headers, timeout=timeout)
+            response = post_within(self.session, url, body, headers, deadline - time.monotonic())
         except requests.exceptions.Timeout:
-            raise UpstreamUnavailable(f"Kiro's token endpoint did not answer within {timeout:g} s",
+            raise UpstreamUnavailable(f"Kiro's token endpoint did not answer within "
+                                      f"{self.settings.refresh_timeout:g} s",
                                       retry_after=5.0) from None
         except requests.exceptions.RequestException as exc:
             raise UpstreamUnavailable(f"Could not reach Kiro's token endpoint ({type(exc).__name__})",
@@ -237,10 +246,16 @@ class TokenManager:
             response.close()
 
     def _record(self, ok: bool, error: str | None) -> None:
-        self._last = {"at": format_expiry(datetime.now(timezone.utc)), "ok": ok, "error": error}
-        self._error = error
+        self._last = {"at": time.time(), "ok": ok, "error": error}
+        self.store.note_refresh(self._last)  # so that every worker's /health shows it
         if self.on_refresh is not None:
             self.on_refresh(ok, self.store.name)
+
+
+def _outcome(last: dict[str, Any]) -> dict[str, Any]:
+    """A shared last-refresh record as /health shows it."""
+    at = datetime.fromtimestamp(float(last.get("at", 0)), timezone.utc)
+    return {"at": format_expiry(at), "ok": bool(last.get("ok")), "error": last.get("error")}
 
 
 def _newer(stale: Credential, snapshot: Snapshot | None) -> Credential | None:

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from typing import Any, Callable
 
 import pytest
 import redis
@@ -26,13 +27,42 @@ NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"
 class Machine:
     """One replica's view: its own token file copy and state directory, the shared Redis."""
 
-    def __init__(self, settings, tmp_path, name: str, url: str, expires_in: float = -60) -> None:
+    def __init__(self, settings, tmp_path, name: str, url: str, expires_in: float = -60,
+                 session: requests.Session | None = None) -> None:
         self.dir = tmp_path / name
         self.token_file = write_token_file(self.dir / "kiro-auth-token.json", expires_in=expires_in)
         self.settings = replace(settings, token_file=str(self.token_file), state_dir=str(self.dir / "state"))
         self.shared = RedisState(url, "test", self.settings.state_dir)
         store = TokenStore(str(self.token_file), self.settings.state_dir, None, None, share=self.shared)
-        self.tokens = TokenManager(self.settings, requests.Session(), store)
+        self.tokens = TokenManager(self.settings, session or requests.Session(), store)
+
+
+class OnRefusal(requests.Session):
+    """A session that runs `then()` when the refresh endpoint refuses a refresh token, before the caller sees
+    the refusal: a deterministic "meanwhile" (the fake cannot hold a refusal, only a rotation)."""
+
+    def __init__(self, then: Callable[[], None]) -> None:
+        super().__init__()
+        self.then = then
+        self.refusals = 0
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        response = super().request(method, url, *args, **kwargs)
+        if url.endswith("/refreshToken") and response.status_code == 401:
+            self.refusals += 1
+            self.then()
+        return response
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    """Poll `condition()` until it is truthy; fail naming `what` past `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_two_machines_refresh_once_and_the_second_uses_the_first_ones_token(settings, tmp_path, fake_upstream,
@@ -76,10 +106,8 @@ def test_outage_keeps_serving_locally_then_shares_again(settings, tmp_path, fake
     assert "unreachable" in caplog.text and redis_server.url.split("/0")[0] in caplog.text
     assert "a" not in two.states()  # another machine cannot know yet
     redis_server.start()  # empty again: no persistence
-    deadline = time.monotonic() + 15
-    while not one.status()["connected"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert one.status()["connected"] is True
+    for state in (one, two):  # each finds out in the background, within a probe interval
+        wait_until(lambda: state.status()["connected"], "the probe to find Redis back")
     assert two.states()["a"]["cooldown"]["kind"] == "throttled"  # pushed on return
     assert two.counts()["a"] == {"requests": 3, "errors": 1}  # held counters sent; older ones died with Redis
     assert "reachable again" in caplog.text
@@ -93,9 +121,7 @@ def test_a_token_refreshed_during_an_outage_is_published_when_redis_returns(sett
     redis_server.stop()
     assert one.tokens.current().access_token == NEW_ACCESS  # refreshed with only the local lock
     redis_server.start()
-    deadline = time.monotonic() + 15
-    while not one.shared.status()["connected"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: one.shared.status()["connected"], "the probe to find Redis back")
     two = Machine(settings, tmp_path, "two", redis_server.url)  # its copy has the spent refresh token
     assert two.tokens.current().access_token == NEW_ACCESS
     assert fake_upstream.stats()["refresh_calls"] == 1
@@ -105,23 +131,16 @@ def test_a_spent_refresh_token_is_retaken_from_the_share(settings, tmp_path, fak
     """Replica two refreshed; replica one did not see that (Redis had lost the record) and its refresh with the
     spent token is refused. If the new token has reached Redis meanwhile, one uses it instead of declaring
     the login dead."""
-    fake_upstream.reset(refresh_delay=1.5)  # a window in which the record can come back
-    one, two = (Machine(settings, tmp_path, name, redis_server.url) for name in ("one", "two"))
-    assert two.tokens.current().access_token == NEW_ACCESS
     client = redis.Redis.from_url(redis_server.url)
-    record = client.get("test:tokens:default")
+    lost: dict[str, bytes] = {}
+    session = OnRefusal(lambda: client.set("test:tokens:default", lost.pop("record")))  # back while one refreshes
+    two = Machine(settings, tmp_path, "two", redis_server.url)
+    one = Machine(settings, tmp_path, "one", redis_server.url, session=session)
+    assert two.tokens.current().access_token == NEW_ACCESS
+    lost["record"] = client.get("test:tokens:default")
     client.delete("test:tokens:default")
-
-    def restore_while_one_refreshes() -> None:
-        deadline = time.monotonic() + 30
-        while fake_upstream.stats()["refresh_calls"] < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        client.set("test:tokens:default", record)
-
-    helper = threading.Thread(target=restore_while_one_refreshes)
-    helper.start()
     credential = one.tokens.current()
-    helper.join()
+    assert session.refusals == 1 and not lost  # one's spent token was refused, and the record came back then
     assert credential.access_token == "aoaAAAAAfake-access-2"  # refreshed with the retaken token
     assert fake_upstream.stats()["refresh_calls"] == 3
     assert one.tokens.status()["needs_login"] is False
@@ -166,3 +185,134 @@ def test_a_disabled_account_finds_a_newer_login_shared_through_redis(settings, t
     assert lease.account.tokens.current().access_token == NEW_ACCESS
     lease.release()
     assert fake_upstream.stats()["refresh_calls"] == 1
+
+
+# -- Redis is the truth while it is reachable --------------------------------------------------------------------
+
+def quota_rest(seconds: float = 600) -> dict[str, Any]:
+    now = time.time()
+    return {"until": now + seconds, "kind": "quota", "message": "used up", "failures": 1, "at": now}
+
+
+@pytest.mark.parametrize("field, value", [("cooldown", quota_rest()),
+                                          ("disabled", {"why": "dead", "at": 1.0, "fingerprint": "f"})])
+def test_a_field_one_replica_clears_is_cleared_for_every_replica(tmp_path, redis_server, field, value):
+    one, two = (RedisState(redis_server.url, "test", str(tmp_path / n)) for n in ("one", "two"))
+    one.update("a", field, value)
+    assert two.states()["a"][field] == value
+    two.update("a", field, None)
+    assert field not in one.states().get("a", {})  # not kept alive by one's own local copy
+
+
+def test_a_quota_rest_ended_by_another_replicas_usage_poll_ends_everywhere(settings, tmp_path, fake_upstream,
+                                                                           redis_server):
+    """Replica one rests the account on a 402 until the reset date; replica two's usage poll sees credits
+    again and ends the rest; replica one must serve with the account again."""
+    from ki2api.errors import RateLimited
+
+    pools = []
+    for name in ("one", "two"):
+        token_file = write_token_file(tmp_path / name / "kiro-auth-token.json")
+        pools.append(build_pool(replace(settings, token_file=str(token_file), state_dir=str(tmp_path / name / "s"),
+                                        redis_url=redis_server.url, redis_prefix="test"), requests.Session()))
+    one, two = pools
+    one.cool(one.accounts[0], "quota", RateLimited("You have reached the limit."), None)
+    with pytest.raises(RateLimited):
+        one.acquire()
+    two.record_usage(two.accounts[0], {"limit": 50, "used": 10, "remaining": 40, "fetched_at": time.time()})
+    assert "cooldown" not in one.states(fresh=True).get("default", {})
+    one.acquire().release()
+
+
+# -- Redis going away: the local view, then only this process's changes go back ------------------------------
+
+@pytest.fixture
+def redis_proxy(redis_server, monkeypatch):
+    """A switchable stand-in in front of the real redis-server; the probe is driven by the test (probe_once)."""
+    from ki2api import redis_link
+    from tests.helpers.redis_proxy import RedisProxy
+
+    monkeypatch.setattr(redis_link, "RETRY_DOWN_AFTER", 3600.0)
+    proxy = RedisProxy(redis_server.port)
+    yield proxy
+    proxy.close()
+
+
+def test_an_entry_cleared_elsewhere_is_not_resurrected_when_redis_returns(tmp_path, redis_proxy, redis_server):
+    one = RedisState(redis_proxy.url, "test", str(tmp_path / "one"))  # behind the switch
+    two = RedisState(redis_server.url, "test", str(tmp_path / "two"))
+    one.update("a", "cooldown", quota_rest())
+    two.update("a", "cooldown", None)  # cleared while one could still see Redis ...
+    redis_proxy.set_mode("refuse")
+    assert one.states()["a"]["cooldown"]["kind"] == "quota"  # ... but one's local view still has it
+    assert one.status()["connected"] is False
+    redis_proxy.set_mode("forward")
+    assert one.link.probe_once() is True and one.status()["connected"] is True
+    assert "cooldown" not in two.states().get("a", {}) and "cooldown" not in one.states().get("a", {})
+
+
+def test_a_clear_made_during_the_outage_reaches_redis_on_return(tmp_path, redis_proxy, redis_server):
+    one = RedisState(redis_proxy.url, "test", str(tmp_path / "one"))
+    two = RedisState(redis_server.url, "test", str(tmp_path / "two"))
+    one.update("a", "cooldown", quota_rest())
+    one.update("b", "cooldown", quota_rest())
+    redis_proxy.set_mode("refuse")
+    one.update("a", "cooldown", None)  # one's usage poll saw credits again while Redis was away
+    assert two.states()["a"]["cooldown"]["kind"] == "quota"  # nobody else can know yet
+    redis_proxy.set_mode("forward")
+    assert one.link.probe_once() is True
+    assert "cooldown" not in two.states().get("a", {})
+    assert two.states()["b"]["cooldown"]["kind"] == "quota"  # untouched during the outage: left as Redis has it
+
+
+def test_a_later_write_by_another_replica_wins_over_an_outage_change(tmp_path, redis_proxy, redis_server):
+    one = RedisState(redis_proxy.url, "test", str(tmp_path / "one"))
+    two = RedisState(redis_server.url, "test", str(tmp_path / "two"))
+    redis_proxy.set_mode("refuse")
+    one.update("a", "cooldown", None)
+    later = {**quota_rest(), "at": time.time() + 1}
+    two.update("a", "cooldown", later)  # two rests the account after one's clear
+    redis_proxy.set_mode("forward")
+    assert one.link.probe_once() is True
+    assert one.states()["a"]["cooldown"] == later
+
+
+def test_a_blackholed_redis_costs_the_request_path_one_timeout_only(tmp_path, monkeypatch):
+    """A Redis that accepts connections and never answers: once the first call has timed out, every call
+    goes straight to the local view; only the background probe keeps asking Redis."""
+    from ki2api import redis_link
+    from tests.helpers.redis_proxy import RedisProxy
+
+    monkeypatch.setattr(redis_link, "SOCKET_TIMEOUT", 0.5)
+    monkeypatch.setattr(redis_link, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(redis_link, "RETRY_DOWN_AFTER", 0.2)
+    blackhole = RedisProxy(mode="blackhole")
+    try:
+        state = RedisState(blackhole.url, "test", str(tmp_path / "one"))
+        store = TokenStore(str(write_token_file(tmp_path / "kiro-auth-token.json")), str(tmp_path / "one"), None,
+                           None, share=state)
+        pool, asked = state.link.client.connection_pool, []  # the thread of every command sent to Redis
+        get_connection = pool.get_connection
+        monkeypatch.setattr(pool, "get_connection", lambda *args, **kwargs: asked.append(
+            threading.current_thread().name) or get_connection(*args, **kwargs))
+        assert state.states() == {}  # the call that finds out: it waits for the socket timeout
+        assert asked == ["MainThread"] and blackhole.commands  # it did reach the blackhole
+        asked.clear()
+        calls = [state.states, lambda: state.update("a", "last_error", {"at": time.time()}),
+                 lambda: state.add_counts({"a": {"requests": 1}}), state.counts, lambda: state.claim("usage:a", 60),
+                 state.status, store.load, lambda: store.lock(5).__enter__()]
+        waited = made = 0
+        deadline = time.monotonic() + 30
+        while asked.count("ki2api-redis-probe") < 3:  # three probe attempts: three retry intervals at least
+            assert time.monotonic() < deadline, "the background probe never asked Redis"
+            for call in calls:
+                started = time.monotonic()
+                call()
+                waited += time.monotonic() - started >= redis_link.SOCKET_TIMEOUT
+                made += 1
+            time.sleep(0.01)
+        assert waited == 0, f"{waited} of {made} calls waited for Redis"
+        assert set(asked) == {"ki2api-redis-probe"}  # nothing on the request path asked Redis again
+        assert state.states()["a"]["last_error"] and state.status()["connected"] is False  # the local view
+    finally:
+        blackhole.close()

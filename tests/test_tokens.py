@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
 import stat
@@ -19,7 +18,7 @@ from ki2api.settings import Settings
 from ki2api.token_store import Credential, format_expiry, parse_expiry
 from ki2api.tokens import TokenManager
 from tests.conftest import ACCESS, REFRESH, iso, write_token_file
-from tests.helpers.together import all_at_once
+from tests.helpers.together import all_at_once, status_in_process, tokens_in_processes
 
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"
 CLIENT_ID, CLIENT_SECRET = "test-client-id-0001", "test-client-secret-0001"
@@ -173,7 +172,8 @@ def test_expired_token_is_refreshed_and_written_back_with_fields_preserved(manag
     remaining = (parse_expiry(saved["expiresAt"]) - datetime.now(timezone.utc)).total_seconds()
     assert 3500 < remaining <= 3600
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    assert [p.name for p in token_file.parent.iterdir()] == [token_file.name]  # no temporary file left behind
+    left = sorted(p.name for p in token_file.parent.iterdir())  # no temporary file left behind, only the lock
+    assert left == [token_file.name, f"{token_file.name}.lock"]
     status = manager.status()
     assert status["last_refresh"]["ok"] is True and status["last_refresh"]["error"] is None
 
@@ -259,29 +259,10 @@ def test_refresh_of_a_stale_token_someone_else_replaced_does_not_call(settings, 
     assert fake_upstream.stats()["refresh_calls"] == 1
 
 
-def _contend(settings: Settings, barrier: Any, results: Any) -> None:
-    """One worker process: wait for the others, then ask for the credential."""
-    try:
-        manager = TokenManager(settings, requests.Session())
-        barrier.wait(timeout=30)
-        results.put(manager.current().access_token)
-    except Exception as exc:  # reported to the parent, which fails the test
-        results.put(f"error: {exc!r}")
-
-
 def test_separate_processes_on_an_expired_file_refresh_once(settings, token_file, fake_upstream):
     write_token_file(token_file, expires_in=-60)
     fake_upstream.reset(refresh_delay=0.5)
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(4), context.Queue()
-    workers = [context.Process(target=_contend, args=(settings, barrier, results)) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    tokens = [results.get(timeout=60) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-    assert [worker.exitcode for worker in workers] == [0] * 4
-    assert tokens == [NEW_ACCESS] * 4
+    assert tokens_in_processes([settings] * 4) == [NEW_ACCESS] * 4
     assert fake_upstream.stats()["refresh_calls"] == 1
     assert json.loads(token_file.read_text())["refreshToken"] == NEW_REFRESH
 
@@ -407,4 +388,28 @@ def test_a_later_copy_of_an_older_token_does_not_beat_the_refreshed_one(settings
     token_file.chmod(0o600)
     relogin(token_file, expires_in=-60)  # the original login again, written later than the refresh
     assert TokenManager(settings, requests.Session()).current().access_token == NEW_ACCESS
+    assert fake_upstream.stats()["refresh_calls"] == 1
+
+
+# -- status is the same from every worker ------------------------------------------------------------------------
+
+def test_every_worker_reports_the_refresh_another_worker_made(settings, token_file, fake_upstream):
+    write_token_file(token_file, expires_in=-60)
+    refresher = TokenManager(settings, requests.Session())
+    assert refresher.current().access_token == NEW_ACCESS
+    mine, other = refresher.status(), status_in_process(settings)
+    assert other["last_refresh"] == mine["last_refresh"] and other["last_refresh"]["ok"] is True
+    assert EXPIRES_AT.match(other["last_refresh"]["at"])
+    assert (other["needs_login"], other["error"]) == (False, None)
+    assert fake_upstream.stats()["refresh_calls"] == 1
+
+
+def test_every_worker_reports_a_login_another_worker_found_dead(settings, token_file, fake_upstream):
+    write_token_file(token_file, expires_in=-60)
+    fake_upstream.reset(refresh_token="aorAAAAAa-token-from-another-login")
+    with pytest.raises(AuthenticationError):
+        TokenManager(settings, requests.Session()).current()
+    other = status_in_process(settings)  # a worker that never called the refresh endpoint itself
+    assert other["needs_login"] is True and other["last_refresh"]["ok"] is False
+    assert "no longer valid" in other["error"] and REFRESH not in json.dumps(other)
     assert fake_upstream.stats()["refresh_calls"] == 1

@@ -182,7 +182,7 @@ def test_unwritable_token_directory_keeps_the_refreshed_token_in_the_state_dir(s
         assert OPENAI.text(ask(gw)) == DEFAULT_ANSWER
         assert fake_upstream.stats()["refresh_calls"] == 1
         assert token_file.read_bytes() == original  # untouched
-        saved = [json.loads(p.read_text()) for p in (tmp_path / "state").glob("*.json")]
+        saved = [json.loads(p.read_text()) for p in (tmp_path / "state").glob("file-*.json")]  # the token records
         assert [s["refreshToken"] for s in saved] == ["aorAAAAAfake-refresh-1"]
         assert OPENAI.text(ask(gw)) == DEFAULT_ANSWER
         assert fake_upstream.stats()["refresh_calls"] == 1

@@ -89,20 +89,45 @@ def test_first_chunk_long_before_the_last_frame_with_100ms_pacing(gateway, fake_
     assert last_frame_at - first_at > 0.5
 
 
+def served_chats(directory) -> dict[int, list[dict]]:
+    """The chat requests each worker process answered, by pid: the status page's per-worker request files."""
+    served: dict[int, list[dict]] = {}
+    for path in directory.glob("requests-*.jsonl"):
+        entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        served[int(path.stem.split("-")[1])] = [e for e in entries if e.get("path") == "/v1/chat/completions"]
+    return {pid: entries for pid, entries in served.items() if entries}
+
+
 @pytest.mark.parametrize("workers", [1, 4])
-def test_refresh_happens_once_for_50_concurrent_requests(start_gateway, fake_upstream, token_file, workers):
-    write_token_file(token_file, expires_in=-120)
-    fake_upstream.reset(access_tokens=[], refresh_token="aorAAAAAtest-refresh-token-0001", refresh_delay=0.3)
-    gw = start_gateway(workers=workers)
+def test_refresh_happens_once_for_50_concurrent_requests(start_gateway, fake_upstream, token_file, tmp_path, workers):
+    """50 requests send a token Kiro has revoked (it looks valid by its expiry, so each one really sends it)
+    and all get a 403 while the one refresh is held by the fake; only then is the refresh answered. With 4
+    workers taking at most 20 connections each, the 50 stale requests were spread over several workers."""
+    write_token_file(token_file, expires_in=3600)
+    fake_upstream.reset(access_tokens=[], refresh_token="aorAAAAAtest-refresh-token-0001", refresh_hold=True)
+    recent = tmp_path / "recent"
+    gw = start_gateway(workers=workers, PROMETHEUS_MULTIPROC_DIR=str(recent),
+                       WORKER_CONNECTIONS="20" if workers > 1 else "4000")
 
     def ask(i: int) -> int:
-        r = requests.post(f"{gw.url}/v1/chat/completions", timeout=30, headers={"Authorization": f"Bearer {KEY}"},
+        r = requests.post(f"{gw.url}/v1/chat/completions", timeout=60, headers={"Authorization": f"Bearer {KEY}"},
                           json={"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": f"q{i}"}]})
         return r.status_code
 
     with ThreadPoolExecutor(max_workers=50) as pool:
-        statuses = list(pool.map(ask, range(50)))
+        answers = [pool.submit(ask, i) for i in range(50)]
+        deadline = time.monotonic() + 30
+        while (stats := fake_upstream.stats())["chat_requests"] < 50 or stats["held_refreshes"] < 1:
+            assert time.monotonic() < deadline, f"not every request sent the stale token: {stats}"
+            time.sleep(0.02)
+        assert stats["chat_requests"] == 50 and stats["refresh_calls"] == 1  # all stale, all waiting
+        fake_upstream.release()
+        statuses = [answer.result() for answer in answers]
     assert statuses == [200] * 50
     assert fake_upstream.stats()["refresh_calls"] == 1
     saved = json.loads(token_file.read_text())
     assert saved["refreshToken"] == "aorAAAAAfake-refresh-1"
+    served = {pid: len(entries) for pid, entries in served_chats(recent).items()}
+    assert sum(served.values()) == 50
+    if workers > 1:  # every one was in a worker before the release, at most 20 to a worker: 3 workers at least
+        assert len(served) >= 3 and max(served.values()) <= 20, served

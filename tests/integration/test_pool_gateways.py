@@ -288,8 +288,10 @@ def test_redis_outage_keeps_serving_and_sharing_resumes(start_gateway, fake_upst
     assert "Redis at redis://127.0.0.1" in one.log_text() and "unreachable" in one.log_text()
 
     redis_server.start()  # empty: the shared state must be rebuilt from what the replicas do next
-    for gateway in (one, two):
-        wait_for(lambda: health(gateway)["shared_state"]["connected"], "the replica to reconnect")
+    for gateway in (one, two):  # every worker that saw the outage finds Redis back with its background probe
+        wait_for(lambda: gateway.log_text().count("reachable again") == gateway.log_text().count("is unreachable"),
+                 "every worker of the replica to reconnect")
+        assert health(gateway)["shared_state"]["connected"] is True
     stats = fake_upstream.stats()["accounts"]
     fake_upstream.reset(accounts=[  # a's access token is revoked (it must be refreshed); b gets throttled
         {"name": "a", "access_tokens": [], "refresh_token": stats["a"]["refresh_token"]},
@@ -302,3 +304,51 @@ def test_redis_outage_keeps_serving_and_sharing_resumes(start_gateway, fake_upst
     assert answers == ["Hello! I am the fake Kiro."] * 40
     assert fake_upstream.stats()["accounts"]["a"]["refresh_calls"] == 1  # once, for both replicas
     assert "reachable again" in two.log_text()
+
+
+def test_a_quota_rest_ended_by_another_replicas_usage_poll_ends_on_every_replica(start_gateway, fake_upstream,
+                                                                                 tmp_path, redis_server):
+    """Replica one rests a on a 402 until its reset date; replica two's usage poll sees credits again and
+    ends the rest: replica one must use a again (its own local copy of the rest must not keep it resting)."""
+    write_token_dir(tmp_path / "tokens", "a", "b")
+    fake_upstream.reset(accounts=fake_accounts("a", "b", a={"default": QUOTA, "usage": usage(50, 50, 12)}))
+    one = start_gateway(workers=1, **machine(tmp_path, "one", redis_server.url))
+    ask_until_hit(one, fake_upstream, "a")
+    wait_for(lambda: row(health(one), "a")["state"] == "cooling_down", "a resting on replica one")
+    stats = fake_upstream.stats()["accounts"]
+    fake_upstream.reset(accounts=[  # a has credits again, and answers
+        {"name": n, "access_tokens": stats[n]["access_tokens"], "refresh_token": stats[n]["refresh_token"],
+         **({"usage": usage(50, 10, 12)} if n == "a" else {})} for n in ("a", "b")])
+    two = start_gateway(workers=1, **machine(tmp_path, "two", redis_server.url, KIRO_USAGE_INTERVAL="1"))
+    wait_for(lambda: row(health(two), "a")["usage"] and row(health(two), "a")["usage"]["remaining"] == 40,
+             "replica two's usage poll")
+    wait_for(lambda: row(health(one), "a")["state"] == "healthy", "the end of a's rest on replica one")
+    ask_until_hit(one, fake_upstream, "a")
+
+
+def test_a_redis_that_stops_answering_costs_requests_one_timeout_only(start_gateway, fake_upstream, tmp_path):
+    """Redis accepts connections and never answers (a dead route, not a refused port): the request that finds
+    out waits for the socket timeout; every later one is served from the local view at once, also after
+    the 2 s retry interval, while a background probe keeps asking."""
+    from tests.helpers.redis_proxy import RedisProxy
+
+    write_token_dir(tmp_path / "tokens", "a", "b")
+    fake_upstream.reset(accounts=fake_accounts("a", "b"))
+    blackhole = RedisProxy(mode="blackhole")
+    try:
+        gateway = start_gateway(workers=1, **machine(tmp_path, "one", blackhole.url))
+        assert ask(gateway) == "Hello! I am the fake Kiro."  # this one pays the timeout
+        probed = blackhole.commands.count("HELLO")  # one per new connection (redis-py's handshake)
+        slow, deadline = [], time.monotonic() + 60
+        while blackhole.commands.count("HELLO") < probed + 3:  # three probe attempts: 3 retry intervals at least
+            assert time.monotonic() < deadline, "the background probe never asked Redis"
+            started = time.monotonic()
+            assert ask(gateway) == "Hello! I am the fake Kiro."
+            if time.monotonic() - started >= 1.5:  # the bug: about 4 s (two attempts of 2 s) every interval
+                slow.append(round(time.monotonic() - started, 1))
+            assert len(slow) < 3, f"requests keep waiting for Redis: {slow}"
+        assert slow == []
+        report = health(gateway)
+        assert report["shared_state"]["connected"] is False and report["status"] == "degraded"
+    finally:
+        blackhole.close()
