@@ -1,5 +1,8 @@
 """Gunicorn settings for ki2api: gevent workers, never preloaded (gevent must patch before the app loads).
 
+Every ki2api variable is checked here, in the master, before any worker starts: a bad value stops the start
+with one line naming the variable (ki2api.settings, which imports only the standard library). Once the
+master listens, it warns about the public default key for the addresses it really listens on (`-b` included).
 Also: a fresh Prometheus multiprocess directory per server start (so /metrics adds up every worker, and the
 status page lists every worker's recent requests), the bookkeeping for a worker that exits, and a graceful
 stop: on SIGTERM the listening socket closes at once and streams still open get up to GRACEFUL_TIMEOUT
@@ -13,24 +16,32 @@ import tempfile
 
 from dotenv import load_dotenv
 
+from ki2api import KEY_WARNED_ENV
+from ki2api.settings import ConfigError, Settings, env_int
+
 load_dotenv(os.environ.get("KI2API_DOTENV", ".env"))  # PORT, HOST and WEB_CONCURRENCY may come from .env, which wsgi.py reads only later
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8989')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+try:
+    _settings = Settings.from_env(os.environ)
+    worker_connections = env_int(os.environ, "WORKER_CONNECTIONS", 4000, minimum=1)
+    # The gevent worker heartbeats from its own greenlet, so a long stream does not trip this.
+    timeout = env_int(os.environ, "GUNICORN_TIMEOUT", 60)
+    # SIGTERM: stop accepting, let open streams run this long, then cut them. Docker's stop_grace_period must be longer.
+    graceful_timeout = env_int(os.environ, "GRACEFUL_TIMEOUT", 120)
+    keepalive = env_int(os.environ, "KEEPALIVE", 75)
+except ConfigError as exc:
+    raise SystemExit(f"ki2api: {exc}") from None  # one line, no traceback (gunicorn reports other exceptions)
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
 worker_class = "gevent"
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "4000"))
 preload_app = False
-# The gevent worker heartbeats from its own greenlet, so a long stream does not trip this.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
-# SIGTERM: stop accepting, let open streams run this long, then cut them. Docker's stop_grace_period must be longer.
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "120"))
-keepalive = int(os.environ.get("KEEPALIVE", "75"))
 accesslog = None  # ki2api writes its own structured line per request (LOG_FORMAT)
 # No gunicornc control socket: nothing uses it, and every instance on a host would share $HOME/.gunicorn/gunicorn.ctl
 # (a container run with PUID has HOME=/, not writable).
 control_socket_disable = True
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = _settings.log_level.lower()
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _made_here = []  # the metrics directory on_starting created, removed again by on_exit
@@ -77,6 +88,24 @@ def on_starting(server):
     os.environ[METRICS_ENV] = path
     _made_here.append(path)
     server.log.info("metrics: multiprocess directory %s", path)
+
+
+def listening(listeners) -> list:
+    """(host, port) of each TCP listener; unix sockets are left out (reachable on this machine only)."""
+    found = []
+    for listener in listeners:
+        address = listener.getsockname()
+        if isinstance(address, tuple):
+            found.append((address[0], address[1]))
+    return found
+
+
+def when_ready(server):
+    """Master, listening: warn about the default key once, for the real listeners (HOST or `-b`), not per worker."""
+    warning = _settings.default_key_warning(listening(server.LISTENERS))
+    if warning:
+        server.log.warning("%s", warning)
+    os.environ[KEY_WARNED_ENV] = "1"  # inherited by the workers: create_app does not warn about HOST again
 
 
 def post_fork(server, worker):

@@ -1,31 +1,33 @@
-"""ki2api: an OpenAI-compatible gateway to the Claude models of a Kiro subscription."""
+"""ki2api: an OpenAI-compatible gateway to the Claude models of a Kiro subscription.
+
+Importing the package loads only the standard library: gunicorn's master imports ki2api.settings
+(config/gunicorn.conf.py) before it forks the workers, and flask, requests and the modules built on them
+must be imported first in a worker, after gevent has patched it. create_app imports them when it runs.
+"""
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import requests
-from flask import Flask, Response, request
-from requests.adapters import HTTPAdapter
-from werkzeug.exceptions import HTTPException
-
-from .cors import init_cors
-from .disconnect import init_disconnect_watch
 from .errors import ApiError, InvalidRequest
-from .proxies import trust_proxies
-from .ratelimit import init_failed_key_limit
-from .requestlog import init_request_log
 from .settings import Settings
-from .accounts import build_pool
-from .pool import AccountPool
-from .tokens import TokenManager
-from .upstream.client import CodeWhispererClient
-from .upstream.session import UpstreamSession
-from .usage_limits import UsagePoller
+
+if TYPE_CHECKING:
+    import requests
+    from flask import Flask
+
+    from .disconnect import WatchedAdapter
+    from .pool import AccountPool
+    from .tokens import TokenManager
+    from .upstream.client import CodeWhispererClient
+    from .usage_limits import UsagePoller
 
 log = logging.getLogger(__name__)
+# Set by config/gunicorn.conf.py's when_ready once the master has warned about the default key for its real
+# listeners, so that the workers (which inherit it) do not repeat the warning about HOST.
+KEY_WARNED_ENV = "KI2API_DEFAULT_KEY_WARNED"
 
 
 @dataclass(frozen=True)
@@ -39,20 +41,28 @@ class Services:
     usage: UsagePoller
 
 
-def _session(pool_size: int) -> requests.Session:
+def _session(pool_size: int) -> tuple[requests.Session, WatchedAdapter]:
+    from .disconnect import WatchedAdapter
+    from .upstream.session import UpstreamSession
+
     session = UpstreamSession()  # reads proxy settings once, not per call (BENCHMARKS.md)
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = WatchedAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return session
+    return session, adapter
 
 
 def _anthropic_path() -> bool:
     """Requests under /v1/messages get Anthropic's error envelope even where no blueprint matched (404, 405)."""
+    from flask import request
+
     return request.path == "/v1/messages" or request.path.startswith("/v1/messages/")
 
 
 def _register_errors(app: Flask) -> None:
+    from flask import Response, request
+    from werkzeug.exceptions import HTTPException
+
     from .routes import anthropic
     from .routes.openai import render_error as openai_error
 
@@ -81,29 +91,36 @@ def _register_errors(app: Flask) -> None:
         return render_error(ApiError("Internal error in ki2api; see the server log"))
 
 
-def _is_loopback(host: str) -> bool:
-    """True for localhost and any address in 127.0.0.0/8 or ::1."""
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _warn_default_key(settings: Settings) -> None:
-    if not settings.uses_default_key:
+    """Warn about the default key for HOST, unless gunicorn's master already did for its real listeners."""
+    if os.environ.get(KEY_WARNED_ENV):
         return
-    if _is_loopback(settings.host):
-        log.warning("API_KEY is the public default 'ki2api-key-2024'; set your own key")
-        return
-    log.warning("SECURITY: API_KEY is the public default 'ki2api-key-2024' and ki2api listens on %s, beyond "
-                "loopback: anyone who can reach this port can spend your Kiro quota. Set API_KEY to a secret of your "
-                "own (README, Security), or listen on 127.0.0.1 only (HOST=127.0.0.1).", settings.host)
+    warning = settings.default_key_warning([(settings.host, settings.port)])
+    if warning:
+        log.warning("%s", warning)
+
+
+def _register_blueprints(app: Flask, settings: Settings) -> None:
+    from .routes import anthropic, dashboard, health, meta, metrics, openai
+
+    for blueprint in (openai.bp, anthropic.bp, health.bp, dashboard.bp, metrics.bp):
+        app.register_blueprint(blueprint)
+    meta.register(app, settings.debug_endpoints)
 
 
 def create_app(config: Settings | None = None) -> Flask:
     """Build the WSGI app: settings, token manager, upstream client, blueprints and error handlers."""
+    from flask import Flask
+
+    from .accounts import build_pool
+    from .cors import init_cors
+    from .disconnect import init_disconnect_watch
+    from .proxies import trust_proxies
+    from .ratelimit import init_failed_key_limit
+    from .requestlog import init_request_log
+    from .upstream.client import CodeWhispererClient
+    from .usage_limits import UsagePoller
+
     settings = config or Settings.from_env(os.environ)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -111,27 +128,20 @@ def create_app(config: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     # As many pooled upstream connections as a worker holds streams (gunicorn's worker_connections default):
     # with 256, streams beyond the 256th opened a fresh connection each time and urllib3 logged it.
-    session = _session(pool_size=4000)
+    session, adapter = _session(pool_size=4000)
     pool = build_pool(settings, session)
     usage = UsagePoller(pool, settings, session)
-    app.extensions["ki2api"] = Services(settings, pool.accounts[0].tokens, CodeWhispererClient(settings, pool, session),
-                                        pool, usage)
+    client = CodeWhispererClient(settings, pool, session)
+    adapter.watch(client.url)  # a chat call ends when its client leaves; refreshes and usage polls never do
+    app.extensions["ki2api"] = Services(settings, pool.accounts[0].tokens, client, pool, usage)
     app.before_request(usage.ensure_started)  # the first request runs after gevent patched threading
-
-    from .routes import anthropic, health, meta, openai
-    app.register_blueprint(openai.bp)
-    app.register_blueprint(anthropic.bp)
-    app.register_blueprint(health.bp)
-    from .routes import dashboard, metrics as metrics_routes
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(metrics_routes.bp)
-    meta.register(app, settings.debug_endpoints)
+    _register_blueprints(app, settings)
     _register_errors(app)
     init_request_log(app)
     trust_proxies(app, settings.trusted_proxies)
     init_cors(app, settings.cors_origins)
     init_disconnect_watch(app)
-    init_failed_key_limit(app, settings.auth_fail_limit, settings.auth_fail_window, settings.api_keys)
+    init_failed_key_limit(app, settings)
     _warn_default_key(settings)
     return app
 

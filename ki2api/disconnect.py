@@ -6,6 +6,10 @@ Under gunicorn's gevent worker, a greenlet waits for the client's socket to beco
 that is waiting for its answer sends nothing, so readable means it closed (EOF or reset). Data instead
 (a pipelined request) means it is still there, and the watch ends without doing anything. Elsewhere
 (Flask's test client, other servers) watching is a no-op.
+
+Two phases: while Kiro has not sent its answer's headers yet (WatchedAdapter, around the chat call only),
+a disconnect throws ClientGone into the waiting call, which closes its connection and frees the account;
+once the answer is open, the views watch with watch_client and abort the answer.
 """
 from __future__ import annotations
 
@@ -13,11 +17,66 @@ import _socket
 import logging
 import os
 import socket
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, has_request_context, request
+from requests import PreparedRequest
+from requests import Response as UpstreamResponse
+from requests.adapters import HTTPAdapter
+
+from .errors import ClientGone
+from .requestlog import note
 
 log = logging.getLogger(__name__)
+
+
+class WatchedAdapter(HTTPAdapter):
+    """requests' HTTP adapter; a call to the watched URL made for a request is interruptible() while it waits."""
+
+    watched: str | None = None
+
+    def watch(self, url: str) -> None:
+        """Make calls to `url` (the chat endpoint) end when their client leaves; never other calls (refreshes:
+        one cut short after Kiro rotated the refresh token would lose the login)."""
+        self.watched = url
+
+    def send(self, prepared: PreparedRequest, *args: Any, **kwargs: Any) -> UpstreamResponse:
+        """Send as requests does; for the watched URL, raise ClientGone if the client leaves meanwhile."""
+        if prepared.url != self.watched:
+            return super().send(prepared, *args, **kwargs)
+        with interruptible():
+            return super().send(prepared, *args, **kwargs)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """While inside, a disconnect of this request's client raises ClientGone where the request's greenlet waits.
+
+    Only under gunicorn's gevent worker, in the request's own greenlet; elsewhere a no-op. The exception is
+    thrown from the hub only if the greenlet is still inside when the hub gets to it, never later.
+    """
+    sock = request.environ.get("gunicorn.socket") if has_request_context() else None
+    if sock is None or not _under_gevent():
+        yield
+        return
+    import gevent
+
+    waiting, inside = gevent.getcurrent(), [True]
+
+    def interrupt() -> None:
+        if inside[0] and not waiting.dead:
+            waiting.throw(ClientGone("The client closed the connection before Kiro answered"))
+
+    watcher = gevent.spawn(_watch, sock.fileno(), lambda: gevent.get_hub().loop.run_callback(interrupt))
+    try:
+        yield
+    except ClientGone:
+        note(outcome="client_closed")
+        raise
+    finally:
+        inside[0] = False
+        watcher.kill(block=False)
 
 
 def watch_client(on_gone: Callable[[], None]) -> None:

@@ -12,6 +12,7 @@
     +-- UpstreamError (502, upstream_error)
     +-- UpstreamUnavailable (503, upstream_unavailable)
     +-- UpstreamTimeout (504, upstream_timeout)
+    +-- ClientGone (499, client_closed_request: the client left before Kiro answered; nobody sees it)
 
 Blueprints render these in their API's own envelope; nothing else should
 build an error body.
@@ -89,3 +90,14 @@ class UpstreamUnavailable(ApiError):
 class UpstreamTimeout(ApiError):
     status = 504
     type = "upstream_timeout"
+
+
+class ClientGone(ApiError):
+    """The client disconnected before Kiro answered: the call was ended, nobody reads this answer.
+
+    Status 499 (nginx's "client closed request") so the request's log line and metrics tell it apart; below
+    500, so the pool counts no error against the account.
+    """
+
+    status = 499
+    type = "client_closed_request"

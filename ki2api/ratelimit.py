@@ -1,9 +1,10 @@
 """Optional per-address limit on failed API-key attempts (AUTH_FAIL_LIMIT failures per AUTH_FAIL_WINDOW s).
 
 Off by default (AUTH_FAIL_LIMIT=0). When on, an address that sent that many requests with a wrong or
-missing key within the window gets 429 for every request until its oldest failure leaves the window,
-with the right key too (otherwise the limit would not slow a guesser down). Counted per worker process.
-The address is the peer's, or behind TRUSTED_PROXIES reverse proxies the one they forwarded (ProxyFix).
+missing key within the window, to any path that checks the key (/v1, /metrics, /dashboard/data,
+/debug/runtime), gets 429 for every request but those that need no key until its oldest failure leaves the
+window, with the right key too (otherwise the limit would not slow a guesser down). Counted per worker
+process. The address is the peer's, or behind TRUSTED_PROXIES reverse proxies the one they forwarded (ProxyFix).
 """
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from flask import Flask, Response, request
 
 from .auth import key_is_valid, presented_key
 from .errors import RateLimited
+from .settings import Settings
 
 MAX_TRACKED = 10_000  # addresses remembered at once; the least recently failing are forgotten first
+# Answered without a key, so a blocked address still gets them: health checks, the status page (which asks
+# for the key) and its files, the API description. Everything else, unknown paths included, is refused.
+PUBLIC_ENDPOINTS = frozenset({"health.health", "dashboard.page", "static", "meta.openapi"})
 
 
 class FailedKeyLimiter:
@@ -56,15 +61,20 @@ def client_address() -> str:
     return request.remote_addr or ""
 
 
-def init_failed_key_limit(app: Flask, limit: int, window: float, keys: tuple[str, ...]) -> None:
-    """Register the limiter's hooks when `limit` > 0; with 0, register nothing."""
-    if limit <= 0:
+def needs_key(endpoint: str | None, metrics_public: bool) -> bool:
+    """True unless the endpoint answers without a key (PUBLIC_ENDPOINTS, and /metrics with METRICS_PUBLIC)."""
+    return endpoint not in PUBLIC_ENDPOINTS and not (metrics_public and endpoint == "metrics.metrics")
+
+
+def init_failed_key_limit(app: Flask, settings: Settings) -> None:
+    """Register the limiter's hooks when AUTH_FAIL_LIMIT > 0; with 0, register nothing."""
+    if settings.auth_fail_limit <= 0:
         return
-    limiter = FailedKeyLimiter(limit, window)
+    limiter = FailedKeyLimiter(settings.auth_fail_limit, settings.auth_fail_window)
 
     @app.before_request
     def _refuse_blocked() -> None:
-        if not request.path.startswith("/v1/"):
+        if not needs_key(request.endpoint, settings.metrics_public):
             return
         wait = limiter.retry_after(client_address())
         if wait is not None:
@@ -73,7 +83,7 @@ def init_failed_key_limit(app: Flask, limit: int, window: float, keys: tuple[str
 
     @app.after_request
     def _count_failure(response: Response) -> Response:
-        if response.status_code == 401 and request.path.startswith("/v1/") \
-                and not key_is_valid(presented_key(request.headers), keys):
+        # Every 401 of ki2api's own comes from a key check; one with the right key is Kiro refusing its token.
+        if response.status_code == 401 and not key_is_valid(presented_key(request.headers), settings.api_keys):
             limiter.record(client_address())
         return response

@@ -1,9 +1,14 @@
-"""Typed configuration read from the environment (or `.env`, loaded by wsgi.py)."""
+"""Typed configuration read from the environment (or `.env`, loaded by wsgi.py).
+
+Standard library only: gunicorn's master reads its settings through this module (config/gunicorn.conf.py)
+before it forks the workers, and must not load flask or requests before gevent patches those.
+"""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 DEFAULT_API_KEY = "ki2api-key-2024"
 DEFAULT_TOKEN_FILE = "~/.aws/sso/cache/kiro-auth-token.json"
@@ -13,7 +18,8 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def env_int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    """The integer variable `name` (`default` if unset or blank); ConfigError naming it if malformed or too small."""
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -90,6 +96,21 @@ def _seconds_or_off(environ: Mapping[str, str], name: str, default: float) -> fl
     return _float(environ, name, default)
 
 
+def is_loopback(host: str) -> bool:
+    """True for localhost and any address in 127.0.0.0/8 or ::1."""
+    bare = host.strip("[]").lower()
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything ki2api can be told; defaults match the README's table."""
@@ -141,6 +162,19 @@ class Settings:
         """True while the documented default client key is accepted."""
         return DEFAULT_API_KEY in self.api_keys
 
+    def default_key_warning(self, listening: Iterable[tuple[str, int]]) -> str | None:
+        """The start-up warning while the public default key is accepted, else None: a `SECURITY:` line naming
+        the (host, port) addresses in `listening` that are beyond loopback, if any."""
+        if not self.uses_default_key:
+            return None
+        exposed = [_address(host, port) for host, port in listening if not is_loopback(host)]
+        if not exposed:
+            return f"API_KEY is the public default '{DEFAULT_API_KEY}'; set your own key"
+        return (f"SECURITY: API_KEY is the public default '{DEFAULT_API_KEY}' and ki2api listens on "
+                f"{', '.join(exposed)}, beyond loopback: anyone who can reach this port can spend your Kiro quota. "
+                "Set API_KEY to a secret of your own (README, Security), or listen on 127.0.0.1 only "
+                "(HOST=127.0.0.1, or gunicorn -b 127.0.0.1:PORT).")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Settings":
         """Build settings from a mapping of environment variables; raise ConfigError on bad values."""
@@ -154,7 +188,7 @@ class Settings:
         state_dir = environ.get("KI2API_STATE_DIR", "").strip() or "~/.cache/ki2api"
         return cls(
             host=environ.get("HOST", "").strip() or "0.0.0.0",
-            port=_int(environ, "PORT", 8989, minimum=1),
+            port=env_int(environ, "PORT", 8989, minimum=1),
             api_keys=keys,
             token_file=os.path.expanduser(token_file),
             access_token=_optional(environ, "KIRO_ACCESS_TOKEN"),
@@ -164,12 +198,12 @@ class Settings:
             oidc_url=_url(environ, "KIRO_OIDC_URL", cls.oidc_url),
             profile_arn=_optional(environ, "KIRO_PROFILE_ARN"),
             state_dir=os.path.expanduser(state_dir),
-            workers=_int(environ, "WEB_CONCURRENCY", 1, minimum=1),
+            workers=env_int(environ, "WEB_CONCURRENCY", 1, minimum=1),
             connect_timeout=_float(environ, "UPSTREAM_CONNECT_TIMEOUT", 10.0),
             read_timeout=_float(environ, "UPSTREAM_READ_TIMEOUT", 300.0),
             refresh_margin=_float(environ, "TOKEN_REFRESH_MARGIN", 300.0),
             refresh_timeout=_float(environ, "TOKEN_REFRESH_TIMEOUT", 30.0),
-            max_body_bytes=_int(environ, "MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024),
+            max_body_bytes=env_int(environ, "MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024),
             log_level=level,
             token_dir=_optional(environ, "KIRO_TOKEN_DIR"),
             accounts_file=_optional(environ, "KIRO_ACCOUNTS_FILE"),
@@ -180,15 +214,15 @@ class Settings:
             cooldown_max=_float(environ, "KIRO_COOLDOWN_MAX", 300.0),
             quota_cooldown=_float(environ, "KIRO_QUOTA_COOLDOWN", 3600.0),
             ping_interval=_float(environ, "SSE_PING_INTERVAL", 10.0),
-            max_messages=_int(environ, "MAX_MESSAGES", 10_000, minimum=1),
-            max_tools=_int(environ, "MAX_TOOLS", 500, minimum=0),
-            max_image_bytes=_int(environ, "MAX_IMAGE_BYTES", 5 * 1024 * 1024, minimum=1),
+            max_messages=env_int(environ, "MAX_MESSAGES", 10_000, minimum=1),
+            max_tools=env_int(environ, "MAX_TOOLS", 500, minimum=0),
+            max_image_bytes=env_int(environ, "MAX_IMAGE_BYTES", 5 * 1024 * 1024, minimum=1),
             body_read_timeout=_float(environ, "BODY_READ_TIMEOUT", 60.0),
             cors_origins=_origins(environ.get("CORS_ORIGINS", "")),
-            auth_fail_limit=_int(environ, "AUTH_FAIL_LIMIT", 0, minimum=0),
+            auth_fail_limit=env_int(environ, "AUTH_FAIL_LIMIT", 0, minimum=0),
             auth_fail_window=_float(environ, "AUTH_FAIL_WINDOW", 300.0),
             debug_endpoints=environ.get("KI2API_DEBUG_ENDPOINTS", "").strip() == "1",
             log_format=_choice(environ, "LOG_FORMAT", "logfmt", ("logfmt", "json")),
-            trusted_proxies=_int(environ, "TRUSTED_PROXIES", 0, minimum=0),
+            trusted_proxies=env_int(environ, "TRUSTED_PROXIES", 0, minimum=0),
             metrics_public=_flag(environ, "METRICS_PUBLIC"),
         )

@@ -9,6 +9,8 @@ command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
 command -v wrk >/dev/null 2>&1 || missing="$missing wrk"  # the benchmarks' load generator (tests/test_bench.py)
+# A Python the image's uid 10001 can run (pyenv's under /root is not), for the image-start test (test_docker_config.py)
+[ -x /usr/bin/python3.11 ] || missing="$missing python3.11"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing:$missing"

@@ -1,13 +1,12 @@
 """The benchmark harness's own parts (no timing is asserted anywhere: speed is what bench/ reports, not tests).
 
 The last test runs the whole harness end to end at its smallest sizes (`python -m bench --smoke`, about
-30-40 s, needs Debian's wrk: under CI=true a missing wrk fails the test, elsewhere it skips).
+30-40 s, needs Debian's wrk: a missing wrk skips the test, or fails it under CI).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from bench import __main__ as bench_main
 from bench import markdown, report, streamer, streams, suite
 from ki2api.upstream.events import TextDelta, iter_events
+from tests.helpers.ci import missing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,9 +74,7 @@ def test_the_harness_produces_every_figure(tmp_path):
     """`python -m bench --smoke`: every scenario against gunicorn, the fake Kiro and the bench streamer, at sizes
     too small to mean anything about speed; what is checked is that each figure of the table comes out."""
     if shutil.which("wrk") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("wrk is not installed (scripts/system-deps.sh installs Debian's wrk)")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+        missing("wrk is not installed (apt-get install wrk; scripts/system-deps.sh installs it)")
     out = tmp_path / "result.json"
     proc = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--json", str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)

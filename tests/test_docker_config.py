@@ -25,6 +25,7 @@ import yaml
 
 from ki2api.settings import Settings
 from tests.conftest import KEY, write_token_file
+from tests.helpers.ci import missing
 from tests.helpers.dockerfile import (COMPOSE, bind_mounts, exec_form, healthcheck_command, image_env, instructions,
                                      interpolate, only, service)
 from tests.helpers.gateway import REPO, free_port
@@ -171,9 +172,10 @@ def rerooted(env: dict[str, str], root: Path) -> dict[str, str]:
     return {k: str(root) + v if v.startswith(("/app", "/home/ki2api")) else v for k, v in env.items()}
 
 
-def runs_as(uid: int, gid: int, executable: str) -> bool:
+def runs_as(uid: int, gid: int, executable: str, code: str = "0") -> bool:
+    """True if `executable -c code` runs and succeeds as uid:gid."""
     try:
-        return subprocess.run([executable, "-c", "0"], user=uid, group=gid, extra_groups=[], timeout=DEADLINE,
+        return subprocess.run([executable, "-c", code], user=uid, group=gid, extra_groups=[], timeout=DEADLINE,
                               capture_output=True).returncode == 0
     except PermissionError:
         return False
@@ -183,21 +185,30 @@ def runtime_bin(root: Path, as_user: tuple[int, int] | None) -> str:
     """A bin directory whose `python` and `gunicorn` the image's user can run, with the project's packages.
 
     The image has them in its system Python. Here that is the test venv, unless its interpreter lives where
-    another uid cannot reach it (pyenv under /root): then a venv of Debian's python3.X that imports the test
-    venv's site-packages (same CPython minor version, same ABI) and a `gunicorn` entry script.
+    another uid cannot reach it (pyenv under a 0700 /root, as on the CI machine): then a venv of Debian's
+    python3.X that imports the test venv's site-packages (same CPython minor version, same ABI), or a copy of
+    them if those are out of reach too, and a `gunicorn` entry script.
     """
     if as_user is None or runs_as(*as_user, sys.executable):
         return str(Path(sys.executable).parent)
-    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    system = f"/usr/bin/python{version}"
     if not runs_as(*as_user, system):
-        pytest.skip(f"no Python {sys.version_info.major}.{sys.version_info.minor} that uid {as_user[0]} may run")
+        missing(f"no Python {version} that uid {as_user[0]} may run: {sys.executable} is out of its reach and "
+                f"{system} is missing (apt-get install python{version})")
     venv = root / "runtime"
     subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=DEADLINE)
     [site] = venv.glob("lib/python*/site-packages")
-    (site / "project-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    packages = sysconfig.get_paths()["purelib"]
+    (site / "project-packages.pth").write_text(packages + "\n")
+    python = str(venv / "bin" / "python")
+    if not runs_as(*as_user, python, "import flask, gevent, gunicorn"):  # the checkout is out of reach too
+        shutil.copytree(packages, root / "packages", symlinks=True)
+        (site / "project-packages.pth").write_text(f"{root / 'packages'}\n")
     entry = venv / "bin" / "gunicorn"
-    entry.write_text(f"#!{venv}/bin/python\nimport sys\nfrom gunicorn.app.wsgiapp import run\nsys.exit(run())\n")
+    entry.write_text(f"#!{python}\nimport sys\nfrom gunicorn.app.wsgiapp import run\nsys.exit(run())\n")
     entry.chmod(0o755)
+    assert runs_as(*as_user, python, "import flask, gevent, gunicorn"), f"uid {as_user[0]} cannot import the packages"
     return str(venv / "bin")
 
 
@@ -232,7 +243,7 @@ def test_the_image_command_starts_serves_and_writes_tokens_back(image_root, fake
     uid, gid = (int(x) for x in only("USER").split(":"))
     as_user = (uid, gid) if os.geteuid() == 0 else None
     if as_user is None and not owner_matches:
-        pytest.skip("needs root to give the token folder another owner")
+        missing("needs root to give the token folder another owner (CI runs as root)")
     env = rerooted({**image_env(), **{k: str(v) for k, v in service()["environment"].items()}}, image_root)
     port = free_port()
     env.update(PATH=f"{runtime_bin(image_root, as_user)}:/usr/bin:/bin",

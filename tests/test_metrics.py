@@ -1,6 +1,7 @@
 """/metrics through Flask's test client (the app's own registry), and the Metrics class on its own."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -68,6 +69,16 @@ def test_requests_are_counted_by_route_model_status_and_stream(client, auth, fak
     assert value(samples, "ki2api_request_ttfb_seconds_count", route=route, stream="true") == 1
     assert value(samples, "ki2api_streams_in_flight") == 0
     assert value(samples, "ki2api_tokens_total", direction="out") > 0
+
+
+def test_streamed_tokens_are_counted_as_the_client_was_told(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["a few ", "words ", "streamed"], "context_usage": 2.5})
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    text = call(client, "POST", "/v1/chat/completions", json=body, headers=auth).get_data(as_text=True)
+    usage = json.loads([line[6:] for line in text.splitlines() if line.startswith("data: ")][-2])["usage"]
+    samples = scrape(client, auth)
+    assert value(samples, "ki2api_tokens_total", direction="in") == usage["prompt_tokens"] > 0
+    assert value(samples, "ki2api_tokens_total", direction="out") == usage["completion_tokens"] > 0
 
 
 def test_in_flight_streams_gauge_counts_open_streams_until_closed(client, auth, fake_upstream):

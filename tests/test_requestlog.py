@@ -67,6 +67,33 @@ def test_stream_line_is_written_when_the_stream_ends(client, auth, fake_upstream
     assert 0 < line["ttfb_ms"] <= line["duration_ms"]
 
 
+def usage_chunk(body: bytes) -> dict:
+    """The `usage` of the last chunk of an OpenAI stream read whole (stream_options.include_usage)."""
+    datas = [line[6:] for line in body.decode().splitlines() if line.startswith("data: ")]
+    assert datas[-1] == "[DONE]"
+    return json.loads(datas[-2])["usage"]
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_stream_line_has_the_tokens_the_client_was_told(client, auth, fake_upstream, lines, path):
+    fake_upstream.script({"texts": ["one ", "two ", "three"], "context_usage": 3.0})
+    if path == "/v1/messages":
+        body = {**CHAT, "max_tokens": 100, "stream": True}
+    else:
+        body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    response = call(client, "POST", path, json=body, headers=auth)
+    text = response.get_data()
+    if path == "/v1/messages":
+        events = [json.loads(line[6:]) for line in text.decode().splitlines() if line.startswith("data: ")]
+        final = events[-2]["usage"]  # message_delta's, the last word on the usage
+        told = (final["input_tokens"], final["output_tokens"])
+    else:
+        usage = usage_chunk(text)
+        told = (usage["prompt_tokens"], usage["completion_tokens"])
+    [line] = lines()
+    assert (line["tokens_in"], line["tokens_out"]) == told and told[0] > 0 and told[1] > 0
+
+
 def test_client_gone_mid_stream_is_logged_as_such(client, auth, fake_upstream, lines):
     fake_upstream.script({"texts": ["a", "b", "c"], "hold_after": 2})
     response = client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=auth, buffered=False)

@@ -12,7 +12,7 @@ import yaml
 
 from ki2api import create_app
 from ki2api.auth import key_is_valid
-from ki2api.ratelimit import FailedKeyLimiter
+from ki2api.ratelimit import PUBLIC_ENDPOINTS, FailedKeyLimiter
 from ki2api.settings import ConfigError, Settings
 from tests.conftest import KEY
 
@@ -95,10 +95,62 @@ def test_failed_key_limit_answers_429_in_each_apis_format_even_to_the_right_key(
     assert 250 <= int(blocked.headers["Retry-After"]) <= 300
     anthropic = client.post("/v1/messages", json=MESSAGES, headers={"x-api-key": KEY})
     assert anthropic.status_code == 429 and anthropic.get_json()["type"] == "error"
-    assert client.get("/health").status_code == 200  # only /v1 is limited
+    assert client.get("/health").status_code == 200  # what needs no key is not limited
     other = client.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"},
                        environ_overrides={"REMOTE_ADDR": "192.0.2.7"})
     assert other.status_code == 200
+
+
+KEYED = [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/messages"), ("GET", "/metrics"),
+         ("GET", "/dashboard/data"), ("GET", "/debug/runtime")]
+
+
+def send(client, method: str, path: str, headers: dict):
+    body = {"/v1/chat/completions": CHAT, "/v1/messages": MESSAGES}.get(path)
+    return client.open(path, method=method, json=body, headers=headers)
+
+
+@pytest.mark.parametrize("method,path", KEYED)
+def test_wrong_keys_on_any_keyed_path_count_and_block_every_keyed_path(settings, method, path):
+    """A guesser cannot get around AUTH_FAIL_LIMIT by trying its keys on /metrics or the status page's data."""
+    client = app_with(settings, auth_fail_limit=3, debug_endpoints=True)
+    for _ in range(3):
+        assert send(client, method, path, {"Authorization": "Bearer guess"}).status_code == 401
+    for other_method, other in KEYED:
+        blocked = send(client, other_method, other, {"Authorization": f"Bearer {KEY}"})
+        assert blocked.status_code == 429, (other, blocked.get_data(as_text=True))
+        assert "Retry-After" in blocked.headers
+    for public in ("/health", "/", "/dashboard", "/static/dashboard.js", "/openapi.json"):
+        response = client.get(public)
+        assert response.status_code == 200, public
+        response.close()
+    fresh = send(client, method, path, {"Authorization": f"Bearer {KEY}"})
+    assert fresh.status_code == 429  # and still from the same address only:
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"},
+                      environ_overrides={"REMOTE_ADDR": "192.0.2.7"}).status_code == 200
+
+
+def test_a_public_metrics_endpoint_stays_open_to_a_blocked_address(settings):
+    client = app_with(settings, auth_fail_limit=2, metrics_public=True)
+    for _ in range(2):
+        assert client.get("/dashboard/data", headers={"Authorization": "Bearer guess"}).status_code == 401
+    assert client.get("/dashboard/data", headers={"Authorization": f"Bearer {KEY}"}).status_code == 429
+    assert client.get("/metrics").status_code == 200
+
+
+def test_the_public_endpoints_are_exactly_those_that_answer_without_a_key(settings):
+    """ratelimit.PUBLIC_ENDPOINTS must follow the routes: a new keyed route is limited, a new public one is not."""
+    app = create_app(replace(settings, debug_endpoints=True))
+    client = app.test_client()
+    without_key = set()
+    for rule in app.url_map.iter_rules():
+        method = "GET" if "GET" in rule.methods else "POST"
+        path = rule.rule.replace("<path:filename>", "dashboard.js").replace("<path:name>", "claude-sonnet-4-5")
+        response = client.open(path, method=method, json={} if method == "POST" else None)
+        if response.status_code != 401:
+            without_key.add(rule.endpoint)
+        response.close()
+    assert without_key == PUBLIC_ENDPOINTS
 
 
 def test_failed_key_limit_counts_the_forwarded_address_only_behind_a_trusted_proxy(settings):

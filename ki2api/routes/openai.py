@@ -85,13 +85,16 @@ def chat_completions() -> Response:
             upstream.close()
     chunks = ChunkStream(options.model, options.include_usage)
     events = prime(upstream.events())  # a failure before the first upstream event is still a proper HTTP error
-    return Response(stream_with_context(_sse(chunks, answer, upstream, events)), mimetype="text/event-stream",
-                    headers=PROXY_HEADERS)
+    response = Response(stream_with_context(_sse(chunks, answer, upstream, events)), mimetype="text/event-stream",
+                        headers=PROXY_HEADERS)
+    response.call_on_close(upstream.close)  # also when the body is never iterated (the client left first)
+    return response
 
 
 def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream, events: Iterator[Event]) -> Iterator[str]:
-    """Forward each chunk as it is made; after the first byte, any failure becomes one error event,
-    then a `length` finish (the answer was cut short) and [DONE]."""
+    """Forward each chunk as it is made, and note the usage told (or, without include_usage, that would have
+    been told); after the first byte, any failure becomes one error event, then a `length` finish (the answer
+    was cut short) and [DONE]."""
     try:
         timed = False
         for chunk in chunks.chunks(answer, events):
@@ -99,6 +102,7 @@ def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream, events: 
             if not timed:  # once: two `g` lookups per chunk were 4% of a streaming worker's CPU
                 first_byte()
                 timed = True
+        note(tokens_in=answer.usage.input_tokens, tokens_out=answer.usage.output_tokens)  # the usage chunk's
         yield DONE
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
         error = in_band_error(exc)

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import KEY
+from tests.helpers.ci import missing
 from tests.helpers.gateway import REPO
 
 pytestmark = pytest.mark.integration
@@ -29,17 +30,14 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def browser_tools() -> tuple[str, str]:
-    """(node, chromium), or skip (outside CI) / fail (CI=true) naming what is missing."""
+    """(node, chromium), or skip (fail under CI: tests/helpers/ci.py) naming what is missing."""
     node = shutil.which("node")
-    missing = [what for what, ok in (("chromium (apt-get install chromium)", os.access(CHROMIUM, os.X_OK)),
-                                     ("node", node is not None),
-                                     ("playwright-core (npm ci --prefix tests/browser)",
-                                      (HERE / "node_modules" / "playwright-core").is_dir())) if not ok]
-    if missing:
-        message = "status page browser test needs: " + ", ".join(missing) + " (make test installs them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    absent = [what for what, ok in (("chromium (apt-get install chromium)", os.access(CHROMIUM, os.X_OK)),
+                                    ("node", node is not None),
+                                    ("playwright-core (npm ci --prefix tests/browser)",
+                                     (HERE / "node_modules" / "playwright-core").is_dir())) if not ok]
+    if absent:
+        missing("status page browser test needs: " + ", ".join(absent) + " (make test installs them)")
     return node, CHROMIUM
 
 

@@ -11,8 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
+from tests.helpers.ci import missing
 from tests.helpers.gateway import REPO, free_port
 
 NGINX = "/usr/sbin/nginx"
@@ -22,13 +21,11 @@ TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 def nginx_binary() -> str:
-    """The nginx binary; outside CI a missing one skips the test, under CI=true it fails it."""
+    """The nginx binary; a missing one skips the test, or fails it under CI (tests/helpers/ci.py)."""
     path = NGINX if os.access(NGINX, os.X_OK) else shutil.which("nginx")
     if path:
         return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("nginx is not installed (scripts/system-deps.sh installs nginx-light); CI needs it")
-    pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    missing("nginx is not installed (apt-get install nginx-light; scripts/system-deps.sh installs it)")
 
 
 def render_site(upstream_port: int, listen_port: int, text: str | None = None) -> str:

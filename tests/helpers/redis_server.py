@@ -9,23 +9,19 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
+from tests.helpers.ci import missing
 from tests.helpers.gateway import free_port
 
 START_TIMEOUT = 15.0
 
 
 def redis_server_binary() -> str:
-    """The redis-server binary; under CI=true a missing one fails the test, elsewhere it skips it."""
+    """The redis-server binary; a missing one skips the test, or fails it under CI (tests/helpers/ci.py)."""
     found = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK)
                                              else None)
     if found:
         return found
-    message = "redis-server is not installed (scripts/system-deps.sh installs the Debian package redis-server)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing("redis-server is not installed (scripts/system-deps.sh installs the Debian package redis-server)")
 
 
 def _ping(port: int) -> bool:

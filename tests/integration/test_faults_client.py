@@ -1,5 +1,8 @@
 """Client faults against gunicorn + gevent workers + the fake Kiro: disconnects, slow senders, huge bodies.
 
+Disconnects mid-stream, during an upstream silence, during a token refresh, and before Kiro has sent its
+answer's headers (a stand-in Kiro that never answers: the fake Kiro always sends its headers at once).
+
 Greenlets and sockets are counted inside the worker through /debug/runtime, an endpoint that exists only
 when KI2API_DEBUG_ENDPOINTS=1 (set here, never in a deployment).
 """
@@ -7,13 +10,14 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 
 import openai
 import pytest
 import requests
 
-from tests.conftest import KEY
+from tests.conftest import KEY, REFRESH, write_token_file
 from tests.integration.fault_helpers import (APIS, DEFAULT_ANSWER, OPENAI, Api, assert_worker_fine, call,
                                              wait_for)
 
@@ -111,6 +115,87 @@ def test_disconnect_while_the_upstream_is_silent_closes_it_within_a_second(gw, f
     assert fake_upstream.release() == 0  # the hold had ended: ki2api hung up on it
     wait_for(lambda: runtime(gw)["greenlets"] <= baseline["greenlets"], what="greenlets back to baseline")
     wait_for(lambda: runtime(gw)["sockets"] <= baseline["sockets"], what="sockets back to baseline")
+    assert_worker_fine(gw, fake_upstream)
+
+
+class SilentKiro:
+    """A Kiro that reads chat requests and never answers, not even its headers; notes when each connection ends."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.requests = 0
+        self.closed_at: list[float] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # stop() closed the listener
+                return
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while piece := conn.recv(65536):
+                if b"\r\n\r\n" not in data and b"\r\n\r\n" in data + piece:
+                    self.requests += 1
+                data += piece
+        self.closed_at.append(time.monotonic())
+
+    def stop(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def silent_kiro():
+    kiro = SilentKiro()
+    yield kiro
+    kiro.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("api", APIS, ids=[a.name for a in APIS])
+def test_disconnect_before_kiro_answers_ends_the_upstream_call_at_once(start_gateway, silent_kiro, api, stream):
+    """Kiro has not even sent its headers when the client gives up: the call must not wait for them (60 s here)."""
+    gw = start_gateway(KIRO_API_BASE=silent_kiro.url, UPSTREAM_READ_TIMEOUT="60")
+    sock = raw_request(gw, json.dumps({**api.body, "stream": stream}).encode(), path=api.path)
+    wait_for(lambda: silent_kiro.requests == 1, what="the chat call to reach Kiro")
+    sock.close()
+    closed_at = time.monotonic()
+    wait_for(lambda: silent_kiro.closed_at, timeout=10, interval=0.01,
+             what="ki2api to close the call Kiro had not answered yet")
+    assert silent_kiro.closed_at[0] - closed_at < 1.0
+    line = wait_for(lambda: next((line for line in gw.log_text().splitlines() if f"route={api.path} " in line),
+                                 None), what="the request's log line")
+    assert "status=499" in line and "outcome=client_closed" in line, line
+    # The client's doing, not the account's: no upstream error counted, the account is not rested.
+    metrics = requests.get(f"{gw.url}/metrics", headers=AUTH, timeout=10).text
+    assert "ki2api_upstream_errors_total{" not in metrics
+    [account] = requests.get(f"{gw.url}/health", timeout=10).json()["accounts"]
+    assert account["state"] == "healthy"
+    assert "Traceback" not in gw.log_text()
+
+
+def test_a_client_leaving_during_a_token_refresh_does_not_cut_the_refresh_short(start_gateway, fake_upstream,
+                                                                               token_file):
+    """Kiro has rotated the refresh token but not yet answered when the client leaves: the refresh must still
+    finish and write the new tokens back (a cut refresh would lose the login); only the chat call is ended."""
+    write_token_file(token_file, expires_in=-60)  # expired: the request refreshes first
+    fake_upstream.reset(access_tokens=[], refresh_token=REFRESH, refresh_hold=True)
+    gw = start_gateway()
+    sock = raw_request(gw, json.dumps(OPENAI.body).encode())
+    wait_for(lambda: fake_upstream.stats()["held_refreshes"] == 1, what="the refresh to be held by Kiro")
+    sock.close()
+    fake_upstream.release()  # Kiro answers the refresh now
+    wait_for(lambda: json.loads(token_file.read_text())["refreshToken"] == fake_upstream.stats()["refresh_token"],
+             what="the rotated tokens to be written back")
+    line = wait_for(lambda: next((line for line in gw.log_text().splitlines() if "route=/v1/chat" in line), None),
+                    what="the request's log line")
+    assert "status=499" in line and "outcome=client_closed" in line, line
+    assert fake_upstream.stats()["refresh_calls"] == 1
     assert_worker_fine(gw, fake_upstream)
 
 
