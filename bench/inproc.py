@@ -144,14 +144,15 @@ def peak_kib(fn: Callable[[], Any]) -> float:
 
 
 def cpu_per_frame(app: App, frames: int = 20000, per_chunk: int = 1, repeat: int = 5) -> float:
-    """Microseconds of ki2api code per upstream frame, streamed: (N frames - 0 frames) / N."""
+    """Microseconds of ki2api code per upstream frame, streamed: (N + 1 frames - 1 frame) / N (an answer needs one
+    frame at least: Kiro's 200 without any is an error)."""
     body = request_body("hi", stream=True)
 
     def run(n: int) -> float:
         app.adapter.chunks = answer_chunks(n, per_chunk=per_chunk)
         return timed(lambda: app.call(body), repeat)
 
-    return (run(frames) - run(0)) / frames * 1e6
+    return (run(frames + 1) - run(1)) / frames * 1e6
 
 
 def linear(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
