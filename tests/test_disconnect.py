@@ -9,7 +9,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 
 from tests.conftest import KEY
-from tests.integration.fault_helpers import wait_for
+from tests.helpers.waiting import wait_for
 
 CHAT = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 MESSAGES = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}],

@@ -20,6 +20,7 @@ from ki2api.token_store import TokenStore
 from ki2api.tokens import TokenManager
 from tests.conftest import REFRESH, write_token_file
 from tests.helpers.together import all_at_once
+from tests.helpers.waiting import wait_for
 
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"
 
@@ -52,17 +53,6 @@ class OnRefusal(requests.Session):
             self.refusals += 1
             self.then()
         return response
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
-    """Poll `condition()` until it is truthy; fail naming `what` past `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_two_machines_refresh_once_and_the_second_uses_the_first_ones_token(settings, tmp_path, fake_upstream,
@@ -107,7 +97,7 @@ def test_outage_keeps_serving_locally_then_shares_again(settings, tmp_path, fake
     assert "a" not in two.states()  # another machine cannot know yet
     redis_server.start()  # empty again: no persistence
     for state in (one, two):  # each finds out in the background, within a probe interval
-        wait_until(lambda: state.status()["connected"], "the probe to find Redis back")
+        wait_for(lambda: state.status()["connected"], "the probe to find Redis back")
     assert two.states()["a"]["cooldown"]["kind"] == "throttled"  # pushed on return
     assert two.counts()["a"] == {"requests": 3, "errors": 1}  # held counters sent; older ones died with Redis
     assert "reachable again" in caplog.text
@@ -121,7 +111,7 @@ def test_a_token_refreshed_during_an_outage_is_published_when_redis_returns(sett
     redis_server.stop()
     assert one.tokens.current().access_token == NEW_ACCESS  # refreshed with only the local lock
     redis_server.start()
-    wait_until(lambda: one.shared.status()["connected"], "the probe to find Redis back")
+    wait_for(lambda: one.shared.status()["connected"], "the probe to find Redis back")
     two = Machine(settings, tmp_path, "two", redis_server.url)  # its copy has the spent refresh token
     assert two.tokens.current().access_token == NEW_ACCESS
     assert fake_upstream.stats()["refresh_calls"] == 1

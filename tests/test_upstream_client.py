@@ -7,7 +7,8 @@ import pytest
 import requests
 
 from ki2api.errors import AuthenticationError, PermissionDenied, RateLimited, UpstreamUnavailable
-from ki2api.upstream.client import _utf8, map_status, refusal_kind
+from ki2api.upstream.client import _utf8
+from ki2api.upstream.refusals import map_status, refusal_kind
 
 
 def response(status: int, body: dict, headers: dict | None = None) -> requests.Response:

@@ -1,4 +1,5 @@
-"""The HTTP client for Kiro's generateAssistantResponse; the one place upstream errors are mapped.
+"""The HTTP client for Kiro's generateAssistantResponse; the one place upstream errors are mapped (what
+Kiro's refusals mean is read in refusals.py).
 
 Each call takes an account from the pool. If Kiro refuses that account before anything has reached the
 client (throttled, quota used up, capacity, a dead login; or a throttle as the answer's very first frame),
@@ -19,98 +20,28 @@ from typing import Any, Callable, Iterator
 import requests
 import urllib3
 
-from ..errors import (ApiError, AuthenticationError, ContextLengthExceeded, InvalidRequest, PermissionDenied,
-                      RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable)
+from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..pool import AccountPool, Lease
 from ..settings import Settings
 from ..tokens import Credential
 from .eventstream import EventStreamError
 from .events import Event, NoAnswer, UpstreamException, iter_events
+from .refusals import (RETRY_UNAVAILABLE, THROTTLE_KINDS, error_body, map_status, refusal_kind, retry_after,
+                       says_token)
 
 log = logging.getLogger(__name__)
 
 KIRO_VERSION = "0.11.63"
 SDK = "aws-sdk-js/1.0.34"
-_TOKEN_FAULTS = ("invalid", "expired")  # said of a "token": a reason to refresh (protocol notes, section 2)
-_THROTTLE_KINDS = ("ThrottlingException", "ServiceQuotaExceededException")
-CAPACITY = "INSUFFICIENT_MODEL_CAPACITY"
-QUOTA = "MONTHLY_REQUEST_COUNT"
-RETRY_UNAVAILABLE = 5.0  # Retry-After (s) for a throttle or an outage when Kiro names no time
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # code points UTF-8 cannot carry (JSON pairs are joined)
 # Opens the same call on another account after `error` refused this one: (response, lease), or raises an ApiError.
 Reopen = Callable[[ApiError], "tuple[requests.Response, Lease]"]
-
-
-def _error_body(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {"message": response.text[:300]}
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        body = {**body["error"], **{k: v for k, v in body.items() if k != "error"}}
-    return body if isinstance(body, dict) else {"message": str(body)[:300]}
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-
-
-def map_status(response: requests.Response) -> ApiError:
-    """Translate a non-200 upstream answer into the client-facing error."""
-    body = _error_body(response)
-    message = str(body.get("message") or body.get("Message") or "no message")
-    reason = body.get("reason")
-    detail = f"{message} (reason: {reason})" if reason else message
-    status = response.status_code
-    if status == 400:
-        if reason == "CONTENT_LENGTH_EXCEEDS_THRESHOLD" or "too long" in message.lower():
-            return ContextLengthExceeded(f"The conversation is too long for the model: {detail}", param="messages")
-        return InvalidRequest(f"Kiro rejected the request: {detail}")
-    if status in (401, 403):
-        if _says_token(message):
-            return AuthenticationError(f"Kiro rejected the access token after a refresh: {message}")
-        return PermissionDenied(f"Kiro refused the request: {detail}")
-    if status == 402 or reason == QUOTA:
-        return RateLimited(f"The Kiro account's monthly quota is used up: {detail}", code="insufficient_quota",
-                           retry_after=_retry_after(response))
-    if status == 429:
-        return RateLimited(f"Kiro is throttling requests: {detail}", code="rate_limit_exceeded",
-                           retry_after=_retry_after(response) or RETRY_UNAVAILABLE)
-    if status in (503, 504):
-        return UpstreamUnavailable(f"Kiro is unavailable (HTTP {status}): {detail}",
-                                   retry_after=_retry_after(response) or RETRY_UNAVAILABLE)
-    return UpstreamError(f"Kiro answered HTTP {status}: {detail}")
-
-
-def refusal_kind(response: requests.Response) -> str | None:
-    """What a non-200 answer says about the account (cooldown.KINDS), or None if it is not the account's fault."""
-    reason = str(_error_body(response).get("reason") or "")
-    status = response.status_code
-    if reason == CAPACITY:
-        return "capacity"
-    if status == 402 or reason == QUOTA:
-        return "quota"
-    if status == 429:
-        return "throttled"
-    if status in (401, 403):
-        return "rejected" if _says_token(str(_error_body(response).get("message", ""))) else "forbidden"
-    return None
 
 
 def _is_read_timeout(exc: BaseException) -> bool:
     """True if a requests error wraps urllib3's ReadTimeoutError (or a socket timeout)."""
     cause = exc.args[0] if exc.args else None
     return isinstance(cause, (urllib3.exceptions.ReadTimeoutError, TimeoutError))
-
-
-def _says_token(message: str) -> bool:
-    """True if Kiro's message blames the access token ("The bearer token ... is invalid", "token has expired");
-    "subscription expired" or "account suspended" are no reason to refresh."""
-    lowered = message.lower()
-    return "token" in lowered and any(word in lowered for word in _TOKEN_FAULTS)
 
 
 def _utf8(text: str) -> bytes:
@@ -172,7 +103,7 @@ class UpstreamStream:
                         yield event
                     return
                 except UpstreamException as exc:
-                    if started or self.abandoned or self._reopen is None or exc.kind not in _THROTTLE_KINDS:
+                    if started or self.abandoned or self._reopen is None or exc.kind not in THROTTLE_KINDS:
                         raise
                     if not self._fail_over(exc, self._reopen):
                         return
@@ -224,7 +155,7 @@ class UpstreamStream:
         if isinstance(exc, EventStreamError):
             return self._failed("stream", UpstreamError(f"Kiro sent a malformed event stream: {exc}"))
         if isinstance(exc, UpstreamException):
-            if exc.kind in _THROTTLE_KINDS:
+            if exc.kind in THROTTLE_KINDS:
                 error = RateLimited(f"Kiro is throttling requests: {exc.message}", retry_after=RETRY_UNAVAILABLE)
                 if self._lease:
                     self._lease.refused("throttled", error, None)  # rest the account for the next requests
@@ -302,7 +233,7 @@ class CodeWhispererClient:
         tokens = lease.account.tokens
         credential = self._credential(lease, tokens.current)
         response = self._post(payload, credential)
-        if response.status_code in (401, 403) and _says_token(str(_error_body(response).get("message", ""))):
+        if response.status_code in (401, 403) and says_token(str(error_body(response).get("message", ""))):
             response.close()
             log.info("upstream rejected the access token of %s (HTTP %s); refreshing once", lease.account.name,
                      response.status_code)
@@ -317,7 +248,7 @@ class CodeWhispererClient:
             response.close()
         if kind is None:
             raise error
-        lease.refused(kind, error, _retry_after(response))
+        lease.refused(kind, error, retry_after(response))
         raise _Refused(error)
 
     @staticmethod

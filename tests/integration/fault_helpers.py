@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -12,6 +11,7 @@ from tests.conftest import KEY
 from tests.helpers.anthropic_schema import validate_error as validate_anthropic_error
 from tests.helpers.anthropic_schema import validate_event as validate_anthropic_event
 from tests.helpers.openai_schema import validate as validate_openai
+from tests.helpers.waiting import wait_for
 
 TIMEOUT = 60
 OPENAI_BODY = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}
@@ -119,18 +119,6 @@ class Api:
 OPENAI = Api("openai", "/v1/chat/completions", OPENAI_BODY)
 ANTHROPIC = Api("anthropic", "/v1/messages", ANTHROPIC_BODY)
 APIS = [OPENAI, ANTHROPIC]
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02, what: str = "") -> Any:
-    """Poll until `condition()` is truthy; return its value or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(interval)
 
 
 def assert_worker_fine(gateway, fake, api: Api = OPENAI, workers: int = 1) -> None:

@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from tests.conftest import KEY
-from tests.integration.fault_helpers import ANTHROPIC_BODY, OPENAI_BODY, parse_sse, wait_for
+from tests.integration.fault_helpers import ANTHROPIC_BODY, OPENAI_BODY, parse_sse
+from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CLIENTS = 200

@@ -23,7 +23,8 @@ import requests
 from tests.conftest import ACCESS, KEY, REFRESH, iso, write_token_file
 from tests.helpers import gateway as gateway_module
 from tests.helpers.gateway import free_port
-from tests.integration.fault_helpers import DEFAULT_ANSWER, OPENAI, call, wait_for
+from tests.integration.fault_helpers import DEFAULT_ANSWER, OPENAI, call
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 NEW_ACCESS = "aoaAAAAAide-relogin-access-0002"

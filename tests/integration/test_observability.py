@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ki2api.metrics import worker_files
 from tests.conftest import ACCESS, KEY, REFRESH
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -62,16 +62,6 @@ def per_worker(path: Path, kind: str, name: str, **labels: str) -> dict[int, flo
                 if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                     values[pid] = values.get(pid, 0) + sample.value
     return values
-
-
-def wait_for(condition, what: str, timeout: float = DEADLINE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_counts_add_up_across_two_workers(start_gateway, fake_upstream, tmp_path):

@@ -8,7 +8,7 @@ import shutil
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import openai
 import pytest
@@ -17,6 +17,7 @@ import requests
 from tests.conftest import KEY, REFRESH, write_token_file
 from tests.helpers.accounts import QUOTA, THROTTLED, fake_accounts, usage, write_token_dir
 from tests.helpers.nginx import Nginx
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -40,17 +41,6 @@ def health(gateway) -> dict[str, Any]:
 
 def row(report: dict[str, Any], name: str) -> dict[str, Any]:
     return next(r for r in report["accounts"] if r["name"] == name)
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll until `condition()` is truthy; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def served_by(fake, name: str) -> int:

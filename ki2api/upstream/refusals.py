@@ -1,0 +1,85 @@
+"""What Kiro's refusals mean: a non-200 answer as the client's error, and what it says about the account.
+
+Only upstream/client.py calls these; this is where Kiro's statuses, reasons and wording are interpreted
+(protocol notes, sections 2 and 6).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from ..errors import (ApiError, AuthenticationError, ContextLengthExceeded, InvalidRequest, PermissionDenied,
+                      RateLimited, UpstreamError, UpstreamUnavailable)
+
+TOKEN_FAULTS = ("invalid", "expired")  # said of a "token": a reason to refresh (protocol notes, section 2)
+THROTTLE_KINDS = ("ThrottlingException", "ServiceQuotaExceededException")
+CAPACITY = "INSUFFICIENT_MODEL_CAPACITY"
+QUOTA = "MONTHLY_REQUEST_COUNT"
+RETRY_UNAVAILABLE = 5.0  # Retry-After (s) for a throttle or an outage when Kiro names no time
+
+
+def error_body(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"message": response.text[:300]}
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = {**body["error"], **{k: v for k, v in body.items() if k != "error"}}
+    return body if isinstance(body, dict) else {"message": str(body)[:300]}
+
+
+def retry_after(response: requests.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def map_status(response: requests.Response) -> ApiError:
+    """Translate a non-200 upstream answer into the client-facing error."""
+    body = error_body(response)
+    message = str(body.get("message") or body.get("Message") or "no message")
+    reason = body.get("reason")
+    detail = f"{message} (reason: {reason})" if reason else message
+    status = response.status_code
+    if status == 400:
+        if reason == "CONTENT_LENGTH_EXCEEDS_THRESHOLD" or "too long" in message.lower():
+            return ContextLengthExceeded(f"The conversation is too long for the model: {detail}", param="messages")
+        return InvalidRequest(f"Kiro rejected the request: {detail}")
+    if status in (401, 403):
+        if says_token(message):
+            return AuthenticationError(f"Kiro rejected the access token after a refresh: {message}")
+        return PermissionDenied(f"Kiro refused the request: {detail}")
+    if status == 402 or reason == QUOTA:
+        return RateLimited(f"The Kiro account's monthly quota is used up: {detail}", code="insufficient_quota",
+                           retry_after=retry_after(response))
+    if status == 429:
+        return RateLimited(f"Kiro is throttling requests: {detail}", code="rate_limit_exceeded",
+                           retry_after=retry_after(response) or RETRY_UNAVAILABLE)
+    if status in (503, 504):
+        return UpstreamUnavailable(f"Kiro is unavailable (HTTP {status}): {detail}",
+                                   retry_after=retry_after(response) or RETRY_UNAVAILABLE)
+    return UpstreamError(f"Kiro answered HTTP {status}: {detail}")
+
+
+def refusal_kind(response: requests.Response) -> str | None:
+    """What a non-200 answer says about the account (cooldown.KINDS), or None if it is not the account's fault."""
+    reason = str(error_body(response).get("reason") or "")
+    status = response.status_code
+    if reason == CAPACITY:
+        return "capacity"
+    if status == 402 or reason == QUOTA:
+        return "quota"
+    if status == 429:
+        return "throttled"
+    if status in (401, 403):
+        return "rejected" if says_token(str(error_body(response).get("message", ""))) else "forbidden"
+    return None
+
+
+def says_token(message: str) -> bool:
+    """True if Kiro's message blames the access token ("The bearer token ... is invalid", "token has expired");
+    "subscription expired" or "account suspended" are no reason to refresh."""
+    lowered = message.lower()
+    return "token" in lowered and any(word in lowered for word in TOKEN_FAULTS)
