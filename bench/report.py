@@ -29,8 +29,12 @@ def _get(data: dict[str, Any], *path: Any) -> Any:
     return data
 
 
+def _between(section: str, upper: str, lower: str, *path: Any) -> Callable[[dict[str, Any]], float]:
+    return lambda r: _get(r, section, upper, *path) - _get(r, section, lower, *path)
+
+
 def _added(section: str, *path: Any) -> Callable[[dict[str, Any]], float]:
-    return lambda r: _get(r, section, "ki2api", *path) - _get(r, section, "direct", *path)
+    return _between(section, "ki2api", "direct", *path)
 
 
 def _slope(section: str, who: str, scale: float) -> Callable[[dict[str, Any]], float]:
@@ -63,6 +67,12 @@ FIGURES = [
            ("<=", 1.5)),
     Figure("added latency p99, non-streamed, c=1 (fake Kiro)", "ms", _added("request_fake_kiro", "c1", "p99"),
            ("<=", 5.0)),
+    Figure("  the floor: Flask+requests passthrough added p50, c=1 (fake Kiro)", "ms",
+           _between("request_fake_kiro", "passthrough", "direct", "c1", "p50")),
+    Figure("  the floor: Flask+requests passthrough added p99, c=1 (fake Kiro)", "ms",
+           _between("request_fake_kiro", "passthrough", "direct", "c1", "p99")),
+    Figure("  ki2api over the passthrough, p50, c=1 (fake Kiro)", "ms",
+           _between("request_fake_kiro", "ki2api", "passthrough", "c1", "p50")),
     Figure("added latency p50, non-streamed, c=1 (streamer)", "ms", _added("request_streamer", "c1", "p50"),
            ("<=", 1.5)),
     Figure("added latency p99, non-streamed, c=1 (streamer)", "ms", _added("request_streamer", "c1", "p99"),
@@ -72,6 +82,12 @@ FIGURES = [
            direct=lambda r: _get(r, "request_fake_kiro", "direct", "c50", "rps")),
     Figure("  ratio to direct (fake Kiro)", "", lambda r: _get(r, "request_fake_kiro", "ki2api", "c50", "rps")
            / _get(r, "request_fake_kiro", "direct", "c50", "rps"), (">=", 0.6)),
+    Figure("  the floor: passthrough req/s c=50, ratio to direct (fake Kiro)", "",
+           lambda r: _get(r, "request_fake_kiro", "passthrough", "c50", "rps")
+           / _get(r, "request_fake_kiro", "direct", "c50", "rps")),
+    Figure("  ki2api req/s c=50, ratio to the passthrough (fake Kiro)", "",
+           lambda r: _get(r, "request_fake_kiro", "ki2api", "c50", "rps")
+           / _get(r, "request_fake_kiro", "passthrough", "c50", "rps")),
     Figure("req/s non-streamed c=50, ki2api (streamer)", "req/s",
            lambda r: _get(r, "request_streamer", "ki2api", "c50", "rps"),
            direct=lambda r: _get(r, "request_streamer", "direct", "c50", "rps")),

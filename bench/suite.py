@@ -56,16 +56,25 @@ def spec(frames: int, pace: float = 0.0, stamp: bool = True, size: int = 120) ->
 
 def request_path(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
                  cpus: dict[str, set[int] | None]) -> dict[str, Any]:
-    """Non-streamed short answers: latency at concurrency 1, requests per second at 50."""
+    """Non-streamed short answers: latency at concurrency 1, requests per second at 50; for ki2api, for the
+    upstream itself ("direct"), and for bench/passthrough.py in front of it ("passthrough": gunicorn, Flask and
+    requests forwarding the answer untouched, the floor of the stack ki2api is built on)."""
     targets = procs.targets(gateway.url, upstream.url, "hello", stream=False)
-    for target in targets.values():
-        wrk.run(target, 10, 1, cpus["load"])  # warm up connections, pools and caches
+    passthrough = procs.start_passthrough(upstream, cpus["ki2api"])
+    direct = targets["direct"]
+    targets["passthrough"] = dataclasses.replace(direct, name="passthrough",
+                                                 url=direct.url.replace(upstream.url, passthrough.url))
     result: dict[str, Any] = {}
-    for name, target in targets.items():
-        c1 = wrk.run(target, 1, plan.wrk_seconds, cpus["load"])
-        c50 = wrk.run(target, 50, plan.wrk_seconds, cpus["load"])
-        result[name] = {"c1": vars(c1), "c50": vars(c50)}
-        log(f"  {upstream.kind} {name}: c1 p50 {c1.p50:.3f} ms p99 {c1.p99:.3f} ms; c50 {c50.rps:.0f} req/s")
+    try:
+        for target in targets.values():
+            wrk.run(target, 10, 1, cpus["load"])  # warm up connections, pools and caches
+        for name, target in targets.items():
+            c1 = wrk.run(target, 1, plan.wrk_seconds, cpus["load"])
+            c50 = wrk.run(target, 50, plan.wrk_seconds, cpus["load"])
+            result[name] = {"c1": vars(c1), "c50": vars(c50)}
+            log(f"  {upstream.kind} {name}: c1 p50 {c1.p50:.3f} ms p99 {c1.p99:.3f} ms; c50 {c50.rps:.0f} req/s")
+    finally:
+        passthrough.stop()
     return result
 
 

@@ -68,7 +68,7 @@ def interruptible() -> Iterator[None]:
         if inside[0] and not waiting.dead:
             waiting.throw(ClientGone("The client closed the connection before Kiro answered"))
 
-    watcher = gevent.spawn(_watch, sock.fileno(), lambda: gevent.get_hub().loop.run_callback(interrupt))
+    watch = ClientWatch(sock.fileno(), lambda: gevent.get_hub().loop.run_callback(interrupt))  # thrown from the hub
     try:
         yield
     except ClientGone:
@@ -76,7 +76,7 @@ def interruptible() -> Iterator[None]:
         raise
     finally:
         inside[0] = False
-        watcher.kill(block=False)
+        watch.stop()
 
 
 def watch_client(on_gone: Callable[[], None]) -> None:
@@ -88,10 +88,7 @@ def watch_client(on_gone: Callable[[], None]) -> None:
     sock = request.environ.get("gunicorn.socket")
     if sock is None or not _under_gevent():
         return
-    import gevent
-
-    watcher = gevent.spawn(_watch, sock.fileno(), on_gone)
-    g.setdefault("ki2api_watchers", []).append(watcher)
+    g.setdefault("ki2api_watchers", []).append(ClientWatch(sock.fileno(), on_gone))
 
 
 def init_disconnect_watch(app: Flask) -> None:
@@ -111,7 +108,7 @@ def init_disconnect_watch(app: Flask) -> None:
 
 def _stop(watchers: Any) -> None:
     for watcher in watchers:
-        watcher.kill(block=False)
+        watcher.stop()
 
 
 def _under_gevent() -> bool:
@@ -122,21 +119,38 @@ def _under_gevent() -> bool:
     return monkey.is_module_patched("socket")
 
 
-def _watch(fd: int, on_gone: Callable[[], None]) -> None:
-    from gevent.socket import wait_read
+class ClientWatch:
+    """Calls `on_gone` (in a greenlet of its own) once the client socket `fd` reports EOF or an error; stops
+    watching if the client sends data instead (a pipelined request: it is still there).
 
-    while True:
-        try:
-            wait_read(fd)
-        except (OSError, ValueError):  # the socket was closed under us: the request is over
+    A libev read watcher whose callback runs in the hub, not a greenlet waiting: a parked greenlet per request
+    cost 10 KiB of worker memory per open stream (BENCHMARKS.md). stop() before the socket is closed.
+    """
+
+    def __init__(self, fd: int, on_gone: Callable[[], None]) -> None:
+        from gevent import get_hub
+
+        self.fd, self.on_gone = fd, on_gone
+        self._io: Any = get_hub().loop.io(fd, 1)  # 1: readable
+        self._io.start(self._readable)
+
+    def _readable(self) -> None:
+        state = _peek(self.fd)  # in the hub: nothing here may block or switch
+        if state == "none":
             return
-        state = _peek(fd)
-        if state == "data":
-            return
+        self.stop()
         if state == "gone":
+            import gevent
+
             log.info("client disconnected; closing the upstream call")
-            on_gone()
-            return
+            gevent.spawn(self.on_gone)
+
+    def stop(self) -> None:
+        """Stop watching (idempotent)."""
+        if self._io is not None:
+            self._io.stop()
+            self._io.close()
+            self._io = None
 
 
 def _peek(fd: int) -> str:

@@ -40,7 +40,7 @@ def _read(timeout: float, limit: int | None) -> bytes:
     """The whole body, giving a slow sender `timeout` seconds in all (under gevent; elsewhere reads are local)."""
     deadline = _deadline(timeout)
     try:
-        raw = request.get_data(cache=True)
+        raw = request.get_data(cache=False)  # not kept on the request, which a stream keeps alive to its end
         if request.content_length is None and limit is not None and len(raw) >= limit:
             request.stream.read(1)  # a chunked body stops silently at the limit: one more byte tells if it was cut
         return raw

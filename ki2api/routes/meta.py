@@ -46,7 +46,8 @@ def runtime() -> Response:
 
 
 def runtime_counts() -> dict[str, Any]:
-    """Live greenlets, open descriptors, sockets and RSS of this process (Linux /proc)."""
+    """Live greenlets, open descriptors, sockets and RSS of this process (Linux /proc), and how its garbage
+    collector is set (config/gunicorn.conf.py tunes it in each worker)."""
     import greenlet
 
     gc.collect()
@@ -59,7 +60,7 @@ def runtime_counts() -> dict[str, Any]:
         except OSError:
             pass
     return {"pid": os.getpid(), "greenlets": greenlets, "fds": len(fds), "sockets": sockets,
-            "rss_kb": _rss_kb()}
+            "rss_kb": _rss_kb(), "gc": {"thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}}
 
 
 def _rss_kb() -> int:

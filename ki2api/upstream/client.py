@@ -99,7 +99,8 @@ class UpstreamStream:
                 started = False
                 try:
                     for event in iter_events(self.response.iter_content(chunk_size=None)):
-                        started = True
+                        if not started:  # no failover once the answer has begun: let the request payload go
+                            started, self._reopen = True, None
                         yield event
                     return
                 except UpstreamException as exc:
@@ -268,8 +269,8 @@ class CodeWhispererClient:
         body = {**payload, "profileArn": arn} if arn else payload
         data = _utf8(json.dumps(body, ensure_ascii=False))
         try:
-            return self.session.post(self.url, data=data, headers=kiro_headers(credential), stream=True,
-                                     timeout=self.timeout)
+            response = self.session.post(self.url, data=data, headers=kiro_headers(credential), stream=True,
+                                         timeout=self.timeout)
         except requests.exceptions.ConnectTimeout:
             raise UpstreamTimeout("Could not connect to Kiro in time") from None
         except requests.exceptions.ReadTimeout:
@@ -279,3 +280,5 @@ class CodeWhispererClient:
                                       retry_after=RETRY_UNAVAILABLE) from None
         except requests.exceptions.RequestException as exc:
             raise UpstreamError(f"Request to Kiro failed: {type(exc).__name__}") from None
+        response.request.body = None  # the sent prompt, as long as the conversation: not kept while Kiro answers
+        return response

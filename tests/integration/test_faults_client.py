@@ -216,6 +216,14 @@ def test_fifty_disconnects_leave_no_greenlet_or_socket_behind(gw, fake_upstream)
     assert_worker_fine(gw, fake_upstream)
 
 
+def test_workers_run_the_tuned_garbage_collector(gw):
+    """config/gunicorn.conf.py's GC settings reach the worker (BENCHMARKS.md: rare pauses with 1,000 streams),
+    and the app built at start is frozen out of every collection."""
+    gc_state = runtime(gw)["gc"]
+    assert gc_state["thresholds"] == [10_000, 50, 100]
+    assert gc_state["frozen"] > 10_000
+
+
 def test_debug_endpoint_is_absent_unless_asked_for(start_gateway):
     gw = start_gateway()
     assert requests.get(f"{gw.url}/debug/runtime", headers=AUTH, timeout=10).status_code == 404
