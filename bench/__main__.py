@@ -31,7 +31,8 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "memory_gib": round(memory / 1024 / 1024, 1), "cpu": model,
             "kernel": platform.release(), "python": platform.python_version(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "fd_limit": procs.raise_fd_limit()}
+            "fd_limit": procs.raise_fd_limit(),
+            "gc_thresholds": os.environ.get("GC_THRESHOLDS", "").strip() or "unset (the tuned default)"}
 
 
 SCENARIOS = ("request_fake_kiro", "scaling", "hold", "flow", "cpu", "request_streamer", "growth", "inproc")
@@ -121,7 +122,8 @@ def main() -> None:
     elapsed = time.monotonic() - started
     loads = " ".join(f"{r['loadavg_before'][0]:.2f}->{r['loadavg_after'][0]:.2f}" for r in runs)
     header = (f"ki2api benchmarks, {info['date']}, {info['cores']} cores, {info['memory_gib']} GiB, {info['cpu']}, "
-              f"Python {info['python']}\n{len(runs)} run(s), {plan_name} plan, "
+              f"Python {info['python']}; GC_THRESHOLDS {info['gc_thresholds']}\n"
+              f"{len(runs)} run(s), {plan_name} plan, "
               f"{elapsed:.0f} s; 1-min load average per run: {loads}; pinned: {args.pin}\n"
               f"N streams = {plan.flow_streams} (each {plan.flow_stream_seconds} s, a frame every "
               f"{plan.flow_pace} s); hold = {plan.hold_streams} streams of {plan.hold_seconds} s; "

@@ -136,7 +136,8 @@ def render(data: dict[str, Any]) -> str:
     quick = data.get("plan_name", "full") != "full"
     head = [f"- machine: {info['cores']} cores, {info['memory_gib']} GiB, {info['cpu']}, Linux {info['kernel']}, "
             f"Python {info['python']}",
-            f"- date: {info['date']}; tree: {data.get('git', 'unknown')}",
+            f"- date: {info['date']}; tree: {data.get('git', 'unknown')}; "
+            f"GC_THRESHOLDS: {info.get('gc_thresholds', 'unset (the tuned default)')}",
             f"- {len(runs)} run(s) of the {data.get('plan_name', 'full')} plan"
             + (f" in {data['elapsed_s']:.0f} s" if "elapsed_s" in data else "")
             + f"; 1-minute load average before -> after each run: {loads}",

@@ -19,6 +19,29 @@ from dotenv import load_dotenv
 from ki2api import KEY_WARNED_ENV
 from ki2api.settings import ConfigError, Settings, env_int
 
+# The worker's garbage collector, chosen by measurement (BENCHMARKS.md, "Garbage collection pauses"): with
+# Python's defaults (700, 10, 10) a worker holding 1,000 streams made a full collection every few seconds,
+# each stopping every stream for 100-200 ms. Young collections every 10,000 allocations and a full one every
+# 50 x 100 of them (minutes apart under load, seconds of work still freeing every cycle in the end) keep
+# pauses rare; freezing what the app built at start keeps it out of every collection.
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def gc_setting(environ) -> tuple[int, int, int] | None:
+    """GC_THRESHOLDS: unset, the tuned thresholds above (and the app frozen); `python`, Python's own collector
+    left as it is (None), to measure the difference; else three comma-separated positive integers."""
+    raw = environ.get("GC_THRESHOLDS", "").strip()
+    if not raw:
+        return GC_THRESHOLDS
+    if raw.lower() == "python":
+        return None
+    parts = [part.strip() for part in raw.split(",")]
+    if len(parts) != 3 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise ConfigError("GC_THRESHOLDS must be 'python' or three positive integers like 10000,50,100, "
+                          f"got {raw!r}")
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
 load_dotenv(os.environ.get("KI2API_DOTENV", ".env"))  # PORT, HOST and WEB_CONCURRENCY may come from .env, which wsgi.py reads only later
 
 try:
@@ -29,6 +52,7 @@ try:
     # SIGTERM: stop accepting, let open streams run this long, then cut them. Docker's stop_grace_period must be longer.
     graceful_timeout = env_int(os.environ, "GRACEFUL_TIMEOUT", 120)
     keepalive = env_int(os.environ, "KEEPALIVE", 75)
+    gc_thresholds = gc_setting(os.environ)
 except ConfigError as exc:
     raise SystemExit(f"ki2api: {exc}") from None  # one line, no traceback (gunicorn reports other exceptions)
 
@@ -122,12 +146,6 @@ def post_fork(server, worker):
         signal.signal(signum, remember)
 
 
-# The worker's garbage collector, chosen by measurement (BENCHMARKS.md, "Garbage collection pauses"): with
-# Python's defaults (700, 10, 10) a worker holding 1,000 streams made a full collection every few seconds,
-# each stopping every stream for 100-200 ms. Young collections every 10,000 allocations and a full one every
-# 50 x 100 of them (minutes apart under load, seconds of work still freeing every cycle in the end) keep
-# pauses rare; freezing what the app built at start keeps it out of every collection.
-GC_THRESHOLDS = (10_000, 50, 100)
 
 
 def post_worker_init(worker):
@@ -146,8 +164,9 @@ def post_worker_init(worker):
         worker.log.info("worker %s was told to stop while booting; stopping", worker.pid)
         worker.alive = False
         return
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    if gc_thresholds is not None:
+        gc.freeze()
+        gc.set_threshold(*gc_thresholds)
 
     idle = set()  # client sockets between two requests
     handle, handle_request = worker.handle, worker.handle_request

@@ -94,6 +94,8 @@ def run_gunicorn(tmp_path, env: dict[str, str], dotenv: str = "") -> subprocess.
     ({"KEEPALIVE": "-1"}, "", "KEEPALIVE must be at least 0, got -1"),
     ({"PORT": "eighty"}, "", "PORT must be an integer, got 'eighty'"),
     ({"LOG_FORMAT": "xml"}, "", "LOG_FORMAT must be one of logfmt, json, got 'xml'"),
+    ({"GC_THRESHOLDS": "10000,50"}, "",
+     "GC_THRESHOLDS must be 'python' or three positive integers like 10000,50,100, got '10000,50'"),
 ])
 def test_a_bad_value_stops_gunicorn_with_one_line_naming_the_variable(tmp_path, env, dotenv, message):
     done = run_gunicorn(tmp_path, env, dotenv)

@@ -224,6 +224,12 @@ def test_workers_run_the_tuned_garbage_collector(gw):
     assert gc_state["frozen"] > 10_000
 
 
+def test_gc_thresholds_python_leaves_pythons_own_collector(start_gateway):
+    """GC_THRESHOLDS=python: the collector as Python sets it up, what the before/after in BENCHMARKS.md compares."""
+    gc_state = runtime(start_gateway(KI2API_DEBUG_ENDPOINTS="1", GC_THRESHOLDS="python"))["gc"]
+    assert gc_state == {"thresholds": [700, 10, 10], "frozen": 0}
+
+
 def test_debug_endpoint_is_absent_unless_asked_for(start_gateway):
     gw = start_gateway()
     assert requests.get(f"{gw.url}/debug/runtime", headers=AUTH, timeout=10).status_code == 404
