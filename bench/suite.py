@@ -38,8 +38,8 @@ class Plan:
 
 FULL = Plan(wrk_seconds=8, hold_streams=2000, hold_seconds=30, flow_streams=1000, flow_stream_seconds=20,
             flow_pace=0.5, cpu_streams=100, cpu_frames=600, scaling=(2, 4), growth_repeat=5)
-QUICK = Plan(wrk_seconds=2, hold_streams=200, hold_seconds=3, flow_streams=100, flow_stream_seconds=2,
-             flow_pace=0.1, cpu_streams=50, cpu_frames=100, scaling=(2,), growth_repeat=2,
+QUICK = Plan(wrk_seconds=1, hold_streams=200, hold_seconds=2, flow_streams=100, flow_stream_seconds=1,
+             flow_pace=0.1, cpu_streams=50, cpu_frames=50, scaling=(2,), growth_repeat=2,
              inproc_frames=5000, answer_sizes=(10, 1000), prompt_sizes=(1024, 100 * 1024))
 # The smallest plan that still produces every figure: what tests/test_bench.py runs (structure, not speed).
 SMOKE = Plan(wrk_seconds=1, hold_streams=40, hold_seconds=2, flow_streams=20, flow_stream_seconds=1,
