@@ -146,8 +146,6 @@ def post_fork(server, worker):
         signal.signal(signum, remember)
 
 
-
-
 def post_worker_init(worker):
     """Worker: tune the garbage collector for the loaded app; stop at once if told to while booting; once SIGTERM
     arrives, close idle keep-alive connections.
