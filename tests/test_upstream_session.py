@@ -1,5 +1,12 @@
-"""UpstreamSession: requests' environment handling (proxies, NO_PROXY, CA bundle), looked up once per origin."""
+"""UpstreamSession: requests' environment handling (proxies, NO_PROXY, CA bundle), looked up once per origin, and
+the chat call prepared in one step (post_stream), which must send what session.post sends."""
 from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
 
 from ki2api.upstream.session import UpstreamSession
 
@@ -50,3 +57,69 @@ def test_explicit_settings_bypass_the_cache(monkeypatch):
     settings = merged(session, "https://a.test/", proxies={"https": "http://given.local:2"}, verify=False)
     assert settings["proxies"]["https"] == "http://given.local:2"
     assert settings["verify"] is False
+
+
+class Recorder(BaseAdapter):
+    """A transport that keeps what it was asked to send and answers 200 with no body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[requests.PreparedRequest, dict]] = []
+
+    def send(self, request, **kwargs):
+        self.sent.append((request, kwargs))
+        response = requests.Response()
+        response.status_code, response.url, response.request = 200, request.url, request
+        response.raw = io.BytesIO(b"")
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def recording_session() -> tuple[UpstreamSession, Recorder]:
+    session, recorder = UpstreamSession(), Recorder()
+    session.mount("http://", recorder)
+    session.mount("https://", recorder)
+    return session, recorder
+
+
+CHAT = "https://q.us-east-1.amazonaws.com/generateAssistantResponse"
+HEADERS = {"Authorization": "Bearer tok", "Content-Type": "application/json", "User-Agent": "KiroIDE"}
+
+
+def test_post_stream_sends_what_post_sends(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.local:3128")
+    session, recorder = recording_session()
+    session.post_stream(CHAT, b'{"a": 1}', HEADERS, (5, 60))
+    session.post(CHAT, data=b'{"a": 1}', headers=HEADERS, stream=True, timeout=(5, 60))
+    (fast, fast_kwargs), (usual, usual_kwargs) = recorder.sent
+    assert (fast.method, fast.url, fast.body) == (usual.method, usual.url, usual.body)
+    assert dict(fast.headers) == dict(usual.headers)
+    assert fast.headers["Content-Length"] == "8" and fast.headers["Accept-Encoding"]  # session defaults kept
+    assert fast_kwargs == usual_kwargs
+    assert fast_kwargs["proxies"]["https"] == "http://proxy.local:3128" and fast_kwargs["stream"] is True
+
+
+def test_post_stream_refuses_a_header_with_a_line_break():
+    session, recorder = recording_session()
+    with pytest.raises(requests.exceptions.InvalidHeader):
+        session.post_stream(CHAT, b"{}", {**HEADERS, "Authorization": "Bearer tok\r\nX-Injected: 1"}, 5)
+    assert recorder.sent == []
+
+
+def test_post_stream_sends_the_sessions_cookies():
+    session, recorder = recording_session()
+    session.cookies.set("AWSALB", "sticky", domain="q.us-east-1.amazonaws.com")
+    session.post_stream(CHAT, b"{}", HEADERS, 5)
+    assert recorder.sent[0][0].headers["Cookie"] == "AWSALB=sticky"
+
+
+def test_post_stream_keeps_the_bearer_token_despite_a_netrc_entry(monkeypatch, tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine q.us-east-1.amazonaws.com login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    session, recorder = recording_session()
+    session.post_stream(CHAT, b"{}", HEADERS, 5)
+    assert recorder.sent[0][0].headers["Authorization"] == "Bearer tok"

@@ -28,6 +28,7 @@ from .eventstream import EventStreamError
 from .events import Event, NoAnswer, UpstreamException, iter_events
 from .refusals import (RETRY_UNAVAILABLE, THROTTLE_KINDS, error_body, map_status, refusal_kind, retry_after,
                        says_token)
+from .session import UpstreamSession
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class _Refused(Exception):
 class CodeWhispererClient:
     """Sends generateAssistantResponse calls through the account pool; refreshes once on a token error."""
 
-    def __init__(self, settings: Settings, pool: AccountPool, session: requests.Session) -> None:
+    def __init__(self, settings: Settings, pool: AccountPool, session: UpstreamSession) -> None:
         self.settings = settings
         self.pool = pool
         self.session = session
@@ -269,8 +270,7 @@ class CodeWhispererClient:
         body = {**payload, "profileArn": arn} if arn else payload
         data = _utf8(json.dumps(body, ensure_ascii=False))
         try:
-            response = self.session.post(self.url, data=data, headers=kiro_headers(credential), stream=True,
-                                         timeout=self.timeout)
+            response = self.session.post_stream(self.url, data, kiro_headers(credential), self.timeout)
         except requests.exceptions.ConnectTimeout:
             raise UpstreamTimeout("Could not connect to Kiro in time") from None
         except requests.exceptions.ReadTimeout:
