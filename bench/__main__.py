@@ -116,6 +116,7 @@ def main() -> None:
         log(f"run {i + 1} of {args.runs} ({plan_name})")
         runs.append(one_run(plan, cpus, log, only))
         if args.json:  # after every run, so an interrupted series still leaves the runs it finished
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps({"machine": info, "plan": vars(plan), "plan_name": plan_name,
                                                    "pinned": args.pin, "git": _git_state(), "runs": runs,
                                                    "elapsed_s": time.monotonic() - started}, indent=1, default=str))
