@@ -69,6 +69,11 @@ class Heartbeat(Generic[T]):
         raise StopIteration
 
     @property
+    def waiting(self) -> bool:
+        """True if the next item (or the end) is already here: next() will not wait for the source."""
+        return not self._box.empty()
+
+    @property
     def closed(self) -> bool:
         """True once close() was called (the items that follow, if any, were never delivered)."""
         return self._stop.is_set()

@@ -113,6 +113,23 @@ def test_bad_message_crc_is_rejected():
         EventStreamDecoder().feed(bytes(frame))
 
 
+def test_good_frames_before_a_broken_one_in_the_same_read_are_delivered_then_the_error():
+    broken = bytearray(event_frame("assistantResponseEvent", {"content": "never shown"}))
+    broken[-6] ^= 0x01
+    read = INITIAL + event_frame("assistantResponseEvent", {"content": "kept"}) + bytes(broken)
+    decoder = EventStreamDecoder()
+    assert [f.event_type for f in decoder.feed(read)] == ["initial-response", "assistantResponseEvent"]
+    with pytest.raises(EventStreamError, match="message CRC"):
+        decoder.feed(b"")
+    with pytest.raises(EventStreamError, match="message CRC"):
+        decoder.finish()
+    received = []
+    with pytest.raises(EventStreamError, match="message CRC"):
+        for event in iter_events([read]):
+            received.append(event)
+    assert received == [TextDelta("kept")]
+
+
 def test_bad_prelude_crc_is_rejected():
     frame = bytearray(event_frame("assistantResponseEvent", {"content": "hello"}))
     frame[9] ^= 0xFF

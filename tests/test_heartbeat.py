@@ -91,3 +91,22 @@ def test_closing_from_elsewhere_wakes_a_waiting_reader():
     beat.close()
     assert finished.wait(WAIT)
     assert rest == [] and beat.closed
+
+
+def test_waiting_says_whether_the_next_item_is_already_here():
+    queued, release = threading.Event(), threading.Event()
+
+    def source():
+        yield "a"
+        yield "b"
+        queued.set()  # runs only once "b" is in the queue
+        release.wait(WAIT)
+
+    beat = Heartbeat(source(), interval=WAIT, interrupt=lambda: None)
+    assert next(beat) == "a"
+    assert queued.wait(WAIT)
+    assert beat.waiting  # "b" came with "a": next() will not wait
+    assert next(beat) == "b"
+    assert not beat.waiting  # the source is blocked: nothing is here yet
+    release.set()
+    assert list(beat) == []

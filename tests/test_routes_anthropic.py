@@ -404,3 +404,75 @@ def test_a_tool_name_with_a_lone_surrogate_comes_back_with_a_replacement_charact
     else:
         name = next(b["name"] for b in response.get_json()["content"] if b["type"] == "tool_use")
     assert name == "get\ufffdit"
+
+
+class Arrivals:
+    """Answer parts as the stream's Heartbeat hands them on, in groups that arrived together: `waiting` while the
+    current group has more. `taken` counts the parts handed on; an exception in a group is raised in its turn."""
+
+    def __init__(self, *groups):
+        self.groups = [list(group) for group in groups]
+        self.taken = 0
+        self.closed = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while self.groups and not self.groups[0]:
+            self.groups.pop(0)
+        if not self.groups:
+            raise StopIteration
+        item = self.groups[0].pop(0)
+        if isinstance(item, Exception):
+            raise item
+        self.taken += 1
+        return item
+
+    @property
+    def waiting(self):
+        return bool(self.groups and self.groups[0])
+
+    def close(self):
+        self.closed = True
+
+
+def written(app, parts):
+    """Run the stream's body over `parts`: (parts taken when each write went out, that write's events)."""
+    from ki2api.routes.anthropic import _sse
+    from ki2api.translate.anthropic_response import EventStream
+    from ki2api.translate.answer import Answer
+
+    with app.test_request_context("/v1/messages", method="POST", headers=X_API_KEY):
+        app.preprocess_request()
+        first = next(parts)
+        return [(parts.taken, [(name, data.get("delta", {}).get("text") or data["type"])
+                               for name, data in parse_sse(write)])
+                for write in _sse(EventStream("m"), Answer(10, 200_000), parts, first)]
+
+
+def test_parts_that_arrived_together_go_out_in_one_write_and_each_arrival_at_once(app):
+    from ki2api.translate.answer import TextPart
+
+    parts = Arrivals([TextPart("a"), TextPart("b"), TextPart("c")], [TextPart("d")], [None],
+                     [TextPart("e"), TextPart("f")])
+    writes = written(app, parts)
+    assert [taken for taken, _ in writes] == [3, 4, 5, 7, 7]  # nothing waits for a part that has not arrived
+    assert writes[0][1] == [("message_start", "message_start"), ("ping", "ping"),
+                            ("content_block_start", "content_block_start"), ("content_block_delta", "a"),
+                            ("content_block_delta", "b"), ("content_block_delta", "c")]
+    assert [events for _, events in writes[1:4]] == [
+        [("content_block_delta", "d")], [("ping", "ping")], [("content_block_delta", "e"), ("content_block_delta", "f")]]
+    assert writes[4][1] == [("content_block_stop", "content_block_stop"), ("message_delta", "message_delta"),
+                            ("message_stop", "message_stop")]
+    assert parts.closed
+
+
+def test_parts_held_for_a_write_go_out_before_the_error_that_followed_them(app):
+    from ki2api.errors import UpstreamUnavailable
+    from ki2api.translate.answer import TextPart
+
+    writes = written(app, Arrivals([TextPart("a"), TextPart("b"), UpstreamUnavailable("Kiro went away")]))
+    assert len(writes) == 1
+    assert [event for event in writes[0][1] if event[0] in ("content_block_delta", "error", "message_stop")] == [
+        ("content_block_delta", "a"), ("content_block_delta", "b"), ("error", "error"), ("message_stop", "message_stop")]

@@ -154,22 +154,31 @@ def _first(parts: Heartbeat[Part]) -> Part | None | object:
 
 def _sse(stream: EventStream, answer: Answer, parts: Heartbeat[Part], first: Part | None | object
          ) -> Iterator[str]:
-    """Forward each part's events as it arrives, a ping after each silence of the ping interval; after the
-    first byte, a failure becomes one `error` event, then the message ends as cut short (`max_tokens`)."""
+    """Forward each part's events as it arrives (the parts already waiting together, in one write), a ping after
+    each silence of the ping interval; after the first byte, a failure becomes one `error` event, then the
+    message ends as cut short (`max_tokens`)."""
+    held = [_format(stream.start(answer.prompt_estimate))]  # events made, not yet written
+    timed = False
     try:
-        yield _format(stream.start(answer.prompt_estimate))
-        first_byte()
         for part in itertools.chain([first], parts) if first is not _END else ():
             events = stream.part(part) if part is not None else [PING]
             if events:
-                yield _format(events)
+                held.append(_format(events))
+            if held and not parts.waiting:  # what came in one burst goes out in one write
+                yield "".join(held)
+                held.clear()
+                if not timed:
+                    first_byte()
+                    timed = True
         if parts.closed:  # the client went away (watch_client): nobody to finish the message for
             note(outcome="client_closed")
             return
-        yield _format(stream.finish(answer))
+        held.append(_format(stream.finish(answer)))
+        yield "".join(held)
+        first_byte()
         note(tokens_in=answer.usage.input_tokens, tokens_out=answer.usage.output_tokens)
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
         error = in_band_error(exc)
-        yield format_event(error_body(error), "error") + _format(stream.cut(answer))
+        yield "".join(held) + format_event(error_body(error), "error") + _format(stream.cut(answer))
     finally:
         parts.close()

@@ -136,27 +136,38 @@ class EventStreamDecoder:
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._error: EventStreamError | None = None  # found after good frames of the same chunk: raised next
         self.started = False  # a valid prelude was read: the bytes are an event stream, broken or not
 
     def feed(self, chunk: bytes) -> list[Frame]:
-        """Add bytes and return every frame they complete, in order."""
+        """Add bytes and return every frame they complete, in order. A broken frame raises; the good frames
+        before it in the same chunk are returned first, and the error comes with the next feed() or finish()."""
+        if self._error is not None:
+            raise self._error
         buffer = self._buffer
         buffer += chunk
         frames = []
         at, size = 0, len(buffer)
-        while size - at >= PRELUDE_LENGTH:
-            total, headers_length = self._prelude(at)
-            self.started = True
-            if size - at < total:
-                break
-            frames.append(self._frame(at, total, headers_length))
-            at += total
+        try:
+            while size - at >= PRELUDE_LENGTH:
+                total, headers_length = self._prelude(at)
+                self.started = True
+                if size - at < total:
+                    break
+                frames.append(self._frame(at, total, headers_length))
+                at += total
+        except EventStreamError as exc:
+            if not frames:
+                raise
+            self._error = exc
         if at:
             del buffer[:at]  # once per feed, not once per frame: a burst of frames is not copied over and over
         return frames
 
     def finish(self) -> None:
-        """Raise if the stream ended in the middle of a frame."""
+        """Raise if the stream ended in the middle of a frame, or after a broken one."""
+        if self._error is not None:
+            raise self._error
         if self._buffer:
             raise EventStreamError(f"stream ended inside a frame ({len(self._buffer)} bytes left over)")
 
