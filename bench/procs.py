@@ -228,6 +228,15 @@ class Target:
     body: bytes
 
 
+def anthropic_target(ki2api_url: str, content: str, stream: bool) -> Target:
+    """The same request through ki2api's Anthropic Messages API."""
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 1_000_000, "stream": stream,  # never the cut
+            "messages": [{"role": "user", "content": content}]}
+    return Target("anthropic", f"{ki2api_url}/v1/messages",
+                  {"x-api-key": KEY, "anthropic-version": "2023-06-01", "Content-Type": "application/json"},
+                  json.dumps(body).encode())
+
+
 def targets(ki2api_url: str, upstream_url: str, content: str, stream: bool) -> dict[str, Target]:
     """The same request for ki2api (OpenAI API) and for the upstream directly (Kiro API)."""
     return {

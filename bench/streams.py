@@ -28,6 +28,10 @@ STAMP = re.compile(rb"@(\d{10}\.\d{6})@")
 STATUS_EVERY = 0.5
 
 
+# What ends a complete answer, per target (the upstream's own answer ends with the HTTP body).
+END_MARKS = {"ki2api": "data: [DONE]", "anthropic": "event: message_stop"}
+
+
 def percentiles(values: list[float], points: tuple[float, ...] = (50, 90, 99, 99.9)) -> dict[str, float]:
     """Nearest-rank percentiles (and max, count) of `values`."""
     if not values:
@@ -82,6 +86,7 @@ def one_stream(job: dict[str, Any], started: float, stats: dict[str, Any]) -> No
         sock.sendall(job["request"])
         head, body, first, delays = b"", Dechunker(), None, []
         tail, in_head, done_seen = b"", True, False
+        end = job["end"].encode() if job["end"] else None
         while not body.done:
             data = sock.recv(65536)
             now = time.monotonic()
@@ -102,9 +107,9 @@ def one_stream(job: dict[str, Any], started: float, stats: dict[str, Any]) -> No
             for match in STAMP.finditer(text):
                 delays.append((now - float(match.group(1))) * 1000)
                 keep = max(keep, match.end())
-            done_seen = done_seen or b"data: [DONE]" in text
+            done_seen = done_seen or (end is not None and end in text)
             tail = text[keep:]
-        if len(delays) != job["expect"] or (job["sse"] and not done_seen):
+        if len(delays) != job["expect"] or (end is not None and not done_seen):
             raise ValueError(f"stream incomplete: {len(delays)} of {job['expect']} frames")
         stats["completed"] += 1
         if counted:
@@ -165,7 +170,7 @@ def run(target: Any, streams: int, rate: float = 0.0, warmup: float = 0.0, expec
 
     parts = urlsplit(target.url)
     job = {"host": parts.hostname, "port": parts.port, "request": None, "streams": streams, "rate": rate,
-           "warmup": warmup, "expect": expect, "sse": target.name == "ki2api", "timeout": timeout}
+           "warmup": warmup, "expect": expect, "end": END_MARKS.get(target.name), "timeout": timeout}
     payload = json.dumps({**job, "request": request_bytes(target.url, target.headers, target.body).decode()})
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "bench.streams"], cwd=str(REPO), env=env, text=True,

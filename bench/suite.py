@@ -147,8 +147,11 @@ def cpu_per_frame(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, l
             target = procs.targets(gateway.url, upstream.url, spec(frames, pace=pace, stamp=False), stream=True)
             direct = target["direct"]
             result[label] = {}
+            content = json.loads(target["ki2api"].body)["messages"][0]["content"]
             for name, who, pid in (
                     ("us_per_frame", target["ki2api"], gateway.workers[0]),
+                    ("anthropic_us_per_frame", procs.anthropic_target(gateway.url, content, stream=True),
+                     gateway.workers[0]),
                     ("relay_us_per_frame", dataclasses.replace(direct, url=direct.url.replace(upstream.url,
                                                                                               relay.url)), relay.pid),
                     ("passthrough_us_per_frame", dataclasses.replace(
@@ -157,7 +160,8 @@ def cpu_per_frame(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, l
                 summary = streams.run(who, plan.cpu_streams, expect=0, cpus=cpus["load"])
                 result[label][name] = (procs.cpu_seconds(pid) - cpu0) / (plan.cpu_streams * frames) * 1e6
                 result[label][name.replace("us_per_frame", "completed")] = summary["completed"]
-            log(f"  cpu {label}: {result[label]['us_per_frame']:.1f} us of worker CPU per frame (bare relay: "
+            log(f"  cpu {label}: {result[label]['us_per_frame']:.1f} us of worker CPU per frame (Anthropic API: "
+                f"{result[label]['anthropic_us_per_frame']:.1f}, bare relay: "
                 f"{result[label]['relay_us_per_frame']:.1f}, Flask passthrough: "
                 f"{result[label]['passthrough_us_per_frame']:.1f})")
     finally:
