@@ -106,6 +106,7 @@ def main() -> None:
         {"ki2api": {1}, "upstream": {0}, "load": {0}} if args.pin else {"ki2api": None, "upstream": None,
                                                                          "load": None})
     info = machine()
+    tree = _git_state()  # the tree the runs start from
     started = time.monotonic()
 
     def log(message: str) -> None:
@@ -118,7 +119,7 @@ def main() -> None:
         if args.json:  # after every run, so an interrupted series still leaves the runs it finished
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps({"machine": info, "plan": vars(plan), "plan_name": plan_name,
-                                                   "pinned": args.pin, "git": _git_state(), "runs": runs,
+                                                   "pinned": args.pin, "git": tree, "runs": runs,
                                                    "elapsed_s": time.monotonic() - started}, indent=1, default=str))
     elapsed = time.monotonic() - started
     loads = " ".join(f"{r['loadavg_before'][0]:.2f}->{r['loadavg_after'][0]:.2f}" for r in runs)
@@ -133,11 +134,13 @@ def main() -> None:
 
 
 def _git_state() -> str:
+    """HEAD, and whether tracked files differ from it (untracked ones, such as this run's own result file, do not
+    count: the code the run loads is tracked)."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=procs.REPO, capture_output=True,
                               text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=procs.REPO, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=procs.REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}{' + uncommitted changes' if dirty else ''}"
