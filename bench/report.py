@@ -88,6 +88,14 @@ FIGURES = [
     Figure("  ki2api req/s c=50, ratio to the passthrough (fake Kiro)", "",
            lambda r: _get(r, "request_fake_kiro", "ki2api", "c50", "rps")
            / _get(r, "request_fake_kiro", "passthrough", "c50", "rps")),
+    Figure("  the ceiling: Flask alone (no upstream call) req/s c=50, ratio to direct (fake Kiro)", "",
+           lambda r: _get(r, "request_fake_kiro", "flask_only", "c50", "rps")
+           / _get(r, "request_fake_kiro", "direct", "c50", "rps")),
+    Figure("  the upstream call through requests, per request at c=50 (1/passthrough - 1/Flask alone)", "ms",
+           lambda r: 1000 / _get(r, "request_fake_kiro", "passthrough", "c50", "rps")
+           - 1000 / _get(r, "request_fake_kiro", "flask_only", "c50", "rps")),
+    Figure("  the whole budget per request at c=50 for 60% of direct (1 / (0.6 x direct))", "ms",
+           lambda r: 1000 / (0.6 * _get(r, "request_fake_kiro", "direct", "c50", "rps"))),
     Figure("req/s non-streamed c=50, ki2api (streamer)", "req/s",
            lambda r: _get(r, "request_streamer", "ki2api", "c50", "rps"),
            direct=lambda r: _get(r, "request_streamer", "direct", "c50", "rps")),

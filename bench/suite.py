@@ -57,13 +57,15 @@ def spec(frames: int, pace: float = 0.0, stamp: bool = True, size: int = 120) ->
 def request_path(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
                  cpus: dict[str, set[int] | None]) -> dict[str, Any]:
     """Non-streamed short answers: latency at concurrency 1, requests per second at 50; for ki2api, for the
-    upstream itself ("direct"), and for bench/passthrough.py in front of it ("passthrough": gunicorn, Flask and
-    requests forwarding the answer untouched, the floor of the stack ki2api is built on)."""
+    upstream itself ("direct"), for bench/passthrough.py in front of it ("passthrough": gunicorn, Flask and
+    requests forwarding the answer untouched, the floor of the stack ki2api is built on), and for the same
+    Flask app answering without an upstream call ("flask_only": the framework's ceiling)."""
     targets = procs.targets(gateway.url, upstream.url, "hello", stream=False)
     passthrough = procs.start_passthrough(upstream, cpus["ki2api"])
     direct = targets["direct"]
     targets["passthrough"] = dataclasses.replace(direct, name="passthrough",
                                                  url=direct.url.replace(upstream.url, passthrough.url))
+    targets["flask_only"] = dataclasses.replace(direct, name="flask_only", url=f"{passthrough.url}/ceiling")
     result: dict[str, Any] = {}
     try:
         for target in targets.values():
