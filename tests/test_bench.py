@@ -88,7 +88,7 @@ def test_the_harness_produces_every_figure(tmp_path):
         assert math.isfinite(value), figure.name
         assert figure.name in proc.stdout
     for section in ("request_fake_kiro", "request_streamer"):
-        for who in ("ki2api", "direct"):
+        for who in ("ki2api", "direct", "passthrough", "flask_only"):
             for load in ("c1", "c50"):
                 measured = run[section][who][load]
                 assert measured["requests"] > 0 and measured["failed"] == 0, (section, who, load)
@@ -96,7 +96,7 @@ def test_the_harness_produces_every_figure(tmp_path):
         assert run["hold"][who]["failures"] == {} and run["hold"][who]["completed"] == run["hold"][who]["streams"]
         assert run["flow"][who]["failures"] == {} and run["flow"][who]["delay_ms"]["count"] > 0
     assert all(run["cpu"][kind][count] == suite.SMOKE.cpu_streams for kind in ("paced", "burst")
-               for count in ("completed", "relay_completed", "passthrough_completed"))
+               for count in ("completed", "anthropic_completed", "relay_completed", "passthrough_completed"))
     assert set(run["scaling"]) == {str(w) for w in suite.SMOKE.scaling}
     assert set(run["growth"]["answers"]) == {str(n) for n in suite.SMOKE.answer_sizes}
     assert set(run["growth"]["prompts"]) == {str(n) for n in suite.SMOKE.prompt_sizes}
