@@ -5,7 +5,6 @@ apart, three rounds. Says whether what ki2api adds per frame over the passthroug
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from . import procs, streams
@@ -33,8 +32,7 @@ def main() -> None:
         target = procs.targets(gateway.url, upstream.url, spec(FRAMES, pace=0.01, stamp=False), stream=True)
         direct = target["direct"]
         who = {"ki2api": (target["ki2api"], gateway.workers[0]),
-               "passthrough": (dataclasses.replace(direct, url=direct.url.replace(upstream.url, passthrough.url)),
-                               passthrough.pid)}
+               "passthrough": (procs.through(direct, upstream, passthrough), passthrough.pid)}
         frames = STREAMS * FRAMES / 1e6
         for _ in range(ROUNDS):
             for name, (load, pid) in who.items():

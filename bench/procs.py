@@ -1,6 +1,7 @@
 """Starting what a benchmark measures: the fake upstream, ki2api under gunicorn, and reading /proc about them."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -226,6 +227,11 @@ class Target:
     url: str
     headers: dict[str, str]
     body: bytes
+
+
+def through(target: Target, upstream: Upstream, server: Upstream, name: str | None = None) -> Target:
+    """`target` (a direct request to `upstream`) sent to `server` instead: the relay or the passthrough."""
+    return dataclasses.replace(target, name=name or target.name, url=target.url.replace(upstream.url, server.url))
 
 
 def anthropic_target(ki2api_url: str, content: str, stream: bool) -> Target:

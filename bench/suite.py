@@ -63,8 +63,7 @@ def request_path(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, lo
     targets = procs.targets(gateway.url, upstream.url, "hello", stream=False)
     passthrough = procs.start_passthrough(upstream, cpus["ki2api"])
     direct = targets["direct"]
-    targets["passthrough"] = dataclasses.replace(direct, name="passthrough",
-                                                 url=direct.url.replace(upstream.url, passthrough.url))
+    targets["passthrough"] = procs.through(direct, upstream, passthrough, "passthrough")
     targets["flask_only"] = dataclasses.replace(direct, name="flask_only", url=f"{passthrough.url}/ceiling")
     result: dict[str, Any] = {}
     try:
@@ -154,10 +153,8 @@ def cpu_per_frame(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, l
                     ("us_per_frame", target["ki2api"], gateway.workers[0]),
                     ("anthropic_us_per_frame", procs.anthropic_target(gateway.url, content, stream=True),
                      gateway.workers[0]),
-                    ("relay_us_per_frame", dataclasses.replace(direct, url=direct.url.replace(upstream.url,
-                                                                                              relay.url)), relay.pid),
-                    ("passthrough_us_per_frame", dataclasses.replace(
-                        direct, url=direct.url.replace(upstream.url, passthrough.url)), passthrough.pid)):
+                    ("relay_us_per_frame", procs.through(direct, upstream, relay), relay.pid),
+                    ("passthrough_us_per_frame", procs.through(direct, upstream, passthrough), passthrough.pid)):
                 cpu0 = procs.cpu_seconds(pid)
                 summary = streams.run(who, plan.cpu_streams, expect=0, cpus=cpus["load"])
                 result[label][name] = (procs.cpu_seconds(pid) - cpu0) / (plan.cpu_streams * frames) * 1e6
