@@ -96,6 +96,15 @@ FIGURES = [
            - 1000 / _get(r, "request_fake_kiro", "flask_only", "c50", "rps")),
     Figure("  the whole budget per request at c=50 for 60% of direct (1 / (0.6 x direct))", "ms",
            lambda r: 1000 / (0.6 * _get(r, "request_fake_kiro", "direct", "c50", "rps"))),
+    Figure("  the floor of any client: Flask + a bare socket, req/s c=50, ratio to direct (fake Kiro)", "",
+           lambda r: _get(r, "request_fake_kiro", "socket", "c50", "rps")
+           / _get(r, "request_fake_kiro", "direct", "c50", "rps")),
+    Figure("  another client: Flask + geventhttpclient, req/s c=50, ratio to direct (fake Kiro)", "",
+           lambda r: _get(r, "request_fake_kiro", "geventhttpclient", "c50", "rps")
+           / _get(r, "request_fake_kiro", "direct", "c50", "rps")),
+    Figure("  the upstream call through geventhttpclient, per request at c=50 (as for requests)", "ms",
+           lambda r: 1000 / _get(r, "request_fake_kiro", "geventhttpclient", "c50", "rps")
+           - 1000 / _get(r, "request_fake_kiro", "flask_only", "c50", "rps")),
     Figure("req/s non-streamed c=50, ki2api (streamer)", "req/s",
            lambda r: _get(r, "request_streamer", "ki2api", "c50", "rps"),
            direct=lambda r: _get(r, "request_streamer", "direct", "c50", "rps")),

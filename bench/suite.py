@@ -59,12 +59,16 @@ def request_path(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, lo
     """Non-streamed short answers: latency at concurrency 1, requests per second at 50; for ki2api, for the
     upstream itself ("direct"), for bench/passthrough.py in front of it ("passthrough": gunicorn, Flask and
     requests forwarding the answer untouched, the floor of the stack ki2api is built on), and for the same
-    Flask app answering without an upstream call ("flask_only": the framework's ceiling)."""
+    Flask app answering without an upstream call ("flask_only": the framework's ceiling), forwarding over a bare
+    socket ("socket": the floor of any HTTP client) and forwarding with geventhttpclient ("geventhttpclient")."""
     targets = procs.targets(gateway.url, upstream.url, "hello", stream=False)
     passthrough = procs.start_passthrough(upstream, cpus["ki2api"])
     direct = targets["direct"]
     targets["passthrough"] = procs.through(direct, upstream, passthrough, "passthrough")
     targets["flask_only"] = dataclasses.replace(direct, name="flask_only", url=f"{passthrough.url}/ceiling")
+    for route in ("socket", "geventhttpclient"):
+        url = f"{passthrough.url}/{route}/generateAssistantResponse"
+        targets[route] = dataclasses.replace(direct, name=route, url=url)
     result: dict[str, Any] = {}
     try:
         for target in targets.values():

@@ -88,7 +88,7 @@ def test_the_harness_produces_every_figure(tmp_path):
         assert math.isfinite(value), figure.name
         assert figure.name in proc.stdout
     for section in ("request_fake_kiro", "request_streamer"):
-        for who in ("ki2api", "direct", "passthrough", "flask_only"):
+        for who in ("ki2api", "direct", "passthrough", "flask_only", "socket", "geventhttpclient"):
             for load in ("c1", "c50"):
                 measured = run[section][who][load]
                 assert measured["requests"] > 0 and measured["failed"] == 0, (section, who, load)
