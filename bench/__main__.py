@@ -35,7 +35,8 @@ def machine() -> dict[str, Any]:
             "gc_thresholds": os.environ.get("GC_THRESHOLDS", "").strip() or "unset (the tuned default)"}
 
 
-SCENARIOS = ("request_fake_kiro", "scaling", "hold", "flow", "cpu", "request_streamer", "growth", "inproc")
+SCENARIOS = ("request_fake_kiro", "scaling", "hold", "flow", "cpu", "request_streamer", "request_waiting", "growth",
+             "inproc")
 
 
 def one_run(plan: suite.Plan, cpus: dict[str, set[int] | None], log: Any, only: set[str]) -> dict[str, Any]:
@@ -58,7 +59,8 @@ def one_run(plan: suite.Plan, cpus: dict[str, set[int] | None], log: Any, only: 
             fake.stop()
     streamed = [(name, scenario) for name, scenario in (
         ("hold", suite.hold), ("flow", suite.flow), ("cpu", suite.cpu_per_frame),
-        ("request_streamer", suite.request_path), ("growth", suite.growth)) if name in only]
+        ("request_streamer", suite.request_path), ("request_waiting", suite.request_waiting),
+        ("growth", suite.growth)) if name in only]
     if streamed:
         streamer = procs.start_upstream("streamer", cpus["upstream"])
         try:

@@ -48,6 +48,11 @@ def _slope(section: str, who: str, scale: float) -> Callable[[dict[str, Any]], f
     return read
 
 
+def _waited(wait: float) -> Callable[[dict[str, Any]], float]:
+    return lambda r: (_get(r, "request_waiting", str(wait), "ki2api", "rps")
+                      / _get(r, "request_waiting", str(wait), "direct", "rps"))
+
+
 def _hold_ok(r: dict[str, Any]) -> float:
     hold = _get(r, "hold", "ki2api")
     if not isinstance(hold, dict):
@@ -110,6 +115,8 @@ FIGURES = [
            direct=lambda r: _get(r, "request_streamer", "direct", "c50", "rps")),
     Figure("  ratio to direct (streamer)", "", lambda r: _get(r, "request_streamer", "ki2api", "c50", "rps")
            / _get(r, "request_streamer", "direct", "c50", "rps"), (">=", 0.6)),
+    Figure("  ratio to direct, the upstream's first frame after 50 ms (streamer)", "", _waited(0.05)),
+    Figure("  ratio to direct, the upstream's first frame after 500 ms (streamer)", "", _waited(0.5)),
     Figure("streams held by 1 worker, all completed", "streams", _hold_ok, (">=", 2000), full_only=True),
     Figure("worker RSS growth per open stream", "KiB", _rss_per_stream, ("<=", 64)),
     Figure("added per-frame delay p99 at N streams", "ms", _added("flow", "delay_ms", "p99"), ("<=", 10)),

@@ -49,9 +49,9 @@ RAMP = 400.0  # streams opened per second in the hold test
 SAMPLE_EVERY = 0.25
 
 
-def spec(frames: int, pace: float = 0.0, stamp: bool = True, size: int = 120) -> str:
+def spec(frames: int, pace: float = 0.0, stamp: bool = True, size: int = 120, first: float = 0.0) -> str:
     """The bench streamer's answer spec (the first line of the prompt)."""
-    return json.dumps({"n": frames, "b": size, "pace": pace, "ts": stamp}, separators=(",", ":"))
+    return json.dumps({"n": frames, "b": size, "pace": pace, "ts": stamp, "first": first}, separators=(",", ":"))
 
 
 def request_path(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
@@ -80,6 +80,24 @@ def request_path(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, lo
             log(f"  {upstream.kind} {name}: c1 p50 {c1.p50:.3f} ms p99 {c1.p99:.3f} ms; c50 {c50.rps:.0f} req/s")
     finally:
         passthrough.stop()
+    return result
+
+
+WAITS = (0.05, 0.5)  # seconds the upstream takes before its first frame in request_waiting
+
+
+def request_waiting(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
+                    cpus: dict[str, set[int] | None]) -> dict[str, Any]:
+    """Non-streamed short answers at c=50 from an upstream that thinks before its first frame, as a model does
+    (Kiro's own first token takes a second or more): how much of the upstream's requests/s ki2api passes on
+    once the upstream, not the worker's CPU, sets the pace."""
+    result: dict[str, Any] = {}
+    for wait in WAITS:
+        targets = procs.targets(gateway.url, upstream.url, spec(4, stamp=False, size=40, first=wait), stream=False)
+        for name, target in targets.items():
+            c50 = wrk.run(target, 50, max(plan.wrk_seconds, 4 * wait), cpus["load"])
+            result.setdefault(str(wait), {})[name] = vars(c50)
+            log(f"  first frame after {wait * 1000:g} ms, {name}: c50 {c50.rps:.0f} req/s")
     return result
 
 

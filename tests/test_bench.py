@@ -92,6 +92,9 @@ def test_the_harness_produces_every_figure(tmp_path):
             for load in ("c1", "c50"):
                 measured = run[section][who][load]
                 assert measured["requests"] > 0 and measured["failed"] == 0, (section, who, load)
+    assert set(run["request_waiting"]) == {str(wait) for wait in suite.WAITS}
+    assert all(measured[who]["requests"] > 0 and measured[who]["failed"] == 0
+               for measured in run["request_waiting"].values() for who in ("ki2api", "direct"))
     for who in ("ki2api", "direct"):
         assert run["hold"][who]["failures"] == {} and run["hold"][who]["completed"] == run["hold"][who]["streams"]
         assert run["flow"][who]["failures"] == {} and run["flow"][who]["delay_ms"]["count"] > 0
