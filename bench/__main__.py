@@ -59,7 +59,7 @@ def one_run(plan: suite.Plan, cpus: dict[str, set[int] | None], log: Any, only: 
             fake.stop()
     streamed = [(name, scenario) for name, scenario in (
         ("hold", suite.hold), ("flow", suite.flow), ("cpu", suite.cpu_per_frame),
-        ("request_streamer", suite.request_path), ("request_waiting", suite.request_waiting),
+        ("request_streamer", suite.request_streamer), ("request_waiting", suite.request_waiting),
         ("growth", suite.growth)) if name in only]
     if streamed:
         streamer = procs.start_upstream("streamer", cpus["upstream"])

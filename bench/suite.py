@@ -55,32 +55,43 @@ def spec(frames: int, pace: float = 0.0, stamp: bool = True, size: int = 120, fi
 
 
 def request_path(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
-                 cpus: dict[str, set[int] | None]) -> dict[str, Any]:
-    """Non-streamed short answers: latency at concurrency 1, requests per second at 50; for ki2api, for the
-    upstream itself ("direct"), for bench/passthrough.py in front of it ("passthrough": gunicorn, Flask and
-    requests forwarding the answer untouched, the floor of the stack ki2api is built on), and for the same
-    Flask app answering without an upstream call ("flask_only": the framework's ceiling), forwarding over a bare
-    socket ("socket": the floor of any HTTP client) and forwarding with geventhttpclient ("geventhttpclient")."""
+                 cpus: dict[str, set[int] | None], floors: bool = True) -> dict[str, Any]:
+    """Non-streamed short answers: latency at concurrency 1, requests per second at 50; for ki2api and for the
+    upstream itself ("direct"). With the floors: also for bench/passthrough.py in front of it ("passthrough":
+    gunicorn, Flask and requests forwarding the answer untouched, the floor of the stack ki2api is built on), for
+    the same Flask app answering without an upstream call ("flask_only": the framework's ceiling), forwarding over
+    a bare socket ("socket": the floor of any HTTP client) and forwarding with geventhttpclient."""
     targets = procs.targets(gateway.url, upstream.url, "hello", stream=False)
-    passthrough = procs.start_passthrough(upstream, cpus["ki2api"])
-    direct = targets["direct"]
-    targets["passthrough"] = procs.through(direct, upstream, passthrough, "passthrough")
-    targets["flask_only"] = dataclasses.replace(direct, name="flask_only", url=f"{passthrough.url}/ceiling")
-    for route in ("socket", "geventhttpclient"):
-        url = f"{passthrough.url}/{route}/generateAssistantResponse"
-        targets[route] = dataclasses.replace(direct, name=route, url=url)
-    result: dict[str, Any] = {}
+    passthrough = procs.start_passthrough(upstream, cpus["ki2api"]) if floors else None
+    if passthrough is not None:
+        direct = targets["direct"]
+        targets["passthrough"] = procs.through(direct, upstream, passthrough, "passthrough")
+        targets["flask_only"] = dataclasses.replace(direct, name="flask_only", url=f"{passthrough.url}/ceiling")
+        for route in ("socket", "geventhttpclient"):
+            url = f"{passthrough.url}/{route}/generateAssistantResponse"
+            targets[route] = dataclasses.replace(direct, name=route, url=url)
     try:
         for target in targets.values():
             wrk.run(target, 10, 1, cpus["load"])  # warm up connections, pools and caches
-        for name, target in targets.items():
-            c1 = wrk.run(target, 1, plan.wrk_seconds, cpus["load"])
-            c50 = wrk.run(target, 50, plan.wrk_seconds, cpus["load"])
-            result[name] = {"c1": vars(c1), "c50": vars(c50)}
-            log(f"  {upstream.kind} {name}: c1 p50 {c1.p50:.3f} ms p99 {c1.p99:.3f} ms; c50 {c50.rps:.0f} req/s")
+        return {name: _load_pair(target, plan, log, cpus, upstream.kind) for name, target in targets.items()}
     finally:
-        passthrough.stop()
-    return result
+        if passthrough is not None:
+            passthrough.stop()
+
+
+def request_streamer(gateway: procs.Ki2api, upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
+                     cpus: dict[str, set[int] | None]) -> dict[str, Any]:
+    """The request path against the bench streamer: ki2api and direct (the floors are measured on the fake Kiro)."""
+    return request_path(gateway, upstream, plan, log, cpus, floors=False)
+
+
+def _load_pair(target: procs.Target, plan: Plan, log: Callable[[str], None], cpus: dict[str, set[int] | None],
+               kind: str) -> dict[str, Any]:
+    """c=1 (latency) and c=50 (throughput) on one target."""
+    c1 = wrk.run(target, 1, plan.wrk_seconds, cpus["load"])
+    c50 = wrk.run(target, 50, plan.wrk_seconds, cpus["load"])
+    log(f"  {kind} {target.name}: c1 p50 {c1.p50:.3f} ms p99 {c1.p99:.3f} ms; c50 {c50.rps:.0f} req/s")
+    return {"c1": vars(c1), "c50": vars(c50)}
 
 
 WAITS = (0.05, 0.5)  # seconds the upstream takes before its first frame in request_waiting

@@ -87,8 +87,11 @@ def test_the_harness_produces_every_figure(tmp_path):
         value = report._safe(figure.read, run)
         assert math.isfinite(value), figure.name
         assert figure.name in proc.stdout
-    for section in ("request_fake_kiro", "request_streamer"):
-        for who in ("ki2api", "direct", "passthrough", "flask_only", "socket", "geventhttpclient"):
+    floors = ("passthrough", "flask_only", "socket", "geventhttpclient")
+    for section, forwards in (("request_fake_kiro", ("ki2api", "direct") + floors),
+                              ("request_streamer", ("ki2api", "direct"))):
+        assert set(run[section]) == set(forwards)
+        for who in forwards:
             for load in ("c1", "c50"):
                 measured = run[section][who][load]
                 assert measured["requests"] > 0 and measured["failed"] == 0, (section, who, load)
