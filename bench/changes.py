@@ -23,7 +23,7 @@ from ki2api.upstream.session import UpstreamSession
 
 from . import inproc, procs
 
-FIXTURES = procs.REPO.parent / "shared" / "fixtures" / "kiro-capture"
+FIXTURES = procs.REPO / "tests" / "fixtures" / "kiro-capture"
 
 
 def old_module(rev: str, path: str, name: str) -> types.ModuleType:

@@ -4,7 +4,7 @@ The reference is the Claude tokenizer Anthropic shipped inside its Python SDK up
 (`anthropic/tokenizer.json`, read with the `tokenizers` library). Anthropic says it is exact for
 older models and approximate for Claude 3 and later, whose tokenizer is not public; it is the
 closest reference that runs here without network. The corpus is text that does not change with
-ki2api: English prose (the docs in ../shared), Python (a few standard-library modules), Chinese
+ki2api: English prose (the fixtures' READMEs), Python (a few standard-library modules), Chinese
 (the captured Kiro answers and user messages) and tool-call JSON (captured tool arguments and schemas).
 
     .venv/bin/python -m bench.usage_error            # fetches the 0.38.0 wheel once with pip
@@ -28,8 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # Python code that does not change while ki2api does: a few of the standard library's modules.
 STDLIB_CODE = ("json/decoder.py", "json/encoder.py", "http/cookies.py", "textwrap.py", "shlex.py", "fnmatch.py")
-SHARED = REPO.parent / "shared"
-CAPTURE = SHARED / "fixtures" / "kiro-capture"
+CAPTURE = REPO / "tests" / "fixtures" / "kiro-capture"
 CACHE = Path.home() / ".cache" / "ki2api-bench"
 WHEEL = "anthropic==0.38.0"
 
@@ -87,7 +86,7 @@ def _cjk(text: str) -> bool:
 
 def corpus() -> dict[str, list[str]]:
     """Samples by kind of text."""
-    docs = (SHARED / "kiro-protocol.md", SHARED / "STYLE.md", SHARED / "specs" / "README.md", CAPTURE / "README.md")
+    docs = (CAPTURE / "README.md", CAPTURE.parent / "README.md")
     prose = [c for f in docs if f.exists() for c in _chunks(f.read_text())]
     code = [c for f in STDLIB_CODE for c in _chunks((STDLIB / f).read_text()) if len(c) > 200]
     cjk = ["".join(a) for a in _captured_answers()]

@@ -12,7 +12,7 @@ from ki2api import create_app
 from ki2api.settings import Settings
 from tests.fake_kiro import FakeKiro
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "kiro-capture"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kiro-capture"  # the repository's own copy (tests/fixtures/README.md)
 ACCESS = "aoaAAAAAtest-access-token-0001"
 REFRESH = "aorAAAAAtest-refresh-token-0001"
 KEY = "test-key-123"

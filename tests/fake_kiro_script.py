@@ -27,7 +27,7 @@ from typing import Any
 
 from tests.helpers.frames import encode_frame, exception_frame
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "kiro-capture"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kiro-capture"  # the repository's own copy
 FIXTURE_NAMES = ("06", "14", "16")
 DEFAULT_TEXTS = ("Hello!", " I am", " the fake", " Kiro.")
 DEFAULT_CONTEXT_USAGE = 1.5

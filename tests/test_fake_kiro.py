@@ -13,7 +13,7 @@ import requests
 
 from tests.fake_kiro import FakeKiro
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "kiro-capture"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kiro-capture"
 ACCESS = "aoaAAAAAfake-test-access"
 REFRESH = "aorAAAAAfake-test-refresh"
 BODY = {"conversationState": {"conversationId": "c1", "chatTriggerType": "MANUAL", "currentMessage": {

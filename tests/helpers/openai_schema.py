@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
+import json
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openai-openapi.yaml"
+from tests.helpers.fixtures import OPENAI_SCHEMAS
 
 
 def _nullable_to_type(node: Any) -> Any:
-    """Rewrite OpenAPI's `nullable: true` as a JSON Schema null type (see shared/specs/README.md)."""
+    """Rewrite OpenAPI's `nullable: true` as a JSON Schema null type (tests/fixtures/README.md)."""
     if isinstance(node, list):
         return [_nullable_to_type(n) for n in node]
     if not isinstance(node, dict):
@@ -31,8 +30,7 @@ def _nullable_to_type(node: Any) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def _document() -> dict[str, Any]:
-    with open(SPEC, encoding="utf-8") as f:
-        spec = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    spec = json.loads(OPENAI_SCHEMAS.read_text(encoding="utf-8"))
     return {"components": {"schemas": _nullable_to_type(spec["components"]["schemas"])}}
 
 
