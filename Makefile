@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev system-deps browser-deps audit
+.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test
 
 $(BIN)/gunicorn: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ test: setup-dev system-deps browser-deps
 # pip-audit over requirements.txt where vulnerability data is reachable (else it says so and succeeds).
 audit: setup-dev
 	$(BIN)/python scripts/audit_deps.py
+
+# The real image, built and started with compose against the fake Kiro (tests/docker/smoke.py); where no Docker
+# engine or base image is present it says why and succeeds (tests/test_docker_config.py covers the rest).
+docker-test: setup-dev
+	$(BIN)/python -m tests.docker.smoke

@@ -1,23 +1,26 @@
 """Dockerfile, .dockerignore and docker-compose.yml, checked without a Docker engine (none runs on these machines).
 
 Static: the files are parsed (compose with PyYAML and compose's ${VAR:-default} interpolation) and their
-ports, mounts, users, commands and health check asserted. Live: the image's CMD is run as the image would run
-it (its WORKDIR laid out from the COPY lines, its ENV with paths re-rooted under a temporary directory, as its
-USER when the tests run as root) against the fake Kiro, and its HEALTHCHECK command is run against it.
+ports, mounts, users, commands and health check asserted. Live: the image's install step runs in a fresh
+virtual environment (requirements.txt alone), and its CMD is run from there as the image would run it (its WORKDIR
+laid out from the COPY lines, its ENV with paths re-rooted under a temporary directory, as its USER when the tests
+run as root) against the fake Kiro, and its HEALTHCHECK command is run against it. `make docker-test` builds and
+starts the real image where a Docker engine is present.
 """
 from __future__ import annotations
 
 import json
 import os
 import runpy
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -53,6 +56,11 @@ def test_dependencies_are_installed_in_their_own_layer_before_the_code():
     install = next(i for i, (inst, args) in enumerate(steps) if inst == "RUN" and "-r requirements.txt" in args)
     first_code = min(i for i, (inst, args) in enumerate(steps) if inst == "COPY" and args != "requirements.txt .")
     assert copy_reqs < install < first_code
+
+
+def test_image_and_make_run_install_the_same_runtime_requirements():
+    assert shlex.split(install_step()) == ["pip", "install", "-r", "requirements.txt"]
+    assert "pip install --quiet -r requirements.txt" in (REPO / "Makefile").read_text()
 
 
 def test_every_copied_path_exists_and_is_not_ignored():
@@ -181,35 +189,44 @@ def runs_as(uid: int, gid: int, executable: str, code: str = "0") -> bool:
         return False
 
 
-def runtime_bin(root: Path, as_user: tuple[int, int] | None) -> str:
-    """A bin directory whose `python` and `gunicorn` the image's user can run, with the project's packages.
+@pytest.fixture(scope="module")
+def image_python() -> Iterator[Path]:
+    """The image's Python environment: a fresh venv in which only the Dockerfile's install step has run.
 
-    The image has them in its system Python. Here that is the test venv, unless its interpreter lives where
-    another uid cannot reach it (pyenv under a 0700 /root, as on the CI machine): then a venv of Debian's
-    python3.X that imports the test venv's site-packages (same CPython minor version, same ABI), or a copy of
-    them if those are out of reach too, and a `gunicorn` entry script.
+    Nothing of the test environment leaks in, so a runtime import that requirements.txt does not bring fails
+    here as it would in the image. The interpreter is one the image's user may run: this one, or Debian's
+    python3.X of the same minor version when this one lives where another uid cannot reach (pyenv under a
+    0700 /root, as on the CI machine).
     """
-    if as_user is None or runs_as(*as_user, sys.executable):
-        return str(Path(sys.executable).parent)
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    system = f"/usr/bin/python{version}"
-    if not runs_as(*as_user, system):
-        missing(f"no Python {version} that uid {as_user[0]} may run: {sys.executable} is out of its reach and "
-                f"{system} is missing (apt-get install python{version})")
-    venv = root / "runtime"
-    subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=DEADLINE)
-    [site] = venv.glob("lib/python*/site-packages")
-    packages = sysconfig.get_paths()["purelib"]
-    (site / "project-packages.pth").write_text(packages + "\n")
-    python = str(venv / "bin" / "python")
-    if not runs_as(*as_user, python, "import flask, gevent, gunicorn"):  # the checkout is out of reach too
-        shutil.copytree(packages, root / "packages", symlinks=True)
-        (site / "project-packages.pth").write_text(f"{root / 'packages'}\n")
-    entry = venv / "bin" / "gunicorn"
-    entry.write_text(f"#!{python}\nimport sys\nfrom gunicorn.app.wsgiapp import run\nsys.exit(run())\n")
-    entry.chmod(0o755)
-    assert runs_as(*as_user, python, "import flask, gevent, gunicorn"), f"uid {as_user[0]} cannot import the packages"
-    return str(venv / "bin")
+    root = Path(tempfile.mkdtemp(prefix="ki2api-image-python-"))
+    os.chmod(root, 0o755)
+    python = sys.executable
+    if os.geteuid() == 0 and not runs_as(*image_user(), sys.executable):
+        python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+        if not runs_as(*image_user(), python):
+            missing(f"no Python that uid {image_user()[0]} may run: {sys.executable} is out of its reach and "
+                    f"{python} is missing (apt-get install python{sys.version_info.major}.{sys.version_info.minor})")
+    venv = root / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=120)
+    workdir = root / only("WORKDIR").lstrip("/")
+    workdir.mkdir(parents=True)
+    shutil.copy(REPO / "requirements.txt", workdir / "requirements.txt")  # COPY requirements.txt .
+    install = shlex.split(install_step())
+    install[0] = str(venv / "bin" / install[0])
+    subprocess.run(install, cwd=workdir, check=True, timeout=600, capture_output=True)
+    yield venv / "bin"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def install_step() -> str:
+    """The Dockerfile's dependency install: its one RUN line that installs requirements.txt."""
+    [step] = [args for inst, args in instructions() if inst == "RUN" and "-r requirements.txt" in args]
+    return step
+
+
+def image_user() -> tuple[int, int]:
+    uid, gid = (int(x) for x in only("USER").split(":"))
+    return uid, gid
 
 
 def start_image(root: Path, env: dict[str, str], as_user: tuple[int, int] | None) -> subprocess.Popen:
@@ -238,15 +255,16 @@ def wait_healthy(proc: subprocess.Popen, env: dict[str, str], root: Path) -> Non
 
 @pytest.mark.integration
 @pytest.mark.parametrize("owner_matches", [True, False])
-def test_the_image_command_starts_serves_and_writes_tokens_back(image_root, fake_upstream, owner_matches):
+def test_the_image_command_starts_serves_and_writes_tokens_back(image_root, image_python, fake_upstream,
+                                                                owner_matches):
     """Run as the image's USER with the token folder owned by it (PUID set right) or by someone else."""
-    uid, gid = (int(x) for x in only("USER").split(":"))
+    uid, gid = image_user()
     as_user = (uid, gid) if os.geteuid() == 0 else None
     if as_user is None and not owner_matches:
         missing("needs root to give the token folder another owner (CI runs as root)")
     env = rerooted({**image_env(), **{k: str(v) for k, v in service()["environment"].items()}}, image_root)
     port = free_port()
-    env.update(PATH=f"{runtime_bin(image_root, as_user)}:/usr/bin:/bin",
+    env.update(PATH=f"{image_python}:/usr/bin:/bin",
                HOST="127.0.0.1", PORT=str(port), API_KEY=KEY, KI2API_DOTENV=os.devnull,
                KIRO_API_BASE=fake_upstream.url, KIRO_REFRESH_URL=fake_upstream.refresh_url,
                KIRO_OIDC_URL=fake_upstream.oidc_url)
