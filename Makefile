@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev system-deps browser-deps audit
+.PHONY: run test setup setup-dev system-deps browser-deps audit docs
 
 $(BIN)/gunicorn: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,7 @@ $(BIN)/gunicorn: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(BIN)/pytest: requirements.txt requirements-dev.txt $(BIN)/gunicorn
+$(BIN)/pytest: requirements.txt requirements-dev.txt requirements-docs.txt $(BIN)/gunicorn
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -39,3 +39,7 @@ test: setup-dev system-deps browser-deps
 # pip-audit over requirements.txt where vulnerability data is reachable (else it says so and succeeds).
 audit: setup-dev
 	$(BIN)/python scripts/audit_deps.py
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or anchor fails the build.
+docs: setup-dev
+	$(BIN)/mkdocs build --strict --site-dir site
