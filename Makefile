@@ -42,4 +42,4 @@ audit: setup-dev
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or anchor fails the build.
 docs: setup-dev
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
