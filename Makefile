@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test
+.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test docs
 
 $(BIN)/gunicorn: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -11,7 +11,7 @@ $(BIN)/gunicorn: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(BIN)/pytest: requirements.txt requirements-dev.txt $(BIN)/gunicorn
+$(BIN)/pytest: requirements.txt requirements-dev.txt requirements-docs.txt $(BIN)/gunicorn
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -44,3 +44,7 @@ audit: setup-dev
 # engine or base image is present it says why and succeeds (tests/test_docker_config.py covers the rest).
 docker-test: setup-dev
 	$(BIN)/python -m tests.docker.smoke
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict: a broken link or anchor fails the build.
+docs: setup-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
