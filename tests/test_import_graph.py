@@ -15,14 +15,14 @@ PACKAGE = "ki2api"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # The accounts package from the bottom up: a module may import from its own layer or a lower one, never a
 # higher one (and, by the cycle check, never in a circle within a layer).
-ACCOUNT_LAYERS: list[list[str]] = [
-    ["files", "protocols", "credential", "config", "cooldown"],
-    ["file_state", "redis_link", "redis_state"],
-    ["token_store", "refresh", "token_manager"],
-    ["pool"],
-    ["status", "credits"],
-    ["build"],
-]
+ACCOUNT_LAYERS: dict[str, list[str]] = {
+    "base": ["files", "protocols", "credential", "config", "cooldown"],
+    "state": ["file_state", "redis_link", "redis_state"],
+    "login": ["token_store", "refresh", "token_manager"],
+    "pool": ["pool"],
+    "reports": ["status", "credits"],
+    "build": ["build"],
+}
 BUILD = f"{PACKAGE}.accounts.build"
 
 
@@ -155,14 +155,15 @@ def test_no_import_cycle_among_ki2api_modules(graph):
 
 
 def test_every_accounts_module_has_a_layer():
-    listed = [name for layer in ACCOUNT_LAYERS for name in layer]
+    listed = [name for layer in ACCOUNT_LAYERS.values() for name in layer]
     present = {name.rpartition(".")[2] for name in modules() if name.startswith(f"{PACKAGE}.accounts.")}
     assert len(listed) == len(set(listed))
     assert present == set(listed), "put new accounts modules into ACCOUNT_LAYERS"
 
 
 def test_accounts_modules_import_only_downward(graph):
-    layer_of = {f"{PACKAGE}.accounts.{name}": index for index, layer in enumerate(ACCOUNT_LAYERS) for name in layer}
+    layer_of = {f"{PACKAGE}.accounts.{name}": index for index, layer in enumerate(ACCOUNT_LAYERS.values())
+                for name in layer}
     upward = sorted(f"{importer} -> {target}" for importer, index in layer_of.items()
                     for target in graph[importer] if layer_of.get(target, -1) > index)
     assert upward == []

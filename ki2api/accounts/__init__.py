@@ -1,6 +1,6 @@
 """The Kiro accounts behind the gateway: their logins, the state shared between processes, the pool.
 
-Layers, each importing only from its own layer or those above it in this list (tests/test_import_graph.py):
+Layers from the bottom up; a module imports only from its own layer or an earlier one (tests/test_import_graph.py):
 - base: files (small JSON files, locks), protocols (what the state backends offer), credential (one login
   as data), config (the accounts file entries), cooldown (how long a refused account rests);
 - state: file_state, redis_link, redis_state (the shared-state backends);
