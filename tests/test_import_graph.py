@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = "ki2api"
-ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+import ki2api
+
+PACKAGE = ki2api.__name__
+ROOT = Path(ki2api.__file__).resolve().parent
 # The accounts package from the bottom up: a module may import from its own layer or a lower one, never a
 # higher one (and, by the cycle check, never in a circle within a layer).
 ACCOUNT_LAYERS: dict[str, list[str]] = {
