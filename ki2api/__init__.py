@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .disconnect import WatchedAdapter
-    from .pool import AccountPool
-    from .tokens import TokenManager
+    from .accounts.credits import UsagePoller
+    from .accounts.pool import AccountPool
+    from .accounts.token_manager import TokenManager
     from .upstream.client import CodeWhispererClient
-    from .usage_limits import UsagePoller
 
 log = logging.getLogger(__name__)
 # Set by config/gunicorn.conf.py's when_ready once the master has warned about the default key for its real
@@ -112,14 +112,14 @@ def create_app(config: Settings | None = None) -> Flask:
     """Build the WSGI app: settings, token manager, upstream client, blueprints and error handlers."""
     from flask import Flask
 
-    from .accounts import build_pool
+    from .accounts.build import build_pool
+    from .accounts.credits import UsagePoller
     from .cors import init_cors
     from .disconnect import init_disconnect_watch
     from .proxies import trust_proxies
     from .ratelimit import init_failed_key_limit
     from .requestlog import init_request_log
     from .upstream.client import CodeWhispererClient
-    from .usage_limits import UsagePoller
 
     settings = config or Settings.from_env(os.environ)
     app = Flask(__name__)

@@ -202,7 +202,7 @@ def credential_families(states: Mapping[str, Mapping[str, Any]]) -> list[GaugeMe
 
 
 def pool_families(states: Mapping[str, Mapping[str, Any]]) -> list[Any]:
-    """From pool rows (pool_status.account_rows): rest left, credits left, and the pool's shared counters.
+    """From pool rows (accounts.status.account_rows): rest left, credits left, and the pool's shared counters.
 
     The pool counts requests and errors over every worker (and every replica, with Redis), so each replica
     reports the same totals: aggregate these with max(), not sum(), across replicas.

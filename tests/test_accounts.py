@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from ki2api.accounts import AccountSpec, account_specs
+from ki2api.accounts.config import AccountSpec, account_specs
 from ki2api.settings import ConfigError, Settings
 from tests.conftest import write_token_file
 

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from ki2api.cooldown import CooldownPolicy, describe, iso
+from ki2api.accounts.cooldown import CooldownPolicy, describe, iso
 
 NOW = 1_750_000_000.0
 POLICY = CooldownPolicy(base=5.0, cap=300.0, quota_default=3600.0)

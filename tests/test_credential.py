@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ki2api.credential import find_client
+from ki2api.accounts.credential import find_client
 
 
 def registration(path: Path, client_id: str, modified: float) -> Path:

@@ -12,12 +12,12 @@ import pytest
 import redis
 import requests
 
-from ki2api.accounts import build_pool
-from ki2api.credential import fingerprint
-from ki2api.redis_state import RedisState
-from ki2api.shared_state import FileState
-from ki2api.token_store import TokenStore
-from ki2api.tokens import TokenManager
+from ki2api.accounts.build import build_pool
+from ki2api.accounts.credential import fingerprint
+from ki2api.accounts.file_state import FileState
+from ki2api.accounts.redis_state import RedisState
+from ki2api.accounts.token_manager import TokenManager
+from ki2api.accounts.token_store import TokenStore
 from tests.conftest import REFRESH, write_token_file
 from tests.helpers.together import all_at_once
 from tests.helpers.waiting import wait_for
@@ -219,7 +219,7 @@ def test_a_quota_rest_ended_by_another_replicas_usage_poll_ends_everywhere(setti
 @pytest.fixture
 def redis_proxy(redis_server, monkeypatch):
     """A switchable stand-in in front of the real redis-server; the probe is driven by the test (probe_once)."""
-    from ki2api import redis_link
+    from ki2api.accounts import redis_link
     from tests.helpers.redis_proxy import RedisProxy
 
     monkeypatch.setattr(redis_link, "RETRY_DOWN_AFTER", 3600.0)
@@ -270,7 +270,7 @@ def test_a_later_write_by_another_replica_wins_over_an_outage_change(tmp_path, r
 def test_a_blackholed_redis_costs_the_request_path_one_timeout_only(tmp_path, monkeypatch):
     """A Redis that accepts connections and never answers: once the first call has timed out, every call
     goes straight to the local view; only the background probe keeps asking Redis."""
-    from ki2api import redis_link
+    from ki2api.accounts import redis_link
     from tests.helpers.redis_proxy import RedisProxy
 
     monkeypatch.setattr(redis_link, "SOCKET_TIMEOUT", 0.5)

@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 import requests
 
+from ki2api.accounts.refresh import post_within
+from ki2api.accounts.token_manager import LOCK_SLACK, TokenManager
 from ki2api.errors import UpstreamUnavailable
-from ki2api.refresh import post_within
-from ki2api.tokens import LOCK_SLACK, TokenManager
 from tests.conftest import REFRESH, write_token_file
 
 ANSWER = json.dumps({"accessToken": "aoaAAAAAtrickled-access", "expiresIn": 3600, "refreshToken": "aorAAAAAnext"})

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from ki2api.accounts.token_manager import TokenManager
+from ki2api.accounts.token_store import TokenStore
 from ki2api.settings import Settings
-from ki2api.token_store import TokenStore
-from ki2api.tokens import TokenManager
 from tests.conftest import REFRESH, write_token_file
 from tests.helpers.together import all_at_once, tokens_in_processes
 

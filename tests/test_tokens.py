@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import requests
 
+from ki2api.accounts.credential import Credential, format_expiry, parse_expiry
+from ki2api.accounts.token_manager import TokenManager
 from ki2api.errors import AuthenticationError, UpstreamError, UpstreamUnavailable
 from ki2api.settings import Settings
-from ki2api.token_store import Credential, format_expiry, parse_expiry
-from ki2api.tokens import TokenManager
 from tests.conftest import ACCESS, REFRESH, iso, write_token_file
 from tests.helpers.together import all_at_once, status_in_process, tokens_in_processes
 

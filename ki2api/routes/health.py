@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from ..pool_status import health_report
+from ..accounts.status import health_report
 
 bp = Blueprint("health", __name__)
 

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, request
 from ..auth import key_is_valid, presented_key
 from ..errors import AuthenticationError
 from ..metrics import CONTENT_TYPE
-from ..pool_status import account_rows
+from ..accounts.status import account_rows
 from ..requestlog import book
 
 bp = Blueprint("metrics", __name__)

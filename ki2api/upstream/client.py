@@ -8,11 +8,9 @@ started, the account is kept.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-import uuid
 import weakref
 from functools import partial
 from typing import Any, Callable, Iterator
@@ -20,20 +18,19 @@ from typing import Any, Callable, Iterator
 import requests
 import urllib3
 
+from ..accounts.credential import Credential
+from ..accounts.pool import AccountPool, Lease
 from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from ..pool import AccountPool, Lease
 from ..settings import Settings
-from ..tokens import Credential
 from .eventstream import EventStreamError
 from .events import Event, NoAnswer, UpstreamException, iter_events
+from .headers import kiro_headers
 from .refusals import (RETRY_UNAVAILABLE, THROTTLE_KINDS, error_body, map_status, refusal_kind, retry_after,
                        says_token)
 from .session import UpstreamSession
 
 log = logging.getLogger(__name__)
 
-KIRO_VERSION = "0.11.63"
-SDK = "aws-sdk-js/1.0.34"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # code points UTF-8 cannot carry (JSON pairs are joined)
 # Opens the same call on another account after `error` refused this one: (response, lease), or raises an ApiError.
 Reopen = Callable[[ApiError], "tuple[requests.Response, Lease]"]
@@ -55,23 +52,6 @@ def _utf8(text: str) -> bytes:
         return text.encode()
     except UnicodeEncodeError:
         return _LONE_SURROGATE.sub("\ufffd", text).encode()
-
-
-def kiro_headers(credential: Credential) -> dict[str, str]:
-    """The Kiro IDE's request headers for one credential."""
-    machine = hashlib.sha256(f"ki2api:{credential.profile_arn or credential.source}".encode()).hexdigest()
-    agent = f"KiroIDE-{KIRO_VERSION}-{machine}"
-    return {
-        "Authorization": f"Bearer {credential.access_token}",
-        "Content-Type": "application/json",
-        "Accept": "application/vnd.amazon.eventstream, application/json",
-        "x-amzn-codewhisperer-optout": "true",
-        "x-amzn-kiro-agent-mode": "vibe",
-        "x-amz-user-agent": f"{SDK} {agent}",
-        "User-Agent": f"{SDK} ua/2.1 os/linux lang/js md/nodejs#22.22.0 api/codewhispererstreaming#1.0.34 m/E {agent}",
-        "amz-sdk-invocation-id": str(uuid.uuid4()),
-        "amz-sdk-request": "attempt=1; max=1",
-    }
 
 
 class UpstreamStream:

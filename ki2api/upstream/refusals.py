@@ -64,7 +64,7 @@ def map_status(response: requests.Response) -> ApiError:
 
 
 def refusal_kind(response: requests.Response) -> str | None:
-    """What a non-200 answer says about the account (cooldown.KINDS), or None if it is not the account's fault."""
+    """What a non-200 answer says about the account (accounts.cooldown.KINDS), or None if not the account's fault."""
     reason = str(error_body(response).get("reason") or "")
     status = response.status_code
     if reason == CAPACITY:

@@ -27,7 +27,7 @@ def all_at_once(count: int, call: Callable[[int], T]) -> list[T]:
 
 def _current_token(index: int, settings: Any, barrier: Any, results: Any) -> None:
     """One worker process: build a TokenManager, wait for the others, then ask for the credential."""
-    from ki2api.tokens import TokenManager
+    from ki2api.accounts.token_manager import TokenManager
 
     try:
         manager = TokenManager(settings, requests.Session())
@@ -52,7 +52,7 @@ def tokens_in_processes(settings: Sequence[Any]) -> list[str]:
 
 
 def _status(settings: Any, results: Any) -> None:
-    from ki2api.tokens import TokenManager
+    from ki2api.accounts.token_manager import TokenManager
 
     try:
         results.put(TokenManager(settings, requests.Session()).status())

@@ -1,4 +1,4 @@
-"""Which Kiro accounts to serve from: the single token file (default), a directory of token files, an accounts file.
+"""The accounts configuration: the single token file (default), a directory of token files, or an accounts file.
 
 KIRO_ACCOUNTS_FILE holds a JSON list (or {"accounts": [...]}), one object per account:
     {"name": "alice", "tokenFile": "alice/kiro-auth-token.json", "weight": 2}
@@ -17,13 +17,10 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .jsonfile import StoreError, read_json
-from .settings import ConfigError, Settings
-
-if TYPE_CHECKING:
-    from .pool import AccountPool
+from ..settings import ConfigError, Settings
+from .files import StoreError, read_json
 
 log = logging.getLogger(__name__)
 
@@ -135,34 +132,3 @@ def account_specs(settings: Settings) -> list[AccountSpec]:
         log.warning("every configured Kiro account is disabled (enabled: false); requests will fail")
     return specs
 
-
-def build_pool(settings: Settings, session: Any) -> "AccountPool":
-    """The accounts, their token managers and the shared state (Redis if REDIS_URL is set, else files)."""
-    from .cooldown import CooldownPolicy
-    from .pool import Account, AccountPool
-    from .shared_state import FileState, SharedState
-    from .token_store import TokenStore
-    from .tokens import TokenManager
-
-    shared: SharedState
-    if settings.redis_url:
-        from .redis_state import RedisState
-        shared = RedisState(settings.redis_url, settings.redis_prefix, settings.state_dir)
-    else:
-        shared = FileState(settings.state_dir)
-    accounts = []
-    for spec in account_specs(settings):
-        if spec.name == DEFAULT_NAME and spec.token_file == settings.token_file:  # the zero-configuration login
-            store = TokenStore(settings.token_file, settings.state_dir, settings.access_token, settings.refresh_token,
-                               share=shared, name=spec.name)
-        else:
-            store = TokenStore(spec.token_file or "", settings.state_dir, None, None, share=shared, name=spec.name,
-                               accounts_file=spec.accounts_file)
-        accounts.append(Account(spec.name, spec.weight, spec.enabled, TokenManager(settings, session, store)))
-    policy = CooldownPolicy(settings.cooldown_base, settings.cooldown_max, settings.quota_cooldown)
-    pool = AccountPool(accounts, shared, policy)
-    if settings.redis_url:
-        shared.on_return(pool.republish)  # type: ignore[attr-defined]
-    log.info("serving from %d Kiro account(s) (%s); shared state: %s", len(accounts),
-             ", ".join(a.name for a in accounts), shared.backend)
-    return pool

@@ -15,11 +15,12 @@ from typing import Any
 
 import requests
 
+from ..errors import ApiError
+from ..settings import Settings
+from ..upstream.headers import kiro_headers
 from .cooldown import iso
-from .errors import ApiError
+from .credential import Credential
 from .pool import Account, AccountPool
-from .settings import Settings
-from .upstream.client import kiro_headers
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class UsagePoller:
             response.close()
         return parse_usage(body, time.time()) if isinstance(body, dict) else None
 
-    def _get(self, credential: Any) -> requests.Response:
+    def _get(self, credential: Credential) -> requests.Response:
         params = {"origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST"}
         arn = self.settings.profile_arn or credential.profile_arn
         if arn:

@@ -13,12 +13,12 @@ from typing import Any, Callable
 
 import requests
 
-from .errors import ApiError, AuthenticationError, UpstreamUnavailable
+from ..errors import ApiError, AuthenticationError, UpstreamUnavailable
+from ..settings import Settings
+from .credential import Credential, fingerprint, format_expiry
+from .files import StoreError
 from .refresh import dead_token_error, post_within, refresh_request, refreshed
-from .settings import Settings
-from .token_store import Credential, MissingCredential, Snapshot, StoreError, TokenStore, fingerprint, format_expiry
-
-__all__ = ["Credential", "TokenManager"]
+from .token_store import MissingCredential, Snapshot, TokenStore
 
 log = logging.getLogger(__name__)
 

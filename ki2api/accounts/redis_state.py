@@ -22,10 +22,11 @@ from typing import Any, Callable, Iterator
 
 import redis
 
-from .jsonfile import Stamp
-from .redis_link import RedisDown, RedisLink
 from .cooldown import iso
-from .shared_state import COUNTERS, FIELDS, AccountStates, FileState
+from .file_state import FileState
+from .files import Stamp
+from .protocols import COUNTERS, FIELDS, AccountStates
+from .redis_link import RedisDown, RedisLink
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,12 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Collection
+from typing import Any, Callable, Collection
 
+from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamUnavailable
 from .cooldown import CooldownPolicy, describe, iso
-from .errors import ApiError, AuthenticationError, RateLimited, UpstreamUnavailable
-from .shared_state import AccountStates, SharedState
-
-if TYPE_CHECKING:
-    from .tokens import TokenManager
+from .protocols import AccountStates, SharedState
+from .token_manager import TokenManager
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +41,7 @@ class Account:
     name: str
     weight: float
     enabled: bool
-    tokens: "TokenManager"
+    tokens: TokenManager
     in_flight: int = 0
     noted_at: float = 0.0
     rechecked_at: float = 0.0

@@ -1,45 +1,21 @@
-"""State shared by every worker process: refreshed tokens, refresh locks, account cooldowns, counters.
+"""The shared state in files under KI2API_STATE_DIR, locked with flock: for the worker processes of one machine.
 
-`SharedState` is the interface; `FileState` (this module) keeps it in files under KI2API_STATE_DIR, locked
-with flock, for workers on one machine; `redis_state.RedisState` keeps it in Redis for several machines,
-writing through to a FileState so each machine keeps a local view when Redis goes away.
-
-Account state is one JSON value per (field, account): field "cooldown" {until, kind, message, failures, at},
-"disabled" {why, at, fingerprint}, "usage" (usage_limits.parse_usage plus fetched_at), "last_error"
-{at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process).
-Counters are integers per (counter, account): "requests", "errors".
+`redis_state.RedisState` writes through to a FileState, so each machine keeps a local view when Redis goes
+away. What the state holds is described in protocols.py.
 """
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
-from typing import Any, ContextManager, Protocol
+from typing import Any, ContextManager
 
-from .jsonfile import Stamp, StoreError, file_lock, file_stamp, read_json, write_json_atomic
-from .token_store import TokenShare
+from .files import Stamp, StoreError, file_lock, file_stamp, read_json, write_json_atomic
+from .protocols import AccountStates
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh")
-COUNTERS = ("requests", "errors")
 STATE_LOCK_TIMEOUT = 5.0
-AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
-
-
-class SharedState(TokenShare, Protocol):
-    """What the pool needs besides the token share: account states, counters, claims, a status (FileState,
-    RedisState)."""
-
-    backend: str
-
-    def add_counts(self, deltas: dict[str, dict[str, int]]) -> None: ...
-
-    def counts(self) -> dict[str, dict[str, int]]: ...
-
-    def claim(self, name: str, ttl: float) -> bool: ...
-
-    def status(self) -> dict[str, Any]: ...
 
 
 class FileState:

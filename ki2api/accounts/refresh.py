@@ -14,9 +14,9 @@ from typing import Any
 
 import requests
 
+from ..errors import AuthenticationError, UpstreamError, UpstreamUnavailable
+from ..settings import Settings
 from .credential import Credential
-from .errors import AuthenticationError, UpstreamError, UpstreamUnavailable
-from .settings import Settings
 
 _DEAD_WORDS = ("invalid_grant", "invalidgrant", "invalid_client", "invalidclient", "unauthorized_client",
                "refresh token", "expired")

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from .jsonfile import StoreError, read_json
+from .files import StoreError, read_json
 
 log = logging.getLogger(__name__)
 

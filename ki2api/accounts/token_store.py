@@ -1,6 +1,6 @@
 """Kiro credentials at rest: the IDE's token file, env tokens or an accounts-file entry, plus the shared copies.
 
-No HTTP and no policy here: `TokenStore` reads and writes; `tokens.TokenManager` decides when to refresh.
+No HTTP and no policy here: `TokenStore` reads and writes; `token_manager.TokenManager` decides when to refresh.
 A refreshed credential may live in several places (the token file, a state file, Redis); `newest` picks the
 one to use by its lineage: the fingerprints of the refresh tokens it descends from.
 """
@@ -13,19 +13,19 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ContextManager, Mapping, Protocol
+from typing import Any, ContextManager, Mapping
 
+from .config import read_entries
 from .credential import (Credential, Source, credential_from, find_client, fingerprint, format_expiry,
                          parse_expiry, text_field)
-from .jsonfile import Stamp, StoreError, file_stamp, is_writable, read_json, write_json_atomic
+from .file_state import FileState
+from .files import Stamp, StoreError, file_stamp, is_writable, read_json, write_json_atomic
+from .protocols import TokenShare
 
 log = logging.getLogger(__name__)
 
 LINEAGE_LENGTH = 16
 _TOKEN_KEYS = ("accessToken", "refreshToken", "expiresAt", "profileArn")
-
-__all__ = ["Credential", "MissingCredential", "Snapshot", "StoreError", "TokenShare", "TokenStore",
-           "fingerprint", "format_expiry", "newest", "parse_expiry"]
 
 
 class MissingCredential(StoreError):
@@ -40,27 +40,6 @@ class Snapshot:
     file_data: dict[str, Any] | None
     stamp: tuple[Stamp, ...]
     lineage: tuple[str, ...] = ()
-
-
-class TokenShare(Protocol):
-    """Where refreshed tokens, refresh locks and account flags are shared between processes: token records by
-    account name (Redis) or key (files), `publish_tokens` only over an ancestor, `update`/`states` as in
-    shared_state. Implemented by shared_state.FileState and redis_state.RedisState."""
-
-    def read_tokens(self, name: str, key: str) -> list[dict[str, Any]]: ...
-
-    def write_tokens(self, name: str, key: str, record: dict[str, Any], local: bool) -> str: ...
-
-    def publish_tokens(self, name: str, key: str, record: dict[str, Any]) -> None: ...
-
-    def tokens_stamp(self, key: str) -> Stamp: ...
-
-    def refresh_lock(self, name: str, key: str, timeout: float,
-                     beside: Path | None = None) -> ContextManager[None]: ...
-
-    def states(self) -> dict[str, dict[str, dict[str, Any]]]: ...
-
-    def update(self, name: str, field: str, value: dict[str, Any] | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -120,8 +99,6 @@ class TokenStore:
 
     def __init__(self, token_file: str, state_dir: str, env_access: str | None, env_refresh: str | None,
                  share: TokenShare | None = None, name: str = "default", accounts_file: str | None = None) -> None:
-        from .shared_state import FileState  # the zero-configuration share; imported here to avoid a cycle
-
         self.name = name
         self.token_path = Path(token_file)
         self.accounts_path = Path(accounts_file) if accounts_file else None
@@ -134,7 +111,7 @@ class TokenStore:
         else:
             origin = f"file:{os.path.abspath(token_file)}"
         self.key = f"{self.source}-{hashlib.sha256(origin.encode()).hexdigest()[:32]}"
-        self.share: TokenShare = share or FileState(state_dir)
+        self.share: TokenShare = share or FileState(state_dir)  # the zero-configuration share
 
     @property
     def where(self) -> str | None:
@@ -227,8 +204,6 @@ class TokenStore:
         return dict(file_data), file_data, _mtime(self.token_path)
 
     def _entry(self) -> dict[str, Any]:
-        from .accounts import read_entries  # accounts.py builds stores, so it imports us
-
         assert self.accounts_path is not None
         for entry in read_entries(self.accounts_path):
             if entry.get("name") == self.name:

@@ -1,0 +1,11 @@
+"""The Kiro accounts behind the gateway: their logins, the state shared between processes, the pool.
+
+Layers from the bottom up; a module imports only from its own layer or an earlier one (tests/test_import_graph.py):
+- base: files (small JSON files, locks), protocols (what the state backends offer), credential (one login
+  as data), config (the accounts file entries), cooldown (how long a refused account rests);
+- state: file_state, redis_link, redis_state (the shared-state backends);
+- login: token_store (a login's persistence), refresh (its refresh calls), token_manager (its TokenManager);
+- pool: pool (which account serves a request);
+- reports: status (the pool as plain data), credits (the credit poller);
+- build: the pool assembled from settings, imported by the app factory only.
+"""

@@ -1,0 +1,55 @@
+"""What the layers of the accounts package share: the token share and the shared state they are written to.
+
+`TokenShare` is what a TokenStore needs (refreshed tokens, refresh locks, account flags); `SharedState` adds
+what the pool needs. Both are implemented by `file_state.FileState` (files under KI2API_STATE_DIR, for
+workers on one machine) and `redis_state.RedisState` (Redis, for several machines).
+
+Account state is one JSON value per (field, account): field "cooldown" {until, kind, message, failures, at},
+"disabled" {why, at, fingerprint}, "usage" (credits.parse_usage plus fetched_at), "last_error"
+{at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process).
+Counters are integers per (counter, account): "requests", "errors".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ContextManager, Protocol
+
+from .files import Stamp
+
+FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh")
+COUNTERS = ("requests", "errors")
+AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
+
+
+class TokenShare(Protocol):
+    """Where refreshed tokens, refresh locks and account flags are shared between processes: token records by
+    account name (Redis) or key (files), `publish_tokens` only over an ancestor, `update`/`states` as above."""
+
+    def read_tokens(self, name: str, key: str) -> list[dict[str, Any]]: ...
+
+    def write_tokens(self, name: str, key: str, record: dict[str, Any], local: bool) -> str: ...
+
+    def publish_tokens(self, name: str, key: str, record: dict[str, Any]) -> None: ...
+
+    def tokens_stamp(self, key: str) -> Stamp: ...
+
+    def refresh_lock(self, name: str, key: str, timeout: float,
+                     beside: Path | None = None) -> ContextManager[None]: ...
+
+    def states(self) -> AccountStates: ...
+
+    def update(self, name: str, field: str, value: dict[str, Any] | None) -> None: ...
+
+
+class SharedState(TokenShare, Protocol):
+    """What the pool needs besides the token share: account states, counters, claims, a status."""
+
+    backend: str
+
+    def add_counts(self, deltas: dict[str, dict[str, int]]) -> None: ...
+
+    def counts(self) -> dict[str, dict[str, int]]: ...
+
+    def claim(self, name: str, ttl: float) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
