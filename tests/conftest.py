@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ki2api import create_app
+from ki2api.app import create_app
 from ki2api.settings import Settings
 from tests.fake_kiro import FakeKiro
 

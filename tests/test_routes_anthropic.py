@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ki2api import create_app
+from ki2api.app import create_app
 from ki2api.translate import history
 from tests.conftest import KEY
 from tests.helpers.anthropic_schema import (parse_sse, validate_count, validate_error, validate_event,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ki2api import create_app
-from ki2api.auth import key_is_valid
-from ki2api.ratelimit import PUBLIC_ENDPOINTS, FailedKeyLimiter
+from ki2api.app import create_app
+from ki2api.web.auth import key_is_valid
+from ki2api.web.key_throttle import PUBLIC_ENDPOINTS, FailedKeyLimiter
 from ki2api.settings import ConfigError, Settings
 from tests.conftest import KEY
 

@@ -8,7 +8,7 @@ from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from ..limits import Limits, check
+from ..web.body_limits import Limits, check
 from ..translate.tools import loads_finite
 
 _ACCEPTED_TYPES = ("application/json", "")

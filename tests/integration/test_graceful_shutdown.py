@@ -112,7 +112,7 @@ def post_fork(server, worker):
     _shipped["post_fork"](server, worker)
     Path(os.environ["HOLD_DIR"], "forked").write_text(str(os.getpid()))
     deadline = time.monotonic() + 20
-    while not _shipped["_stop_while_booting"] and time.monotonic() < deadline:
+    while not _shipped["hooks"].stopped_while_booting and time.monotonic() < deadline:
         time.sleep(0.02)
 """
 

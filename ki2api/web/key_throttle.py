@@ -15,8 +15,8 @@ from typing import Callable
 from flask import Flask, Response, request
 
 from .auth import key_is_valid, presented_key
-from .errors import RateLimited
-from .settings import Settings
+from ..errors import RateLimited
+from ..settings import Settings
 
 MAX_TRACKED = 10_000  # addresses remembered at once; the least recently failing are forgotten first
 # Answered without a key, so a blocked address still gets them: health checks, the status page (which asks

@@ -25,8 +25,8 @@ from requests import PreparedRequest
 from requests import Response as UpstreamResponse
 from requests.adapters import HTTPAdapter
 
-from .errors import ClientGone
-from .requestlog import note
+from ..errors import ClientGone
+from ..observability.requestlog import note
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from .errors import ApiError
-from .requestlog import note
+from ..errors import ApiError
+from ..observability.requestlog import note
 
 DONE = "data: [DONE]\n\n"
 PROXY_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

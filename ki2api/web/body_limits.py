@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 
 @dataclass(frozen=True)
