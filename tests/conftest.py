@@ -94,7 +94,7 @@ def auth():
 
 @pytest.fixture
 def redis_server(tmp_path):
-    """A real redis-server on a free loopback port (issue 4); fails under CI=true if it is not installed."""
+    """A real redis-server on a free loopback port; fails under CI=true if it is not installed."""
     from tests.helpers.redis_server import RedisServer
 
     server = RedisServer(tmp_path / "redis").start()

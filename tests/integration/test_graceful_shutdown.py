@@ -118,8 +118,8 @@ def post_fork(server, worker):
 
 
 def test_sigterm_while_a_worker_boots_is_not_lost(gateway_env, tmp_path):
-    # Before the fix the worker kept the master's handlers until gunicorn installed its own, the SIGTERM the
-    # master passed on was dropped, and the master waited the whole GRACEFUL_TIMEOUT (here 300 s).
+    # Until gunicorn installs the worker's own handlers, the worker has the master's: without post_fork's, the
+    # SIGTERM the master passes on would be dropped and the master would wait the whole GRACEFUL_TIMEOUT (300 s).
     config = tmp_path / "held.conf.py"
     config.write_text(HOLD_CONFIG)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIRO_", "API_KEY"))}
