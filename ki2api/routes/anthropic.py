@@ -1,4 +1,11 @@
-"""The Anthropic Messages API: POST /v1/messages (streamed or whole) and /v1/messages/count_tokens."""
+"""The Anthropic Messages API: POST /v1/messages (streamed or whole) and /v1/messages/count_tokens.
+
+Streams read the upstream through web/heartbeat.py, unlike /v1/chat/completions (routes/openai.py):
+Anthropic's stream has a `ping` event and its clients expect one during long silences (a model thinking),
+so a timer must run while the upstream read blocks. The read therefore runs in a greenlet of its own and
+hands each part over through a queue; the request's greenlet writes parts as they arrive and a ping after
+each SSE_PING_INTERVAL of silence. The cost per part (a queue hand-off and a switch) is in docs/performance.md.
+"""
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,11 @@
-"""The OpenAI-compatible API: /v1/models and /v1/chat/completions."""
+"""The OpenAI-compatible API: /v1/models and /v1/chat/completions.
+
+Streams read the upstream in the request's own greenlet, unlike /v1/messages (routes/anthropic.py): OpenAI's
+chunk format has no keep-alive event, so nothing needs to be written while Kiro is silent and a blocking read
+is all a stream needs. That saves the second greenlet, the queue hand-off per part and the cross-greenlet
+close that web/heartbeat.py needs; a client gone during a silence is still noticed (watch_client aborts the
+upstream). Keep-alives on this side would need the heartbeat design too.
+"""
 from __future__ import annotations
 
 from typing import Any, Iterator
