@@ -1,6 +1,6 @@
 """Prometheus metrics: requests, latencies, upstream errors, token refreshes, streams in flight, credentials.
 
-Under gunicorn, config/gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before any worker starts: every worker
+Under gunicorn, the master (web/gunicorn_hooks.py) sets PROMETHEUS_MULTIPROC_DIR before any worker starts: every worker
 then writes its figures to files there and a scrape (answered by any worker) adds them all up. Without it
 (the tests' Flask client, `flask run`) the figures live in the app's own registry. Labels carry route
 templates, known model names, statuses and error kinds only: never a key, token, prompt or raw path.

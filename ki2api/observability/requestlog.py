@@ -1,7 +1,7 @@
 """Request ids, the one summary log line per request, and the figures /metrics and the status page show.
 
 Views add fields with `note(...)` (model, stream, upstream_status, tokens_in, tokens_out, upstream_error,
-stream_error); `account` comes from the upstream call itself (note_accounts), tokens of a non-streamed
+stream_error); `account` comes from the upstream call itself (upstream_opened), tokens of a non-streamed
 answer from its `usage`. The line is written when the response is closed, so a stream's line has its
 time to first byte, its duration and whatever the generator noted before it ended. Only these plain fields
 are logged: never a prompt, an answer, a key or a token.

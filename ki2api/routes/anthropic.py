@@ -9,7 +9,7 @@ each SSE_PING_INTERVAL of silence. The cost per part (a queue hand-off and a swi
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator
+from typing import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 

@@ -43,7 +43,7 @@ def runtime() -> Response:
 
 def runtime_counts() -> dict[str, Any]:
     """Live greenlets, open descriptors, sockets and RSS of this process (Linux /proc), and how its garbage
-    collector is set (config/gunicorn.conf.py tunes it in each worker)."""
+    collector is set (web/gunicorn_hooks.py tunes it in each worker)."""
     import greenlet
 
     gc.collect()
