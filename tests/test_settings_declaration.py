@@ -70,3 +70,10 @@ def test_the_generator_runs_as_a_module():
                           text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == markdown(), done.stderr
     assert "RuntimeWarning" not in done.stderr
+
+
+def test_every_variable_of_the_env_example_is_declared():
+    names = {name.strip() for spec in declared() for name in spec.env.split(",")}
+    example = (REPO / ".env.example").read_text(encoding="utf-8").splitlines()
+    given = {line.lstrip("#").split("=", 1)[0] for line in example if "=" in line and " " not in line.split("=")[0]}
+    assert given and given <= names, given - names
