@@ -3,8 +3,8 @@ import os
 
 from dotenv import load_dotenv
 
-from ki2api import create_app
-from ki2api.logformat import configure_logging
+from ki2api.app import create_app
+from ki2api.observability.logformat import configure_logging
 from ki2api.settings import Settings
 
 load_dotenv(os.environ.get("KI2API_DOTENV", ".env"))

@@ -75,7 +75,7 @@ def json_loads(payload: bytes) -> Any:
 
 def sse_encoding(app: inproc.App, frames: int, rounds: int) -> dict[str, float]:
     """orjson.dumps vs json.dumps for each SSE chunk: µs per frame, in-process."""
-    from ki2api import sse
+    from ki2api.web import sse
 
     def before() -> float:
         with patched(sse, "dumps", json_dumps):

@@ -76,7 +76,7 @@ class App:
     """ki2api built by create_app, with the replaying transport mounted for the upstream."""
 
     def __init__(self) -> None:
-        from ki2api import create_app
+        from ki2api.app import create_app
         from ki2api.settings import Settings
 
         workdir = Path(tempfile.mkdtemp(prefix="ki2api-inproc-"))
@@ -108,7 +108,7 @@ class App:
 def _sessions(services: Any) -> list[requests.Session]:
     """Every requests Session the services hold (the client's, the token manager's)."""
     found = []
-    for holder in (services.client, services.tokens):
+    for holder in (services.client, services.pool.accounts[0].tokens):
         session = getattr(holder, "session", None)
         if isinstance(session, requests.Session) and session not in found:
             found.append(session)

@@ -1,4 +1,8 @@
-"""Typed configuration read from the environment (or `.env`, loaded by wsgi.py).
+"""Typed configuration read from the environment (or `.env`, loaded by wsgi.py), each variable declared once.
+
+Every field of Settings is declared with `setting(...)`: its variable, default, parser, meaning and group. From
+that one declaration `Settings.from_env` reads the environment, config/gunicorn.conf.py reads gunicorn's
+settings, and `python -m ki2api.settings --markdown` writes docs/configuration.md.
 
 Standard library only: gunicorn's master reads its settings through this module (config/gunicorn.conf.py)
 before it forks the workers, and must not load flask or requests before gevent patches those.
@@ -7,93 +11,54 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+import sys
+from dataclasses import dataclass, field, fields
+from typing import Any, Iterable, Mapping
+
+from . import variables as v
+from .variables import ConfigError, Parser
 
 DEFAULT_API_KEY = "ki2api-key-2024"
 DEFAULT_TOKEN_FILE = "~/.aws/sso/cache/kiro-auth-token.json"
+DEFAULT_STATE_DIR = "~/.cache/ki2api"
+# Set by gunicorn's master once it has warned about the default key for its real listeners, so that the
+# workers (which inherit it) do not repeat the warning about HOST.
+KEY_WARNED_ENV = "KI2API_DEFAULT_KEY_WARNED"
+
+SERVER, KEYS, KIRO, ACCOUNTS, UPSTREAM, LIMITS, OBSERVE, GUNICORN = (
+    "Server", "Client keys and browsers", "Kiro login", "Several accounts and replicas", "Calls to Kiro",
+    "Request limits", "Logs and metrics", "gunicorn")
 
 
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default, parser, meaning, group, and the default as the docs show it."""
+
+    env: str
+    default: Any
+    parse: Parser | None
+    doc: str
+    group: str
+    shown: str | None = None
 
 
-def env_int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    """The integer variable `name` (`default` if unset or blank); ConfigError naming it if malformed or too small."""
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
+def setting(env: str, default: Any, parse: Parser, doc: str, group: str, shown: str | None = None) -> Any:
+    """A Settings field read from the variable `env` by `parse`; `shown` replaces the default in the docs."""
+    return field(default=default, metadata={"setting": Setting(env, default, parse, doc, group, shown)})
 
 
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw}")
-    return value
-
-
-def _url(environ: Mapping[str, str], name: str, default: str) -> str:
-    value = environ.get(name, "").strip() or default
-    if not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")
-
-
-def _optional(environ: Mapping[str, str], name: str) -> str | None:
-    return environ.get(name, "").strip() or None
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    """CORS_ORIGINS: `*`, or comma-separated origins like https://app.example.com[:port] (no path)."""
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-    for origin in origins:
-        scheme, sep, rest = origin.partition("://")
-        if origin != "*" and (scheme not in ("http", "https") or not sep or not rest or "/" in rest):
-            raise ConfigError(f"CORS_ORIGINS must be '*' or origins like https://app.example.com, got {origin!r}")
-    return origins
-
-
-def _choice(environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = environ.get(name, "").strip().lower() or default
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    value = environ.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
-def _redis_url(environ: Mapping[str, str]) -> str | None:
-    value = environ.get("REDIS_URL", "").strip()
-    if value and not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"REDIS_URL must be a redis://, rediss:// or unix:// URL, got {value.split('@')[-1]!r}")
-    return value or None
-
-
-def _seconds_or_off(environ: Mapping[str, str], name: str, default: float) -> float:
-    """A number of seconds where 0 means: off."""
-    if environ.get(name, "").strip() in ("0", "0.0"):
-        return 0.0
-    return _float(environ, name, default)
+# Variables read elsewhere than Settings (the metrics directory, the dotenv file, Docker Compose): documented here.
+OTHER_VARIABLES = (
+    Setting("PROMETHEUS_MULTIPROC_DIR", None, None,
+            "where the workers write their metrics; set by gunicorn's master at each start, emptied at start, "
+            "removed at exit; set it yourself to choose the place (its `*.db` files are deleted at start)",
+            OBSERVE, "a fresh `KI2API_STATE_DIR/prometheus-<pid>`"),
+    Setting("KI2API_DOTENV", None, None, "which dotenv file to read (the tests point it at `/dev/null`)", SERVER,
+            "`.env`"),
+    Setting("PUID, PGID, KIRO_SSO_DIR", None, None,
+            "`docker compose` only: the uid/gid the container runs as, and the host folder mounted as its token "
+            "folder", SERVER, "`10001`, `10001`, `$HOME` (or `%USERPROFILE%`) + `/.aws/sso/cache`"),
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -113,49 +78,131 @@ def _address(host: str, port: int) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything ki2api can be told; defaults match the README's table."""
+    """Everything ki2api can be told, each field declared with its variable (docs/configuration.md)."""
 
-    host: str = "0.0.0.0"
-    port: int = 8989
-    api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
-    token_file: str = os.path.expanduser(DEFAULT_TOKEN_FILE)
-    access_token: str | None = None
-    refresh_token: str | None = None
-    api_base: str = "https://q.us-east-1.amazonaws.com"
-    refresh_url: str = "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken"
-    oidc_url: str = "https://oidc.us-east-1.amazonaws.com/token"
-    profile_arn: str | None = None
-    state_dir: str = os.path.expanduser("~/.cache/ki2api")
-    workers: int = 1
-    connect_timeout: float = 10.0
-    read_timeout: float = 300.0
-    refresh_margin: float = 300.0
-    refresh_timeout: float = 30.0
-    max_body_bytes: int = 20 * 1024 * 1024
-    log_level: str = "INFO"
-    # the account pool and the state shared between workers and replicas
-    token_dir: str | None = None
-    accounts_file: str | None = None
-    redis_url: str | None = None
-    redis_prefix: str = "ki2api"
-    usage_interval: float = 900.0
-    cooldown_base: float = 5.0
-    cooldown_max: float = 300.0
-    quota_cooldown: float = 3600.0
-    ping_interval: float = 10.0
-    # request limits, CORS, failed-key limiting, test-only debug endpoint
-    max_messages: int = 10_000
-    max_tools: int = 500
-    max_image_bytes: int = 5 * 1024 * 1024
-    body_read_timeout: float = 60.0
-    cors_origins: tuple[str, ...] = ()
-    auth_fail_limit: int = 0
-    auth_fail_window: float = 300.0
-    debug_endpoints: bool = False
-    # log format, proxies trusted for X-Forwarded-For, /metrics without a key
-    log_format: str = "logfmt"
-    trusted_proxies: int = 0
-    metrics_public: bool = False
+    host: str = setting("HOST", "0.0.0.0", v.text, "listening address", SERVER)
+    port: int = setting("PORT", 8989, v.integer(1), "listening port", SERVER)
+    workers: int = setting("WEB_CONCURRENCY", 1, v.integer(1), "gunicorn worker processes", SERVER)
+    api_keys: tuple[str, ...] = setting(
+        "API_KEY", (DEFAULT_API_KEY,), v.keys,
+        "client keys, comma-separated; the default makes the server warn at start-up", KEYS)
+    cors_origins: tuple[str, ...] = setting(
+        "CORS_ORIGINS", (), v.origins,
+        "origins allowed to call ki2api from a browser, comma-separated (`https://app.example.com,"
+        "http://localhost:3000`), or `*`", KEYS, "unset: CORS off")
+    auth_fail_limit: int = setting(
+        "AUTH_FAIL_LIMIT", 0, v.integer(0),
+        "after this many requests with a wrong or missing key from one address within `AUTH_FAIL_WINDOW`, on any "
+        "path that checks the key, that address gets 429 on every path but those that need no key until the "
+        "oldest failure leaves the window; 0 turns the limit off", KEYS)
+    auth_fail_window: float = setting("AUTH_FAIL_WINDOW", 300.0, v.positive,
+                                      "seconds over which failed keys are counted (`AUTH_FAIL_LIMIT`)", KEYS)
+    trusted_proxies: int = setting(
+        "TRUSTED_PROXIES", 0, v.integer(0),
+        "how many reverse proxies (nginx) stand in front; with 1, the client address is taken from the last "
+        "`X-Forwarded-For` entry and the scheme from `X-Forwarded-Proto`; 0 trusts no such header", KEYS)
+    token_file: str = setting("KIRO_TOKEN_FILE", os.path.expanduser(DEFAULT_TOKEN_FILE), v.path,
+                              "the Kiro IDE's token file (social or IdC/Builder ID login)", KIRO,
+                              f"`{DEFAULT_TOKEN_FILE}`")
+    access_token: str | None = setting("KIRO_ACCESS_TOKEN", None, v.optional,
+                                       "an access token given directly; overrides the file", KIRO)
+    refresh_token: str | None = setting("KIRO_REFRESH_TOKEN", None, v.optional,
+                                        "a refresh token given directly; overrides the file", KIRO)
+    profile_arn: str | None = setting("KIRO_PROFILE_ARN", None, v.optional,
+                                      "overrides the credential's `profileArn`", KIRO, "from the credential")
+    refresh_url: str = setting("KIRO_REFRESH_URL", "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken",
+                               v.url, "refresh endpoint for social (Google/GitHub) logins", KIRO)
+    oidc_url: str = setting("KIRO_OIDC_URL", "https://oidc.us-east-1.amazonaws.com/token", v.url,
+                            "refresh endpoint for IdC / Builder ID logins", KIRO)
+    refresh_margin: float = setting("TOKEN_REFRESH_MARGIN", 300.0, v.positive,
+                                    "refresh this many seconds before expiry", KIRO)
+    refresh_timeout: float = setting("TOKEN_REFRESH_TIMEOUT", 30.0, v.positive,
+                                     "seconds allowed for one refresh call", KIRO)
+    state_dir: str = setting(
+        "KI2API_STATE_DIR", os.path.expanduser(DEFAULT_STATE_DIR), v.path,
+        "what the worker processes of one machine share: lock files, account states (cooldowns, disabled logins, "
+        "usage), counters, and refreshed tokens that could not be written to a token file (or came from the "
+        "environment or the accounts file); with Redis, this machine's fallback view", ACCOUNTS,
+        f"`{DEFAULT_STATE_DIR}`")
+    token_dir: str | None = setting("KIRO_TOKEN_DIR", None, v.optional,
+                                    "a directory of Kiro token files, one account each", ACCOUNTS)
+    accounts_file: str | None = setting(
+        "KIRO_ACCOUNTS_FILE", None, v.optional,
+        "a JSON accounts file; with `KIRO_TOKEN_DIR` and this both unset, the single `KIRO_TOKEN_FILE` login is "
+        "used", ACCOUNTS)
+    redis_url: str | None = setting(
+        "REDIS_URL", None, v.redis_url,
+        "e.g. `redis://redis:6379/0`: share tokens, refresh locks, cooldowns and counters between replicas "
+        "through Redis", ACCOUNTS)
+    redis_prefix: str = setting("KI2API_REDIS_PREFIX", "ki2api", v.text,
+                                "prefix of ki2api's Redis keys; give each deployment sharing one Redis its own",
+                                ACCOUNTS)
+    usage_interval: float = setting(
+        "KIRO_USAGE_INTERVAL", 900.0, v.seconds_or_off,
+        "seconds between fetches of each account's usage limits (remaining credits) in the background; `0` "
+        "turns them off", ACCOUNTS)
+    cooldown_base: float = setting(
+        "KIRO_COOLDOWN_BASE", 5.0, v.positive,
+        "seconds: first rest of a throttled account when Kiro sends no `Retry-After` (doubling, with jitter)",
+        ACCOUNTS)
+    cooldown_max: float = setting("KIRO_COOLDOWN_MAX", 300.0, v.positive,
+                                  "seconds: longest rest of a throttled account", ACCOUNTS)
+    quota_cooldown: float = setting(
+        "KIRO_QUOTA_COOLDOWN", 3600.0, v.positive,
+        "seconds an account whose monthly quota is used up rests when its reset date is not known", ACCOUNTS)
+    api_base: str = setting("KIRO_API_BASE", "https://q.us-east-1.amazonaws.com", v.url,
+                            "Kiro API base; ki2api posts to `{base}/generateAssistantResponse`", UPSTREAM)
+    connect_timeout: float = setting("UPSTREAM_CONNECT_TIMEOUT", 10.0, v.positive,
+                                     "seconds to connect to Kiro", UPSTREAM)
+    read_timeout: float = setting("UPSTREAM_READ_TIMEOUT", 300.0, v.positive,
+                                  "seconds: the longest silence tolerated between upstream bytes", UPSTREAM)
+    ping_interval: float = setting("SSE_PING_INTERVAL", 10.0, v.positive,
+                                   "seconds of upstream silence after which an Anthropic stream gets a `ping` "
+                                   "event", UPSTREAM)
+    max_body_bytes: int = setting("MAX_BODY_BYTES", 20 * 1024 * 1024, v.integer(1024),
+                                  "largest request body (413 beyond)", LIMITS)
+    max_messages: int = setting("MAX_MESSAGES", 10_000, v.integer(1),
+                                "most messages in one request (400 `too_many_messages` beyond)", LIMITS)
+    max_tools: int = setting("MAX_TOOLS", 500, v.integer(0),
+                             "most tools in one request (400 `too_many_tools` beyond)", LIMITS)
+    max_image_bytes: int = setting(
+        "MAX_IMAGE_BYTES", 5 * 1024 * 1024, v.integer(1),
+        "largest inline image, decoded (400 `image_too_large`, naming the image); above 5 MiB it changes "
+        "nothing, since larger images are refused anyway", LIMITS)
+    body_read_timeout: float = setting(
+        "BODY_READ_TIMEOUT", 60.0, v.positive,
+        "seconds a client gets to send its whole request body (408 `request_timeout` beyond)", LIMITS)
+    log_level: str = setting("LOG_LEVEL", "INFO", v.level, "`DEBUG`, `INFO`, `WARNING`, `ERROR`", OBSERVE)
+    log_format: str = setting("LOG_FORMAT", "logfmt", v.choice("logfmt", "json"),
+                              "`logfmt` or `json`: every ki2api log line, including the one line per request",
+                              OBSERVE)
+    metrics_public: bool = setting(
+        "METRICS_PUBLIC", False, v.flag,
+        "`true`: `/metrics` answers without the API key (only if the port is not reachable from outside)",
+        OBSERVE)
+    debug_endpoints: bool = setting(
+        "KI2API_DEBUG_ENDPOINTS", False, v.exactly_one,
+        "tests only: `1` adds `/debug/runtime` (greenlet, socket and memory counts of a worker, behind the key); "
+        "never set it in a deployment", OBSERVE, "unset")
+    worker_connections: int = setting(
+        "WORKER_CONNECTIONS", 4000, v.integer(1),
+        "concurrent connections per gevent worker; also the size of each worker's pool of connections to Kiro",
+        GUNICORN)
+    gunicorn_timeout: int = setting("GUNICORN_TIMEOUT", 60, v.integer(0),
+                                    "seconds before gunicorn restarts a worker that stopped answering its master "
+                                    "(the gevent worker reports from its own greenlet: long streams are fine)",
+                                    GUNICORN)
+    graceful_timeout: int = setting(
+        "GRACEFUL_TIMEOUT", 120, v.integer(0),
+        "seconds open streams get to finish after SIGTERM (Docker's `stop_grace_period` must be longer)",
+        GUNICORN)
+    keepalive: int = setting("KEEPALIVE", 75, v.integer(0), "seconds an idle keep-alive connection is kept",
+                             GUNICORN)
+    gc_thresholds: tuple[int, int, int] | None = setting(
+        "GC_THRESHOLDS", (10_000, 50, 100), v.gc_thresholds,
+        "each worker's garbage collector (`gc.set_threshold`, the app built at start frozen out of "
+        "collections), tuned so that full collections, which stop every open stream, come minutes apart under "
+        "load (see performance.md); `python` leaves Python's own (700, 10, 10)", GUNICORN, "`10000,50,100`")
 
     @property
     def uses_default_key(self) -> bool:
@@ -178,51 +225,48 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Settings":
         """Build settings from a mapping of environment variables; raise ConfigError on bad values."""
-        keys = tuple(k.strip() for k in environ.get("API_KEY", DEFAULT_API_KEY).split(",") if k.strip())
-        if not keys:
-            raise ConfigError("API_KEY must hold at least one key")
-        level = environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-        token_file = environ.get("KIRO_TOKEN_FILE", "").strip() or DEFAULT_TOKEN_FILE
-        state_dir = environ.get("KI2API_STATE_DIR", "").strip() or "~/.cache/ki2api"
-        return cls(
-            host=environ.get("HOST", "").strip() or "0.0.0.0",
-            port=env_int(environ, "PORT", 8989, minimum=1),
-            api_keys=keys,
-            token_file=os.path.expanduser(token_file),
-            access_token=_optional(environ, "KIRO_ACCESS_TOKEN"),
-            refresh_token=_optional(environ, "KIRO_REFRESH_TOKEN"),
-            api_base=_url(environ, "KIRO_API_BASE", cls.api_base),
-            refresh_url=_url(environ, "KIRO_REFRESH_URL", cls.refresh_url),
-            oidc_url=_url(environ, "KIRO_OIDC_URL", cls.oidc_url),
-            profile_arn=_optional(environ, "KIRO_PROFILE_ARN"),
-            state_dir=os.path.expanduser(state_dir),
-            workers=env_int(environ, "WEB_CONCURRENCY", 1, minimum=1),
-            connect_timeout=_float(environ, "UPSTREAM_CONNECT_TIMEOUT", 10.0),
-            read_timeout=_float(environ, "UPSTREAM_READ_TIMEOUT", 300.0),
-            refresh_margin=_float(environ, "TOKEN_REFRESH_MARGIN", 300.0),
-            refresh_timeout=_float(environ, "TOKEN_REFRESH_TIMEOUT", 30.0),
-            max_body_bytes=env_int(environ, "MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024),
-            log_level=level,
-            token_dir=_optional(environ, "KIRO_TOKEN_DIR"),
-            accounts_file=_optional(environ, "KIRO_ACCOUNTS_FILE"),
-            redis_url=_redis_url(environ),
-            redis_prefix=environ.get("KI2API_REDIS_PREFIX", "").strip() or "ki2api",
-            usage_interval=_seconds_or_off(environ, "KIRO_USAGE_INTERVAL", 900.0),
-            cooldown_base=_float(environ, "KIRO_COOLDOWN_BASE", 5.0),
-            cooldown_max=_float(environ, "KIRO_COOLDOWN_MAX", 300.0),
-            quota_cooldown=_float(environ, "KIRO_QUOTA_COOLDOWN", 3600.0),
-            ping_interval=_float(environ, "SSE_PING_INTERVAL", 10.0),
-            max_messages=env_int(environ, "MAX_MESSAGES", 10_000, minimum=1),
-            max_tools=env_int(environ, "MAX_TOOLS", 500, minimum=0),
-            max_image_bytes=env_int(environ, "MAX_IMAGE_BYTES", 5 * 1024 * 1024, minimum=1),
-            body_read_timeout=_float(environ, "BODY_READ_TIMEOUT", 60.0),
-            cors_origins=_origins(environ.get("CORS_ORIGINS", "")),
-            auth_fail_limit=env_int(environ, "AUTH_FAIL_LIMIT", 0, minimum=0),
-            auth_fail_window=_float(environ, "AUTH_FAIL_WINDOW", 300.0),
-            debug_endpoints=environ.get("KI2API_DEBUG_ENDPOINTS", "").strip() == "1",
-            log_format=_choice(environ, "LOG_FORMAT", "logfmt", ("logfmt", "json")),
-            trusted_proxies=env_int(environ, "TRUSTED_PROXIES", 0, minimum=0),
-            metrics_public=_flag(environ, "METRICS_PUBLIC"),
-        )
+        values = {}
+        for declared in fields(cls):
+            spec: Setting = declared.metadata["setting"]
+            values[declared.name] = spec.parse(spec.env, environ.get(spec.env), spec.default)  # type: ignore[misc]
+        return cls(**values)
+
+
+def declared() -> list[Setting]:
+    """Every variable ki2api reads, Settings' fields first, in the order they are declared."""
+    return [f.metadata["setting"] for f in fields(Settings)] + list(OTHER_VARIABLES)
+
+
+def _shown(spec: Setting) -> str:
+    if spec.shown is not None:
+        return spec.shown
+    value = spec.default
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, tuple):
+        return f"`{','.join(str(part) for part in value)}`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    return f"`{value}`"
+
+
+def markdown() -> str:
+    """docs/configuration.md: one table per group of the declared variables."""
+    lines = ["# Configuration", "",
+             "Environment variables, or a `.env` file beside `wsgi.py` (copy `.env.example`). This page is "
+             "generated from `ki2api/settings.py`: `python -m ki2api.settings --markdown > docs/configuration.md`."]
+    groups: dict[str, list[Setting]] = {}
+    for spec in declared():
+        groups.setdefault(spec.group, []).append(spec)
+    for group, specs in groups.items():
+        lines += ["", f"## {group}", "", "| variable | default | meaning |", "|---|---|---|"]
+        lines += [f"| `{spec.env}` | {_shown(spec)} | {spec.doc} |" for spec in specs]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--markdown"]:
+        raise SystemExit("usage: python -m ki2api.settings --markdown > docs/configuration.md")
+    sys.stdout.write(markdown())

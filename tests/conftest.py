@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ki2api import create_app
+from ki2api.app import create_app
 from ki2api.settings import Settings
 from tests.fake_kiro import FakeKiro
 
@@ -94,7 +94,7 @@ def auth():
 
 @pytest.fixture
 def redis_server(tmp_path):
-    """A real redis-server on a free loopback port (issue 4); fails under CI=true if it is not installed."""
+    """A real redis-server on a free loopback port; fails under CI=true if it is not installed."""
     from tests.helpers.redis_server import RedisServer
 
     server = RedisServer(tmp_path / "redis").start()

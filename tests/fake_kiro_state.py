@@ -22,7 +22,7 @@ LEGACY = ""  # the account of the top-level access_tokens/refresh_token
 
 
 class Account:
-    """A named account besides the top-level one (issue 4): its own tokens, refresh chain, usage and default."""
+    """A named account besides the top-level one: its own tokens, refresh chain, usage and default."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.name: str = config["name"]

@@ -1,4 +1,4 @@
-from ki2api.auth import key_is_valid, presented_key
+from ki2api.web.auth import key_is_valid, presented_key
 
 
 def test_bearer_and_x_api_key_are_both_read():

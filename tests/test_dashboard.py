@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ki2api import create_app
+from ki2api.app import create_app
 from tests.conftest import ACCESS, KEY, REFRESH
 
 

@@ -105,7 +105,7 @@ def test_compose_publishes_on_the_host_loopback_only():
         assert host_ip == "127.0.0.1"
         assert host_port == env.get("PORT", "8989") and container_port == only("EXPOSE")
     everything = yaml.safe_load(interpolate(COMPOSE.read_text(), {}))["services"]
-    for name, svc in everything.items():  # other services (issue 4's redis profile) too
+    for name, svc in everything.items():  # other services (the redis profile) too
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), (name, port)
 

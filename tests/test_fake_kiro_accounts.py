@@ -1,4 +1,4 @@
-"""The fake Kiro's named accounts (issue 4): own refresh chains, answers aimed at one account, usage limits."""
+"""The fake Kiro's named accounts: own refresh chains, answers aimed at one account, usage limits."""
 from __future__ import annotations
 
 import pytest

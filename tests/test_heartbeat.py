@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from ki2api.heartbeat import Heartbeat
+from ki2api.web.heartbeat import Heartbeat
 
 WAIT = 10.0  # generous: these wait on events, never on elapsed time
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ki2api import create_app
-from ki2api.metrics import Metrics, credential_families, model_label
+from ki2api.app import create_app
+from ki2api.observability.metrics import Metrics, credential_families, model_label
 from tests.conftest import ACCESS, KEY, REFRESH, write_token_file
 
 CHAT = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}
@@ -166,9 +166,11 @@ def test_totals_add_up_routes_errors_and_refreshes():
 
 
 def test_credential_families_skip_unknown_values():
-    families = credential_families({"a": {"loaded": True, "needs_login": False, "expires_in_seconds": 10,
-                                          "last_refresh": None},
-                                    "b": {"loaded": False, "needs_login": True, "expires_in_seconds": None}})
+    families = credential_families({
+        "a": {"state": "healthy", "credential": {"loaded": True, "needs_login": False, "expires_in_seconds": 10,
+                                                 "last_refresh": None}},
+        "b": {"state": "needs_login", "credential": {"loaded": False, "needs_login": True,
+                                                     "expires_in_seconds": None}}})
     by_name = {f.name: {s.labels["account"]: s.value for s in f.samples} for f in families}
     assert by_name["ki2api_account_up"] == {"a": 1.0, "b": 0.0}
     assert by_name["ki2api_account_token_expires_in_seconds"] == {"a": 10.0}

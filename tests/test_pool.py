@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from ki2api import create_app
+from ki2api.app import create_app
 from ki2api.errors import UpstreamError
 from ki2api.translate.history import Conversation, Turn, build_payload
 from tests.conftest import write_token_file

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ki2api.recent import RecentLog
+from ki2api.observability.recent import RecentLog
 
 
 @pytest.fixture

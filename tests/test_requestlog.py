@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 from flask import Response, stream_with_context
 
-from ki2api import create_app
-from ki2api.logformat import StructuredFormatter, logfmt_value, render
-from ki2api.requestlog import note, upstream_error_kind
+from ki2api.app import create_app
+from ki2api.observability.logformat import StructuredFormatter, logfmt_value, render
+from ki2api.observability.requestlog import note, upstream_error_kind
 from tests.conftest import ACCESS, KEY, REFRESH
 from tests.helpers.accounts import fake_accounts, write_token_dir
 

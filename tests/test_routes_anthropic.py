@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ki2api import create_app
+from ki2api.app import create_app
 from ki2api.translate import history
 from tests.conftest import KEY
 from tests.helpers.anthropic_schema import (parse_sse, validate_count, validate_error, validate_event,
@@ -310,7 +310,7 @@ def test_pings_keep_a_silent_stream_alive_and_text_still_flows(settings, auth, f
     assert [n for n, _ in events][-1] == "message_stop"
 
 
-# --- input that used to crash the translation or the upstream encode: a 400 naming the field, or sent clean ---
+# --- input that could crash the translation or the upstream encode: a 400 naming the field, or sent clean ---
 
 def raw(body: dict, **inserts: str) -> str:
     """`body` as JSON text with each `"@key"` string replaced by raw JSON text (deep values built as text)."""

@@ -132,7 +132,7 @@ def test_error_after_first_byte_is_one_sse_error_event(client, auth, fake_upstre
     response = client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=auth)
     events = sse_events(response)
     assert events[1]["choices"][0]["delta"]["content"] == "partial"
-    # After the error event: a `length` finish (the answer was cut short) and [DONE] (issue 7's stream ending).
+    # After the error event: a `length` finish (the answer was cut short) and [DONE], so the stream ends as usual.
     errors = [e for e in events if isinstance(e, dict) and "error" in e]
     assert len(errors) == 1 and "model crashed" in errors[0]["error"]["message"]
     validate(errors[0], "ErrorResponse")
@@ -176,7 +176,7 @@ def test_unknown_route_is_an_openai_style_404(client, auth):
     validate(response.get_json(), "ErrorResponse")
 
 
-# --- malformed tools, tool messages, images and thinking options: a clear 400, never a 500 (issue 3) ---
+# --- malformed tools, tool messages, images and thinking options: a clear 400, never a 500 ---
 
 HTTP_BAD = [(extra, param) for extra, param in BAD_TOOL_REQUESTS] + [
     ({"messages": messages}, param) for messages, param in BAD_MESSAGES] + [
@@ -225,7 +225,7 @@ def test_tool_call_stream_through_the_route_maps_names_back(client, auth, fake_u
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
-# --- input that used to crash the translation or the upstream encode: a 400 naming the field, or sent clean ---
+# --- input that could crash the translation or the upstream encode: a 400 naming the field, or sent clean ---
 
 ARGS_PARAM = "messages[1].tool_calls[0].function.arguments"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ki2api import create_app
-from ki2api.auth import key_is_valid
-from ki2api.ratelimit import PUBLIC_ENDPOINTS, FailedKeyLimiter
+from ki2api.app import create_app
+from ki2api.web.auth import key_is_valid
+from ki2api.web.key_throttle import PUBLIC_ENDPOINTS, FailedKeyLimiter
 from ki2api.settings import ConfigError, Settings
 from tests.conftest import KEY
 
@@ -139,7 +139,7 @@ def test_a_public_metrics_endpoint_stays_open_to_a_blocked_address(settings):
 
 
 def test_the_public_endpoints_are_exactly_those_that_answer_without_a_key(settings):
-    """ratelimit.PUBLIC_ENDPOINTS must follow the routes: a new keyed route is limited, a new public one is not."""
+    """key_throttle.PUBLIC_ENDPOINTS must follow the routes: a new keyed route is limited, a new public one is not."""
     app = create_app(replace(settings, debug_endpoints=True))
     client = app.test_client()
     without_key = set()

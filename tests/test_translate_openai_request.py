@@ -88,7 +88,7 @@ def test_unsupported_options_are_refused(extra, param):
     assert info.value.param == param
 
 
-# --- tools, tool_choice, images, thinking (issue 3) ---
+# --- tools, tool_choice, images, thinking ---
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 30

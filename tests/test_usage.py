@@ -50,7 +50,7 @@ def test_prompt_estimate_counts_images_by_a_fixed_cost_not_their_base64():
 @given(st.text(alphabet=st.sampled_from(list("ab1 \n{}\":,.你é")), max_size=80), st.lists(st.integers(0, 80)),
        st.integers(1, 9))
 def test_counting_in_batches_keeps_the_whole_text_figure(text, cuts, batch):
-    # (issue 6) pieces are counted a batch at a time, the run at a batch's end held back in short form
+    # pieces are counted a batch at a time, the run at a batch's end held back in short form
     points = sorted({c for c in cuts if c <= len(text)})
     counter = OutputCounter()
     counter.BATCH = batch

@@ -5,7 +5,7 @@ Only the app factory imports this module; nothing in the accounts package does.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import requests
 
@@ -24,8 +24,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def build_pool(settings: Settings, session: requests.Session) -> AccountPool:
-    """The accounts, their token managers and the shared state (Redis if REDIS_URL is set, else files)."""
+def build_pool(settings: Settings, session: requests.Session,
+               on_refresh: Callable[[bool, str | None], None] | None = None) -> AccountPool:
+    """The accounts, their token managers and the shared state (Redis if REDIS_URL is set, else files).
+
+    `on_refresh` is told of every call to a refresh endpoint: (ok, account name).
+    """
     redis_state: RedisState | None = None
     if settings.redis_url:
         # Imported only here: a gateway without REDIS_URL never loads redis-py into its workers.
@@ -41,7 +45,7 @@ def build_pool(settings: Settings, session: requests.Session) -> AccountPool:
         else:
             store = TokenStore(spec.token_file or "", settings.state_dir, None, None, share=shared, name=spec.name,
                                accounts_file=spec.accounts_file)
-        accounts.append(Account(spec.name, spec.weight, spec.enabled, TokenManager(settings, session, store)))
+        accounts.append(Account(spec.name, spec.weight, spec.enabled, TokenManager(settings, session, store, on_refresh)))
     policy = CooldownPolicy(settings.cooldown_base, settings.cooldown_max, settings.quota_cooldown)
     pool = AccountPool(accounts, shared, policy)
     if redis_state is not None:

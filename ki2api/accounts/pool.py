@@ -18,7 +18,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Collection
+from typing import Any, Collection
 
 from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamUnavailable
 from .cooldown import CooldownPolicy, describe, iso
@@ -222,16 +222,6 @@ class AccountPool:
             self.write(account.name, "cooldown", None)
         elif reset and reset > now and abs(float(cooldown["until"]) - reset) > 1:
             self.write(account.name, "cooldown", {**cooldown, "until": reset})
-
-    @property
-    def on_refresh(self) -> Callable[[bool, str | None], None] | None:
-        """The hook every account's TokenManager calls after each refresh call: (ok, account name)."""
-        return self.accounts[0].tokens.on_refresh
-
-    @on_refresh.setter
-    def on_refresh(self, hook: Callable[[bool, str | None], None] | None) -> None:
-        for account in self.accounts:
-            account.tokens.on_refresh = hook
 
     def republish(self) -> None:
         """Offer each account's newest token to the shared state again (Redis has returned)."""

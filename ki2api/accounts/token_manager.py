@@ -29,7 +29,8 @@ FAILURE_COOLDOWN = 5.0  # waiters queued behind a failed refresh fail fast inste
 class TokenManager:
     """Hands out one account's usable Kiro credential; one per account and worker process, built by create_app."""
 
-    def __init__(self, settings: Settings, session: requests.Session, store: TokenStore | None = None) -> None:
+    def __init__(self, settings: Settings, session: requests.Session, store: TokenStore | None = None,
+                 on_refresh: Callable[[bool, str | None], None] | None = None) -> None:
         self.settings = settings
         self.session = session
         self.store = store or TokenStore(settings.token_file, settings.state_dir, settings.access_token,
@@ -40,8 +41,8 @@ class TokenManager:
         self._dead: str | None = None  # a refresh token the endpoint rejected: never sent again
         self._failure: tuple[str | None, float, ApiError] | None = None
         self._last: dict[str, Any] | None = None  # this process's last refresh call (the shared one may be newer)
-        # Told of every call to the refresh endpoint: (ok, account name). Metrics sets it (see AccountPool.on_refresh).
-        self.on_refresh: Callable[[bool, str | None], None] | None = None
+        # Told of every call to the refresh endpoint: (ok, account name); create_app passes the metrics' counter.
+        self.on_refresh = on_refresh
 
     def current(self) -> Credential:
         """The credential, refreshed first if it expires within refresh_margin; AuthenticationError if there is none."""

@@ -1,103 +1,35 @@
-"""The Anthropic Messages API: POST /v1/messages (streamed or whole) and /v1/messages/count_tokens."""
+"""The Anthropic Messages API: POST /v1/messages (streamed or whole) and /v1/messages/count_tokens.
+
+Streams read the upstream through web/heartbeat.py, unlike /v1/chat/completions (routes/openai.py):
+Anthropic's stream has a `ping` event and its clients expect one during long silences (a model thinking),
+so a timer must run while the upstream read blocks. The read therefore runs in a greenlet of its own and
+hands each part over through a queue; the request's greenlet writes parts as they arrive and a ping after
+each SSE_PING_INTERVAL of silence. The cost per part (a queue hand-off and a switch) is in docs/performance.md.
+"""
 from __future__ import annotations
 
 import itertools
-import logging
-from typing import Any, Iterator
+from typing import Iterator
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
-from ..auth import key_is_valid, presented_key
-from ..disconnect import watch_client
-from ..errors import (ApiError, AuthenticationError, InvalidRequest, ModelNotFound, PayloadTooLarge,
-                      PermissionDenied, RateLimited, UpstreamTimeout, UpstreamUnavailable)
-from ..heartbeat import Heartbeat
 from ..models import resolve_model
-from ..requestlog import first_byte, note
-from ..sse import PROXY_HEADERS, format_event, in_band_error
+from ..observability.requestlog import first_byte, note
 from ..translate.anthropic_request import parse_conversation, parse_options
 from ..translate.anthropic_response import PING, Event, EventStream, collect_message
 from ..translate.answer import Answer, Part, prompt_estimate
 from ..translate.history import build_payload
+from ..web.auth import require_key
+from ..web.disconnect import watch_client
+from ..web.envelopes import anthropic_body
+from ..web.heartbeat import Heartbeat
+from ..web.sse import PROXY_HEADERS, format_event, in_band_error
 from .body import json_body
 
-log = logging.getLogger(__name__)
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 _END = object()  # the answer had no parts at all
 
-# Most specific first: Anthropic's error type for each of ki2api's errors (README, "Anthropic errors").
-_TYPES: tuple[tuple[type[ApiError], str], ...] = (
-    (PayloadTooLarge, "request_too_large"),
-    (InvalidRequest, "invalid_request_error"),
-    (ModelNotFound, "not_found_error"),
-    (AuthenticationError, "authentication_error"),
-    (PermissionDenied, "permission_error"),
-    (RateLimited, "rate_limit_error"),
-    (UpstreamUnavailable, "overloaded_error"),
-    (UpstreamTimeout, "timeout_error"),
-)
-_HTTP_TYPES = {404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large"}
-
-
-def error_type(exc: ApiError) -> str:
-    """Anthropic's `error.type` for an ApiError; `api_error` for anything unforeseen."""
-    for cls, name in _TYPES:
-        if isinstance(exc, cls):
-            return name
-    return "api_error"
-
-
-def _envelope(kind: str, message: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
-    fields = g.get("ki2api_log")
-    if fields:
-        body["request_id"] = fields["request_id"]
-    return body
-
-
-def error_body(exc: ApiError) -> dict[str, Any]:
-    """Anthropic's error envelope, with this request's id."""
-    return _envelope(error_type(exc), exc.message)
-
-
-def render_error(exc: ApiError) -> Response:
-    """An ApiError as an Anthropic error response, with Retry-After where known."""
-    response = jsonify(error_body(exc))
-    response.status_code = exc.status
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return response
-
-
-@bp.errorhandler(ApiError)
-def _api(exc: ApiError) -> Response:
-    return render_error(exc)
-
-
-@bp.errorhandler(HTTPException)
-def render_http_error(exc: HTTPException) -> Response:
-    """A routing or protocol error (404, 405, 413 ...) in Anthropic's envelope; a 405 keeps its Allow header."""
-    status = exc.code or 500
-    kind = _HTTP_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
-    response = jsonify(_envelope(kind, exc.description or exc.name))
-    response.status_code = status
-    allow = dict(exc.get_headers()).get("Allow")
-    if allow:
-        response.headers["Allow"] = allow
-    return response
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return render_error(ApiError("Internal error in ki2api; see the server log"))
-
-
-@bp.before_request
-def _require_key() -> None:
-    if not key_is_valid(presented_key(request.headers), current_app.extensions["ki2api"].settings.api_keys):
-        raise AuthenticationError("invalid x-api-key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'")
+bp.before_request(require_key)
 
 
 @bp.post("/messages")
@@ -179,6 +111,6 @@ def _sse(stream: EventStream, answer: Answer, parts: Heartbeat[Part], first: Par
         note(tokens_in=answer.usage.input_tokens, tokens_out=answer.usage.output_tokens)
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
         error = in_band_error(exc)
-        yield "".join(held) + format_event(error_body(error), "error") + _format(stream.cut(answer))
+        yield "".join(held) + format_event(anthropic_body(error), "error") + _format(stream.cut(answer))
     finally:
         parts.close()

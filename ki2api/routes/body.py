@@ -8,8 +8,8 @@ from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from ..limits import Limits, check
 from ..translate.tools import loads_finite
+from ..web.body_limits import BodyLimits, check
 
 _ACCEPTED_TYPES = ("application/json", "")
 
@@ -32,7 +32,7 @@ def json_body() -> dict[str, Any]:
                               "bytes (MAX_BODY_BYTES)")
     raw = _read(settings.body_read_timeout, limit)
     body = _parse(raw)
-    check(body, Limits(settings.max_messages, settings.max_tools, settings.max_image_bytes))
+    check(body, BodyLimits(settings.max_messages, settings.max_tools, settings.max_image_bytes))
     return body
 
 

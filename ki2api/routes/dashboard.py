@@ -13,8 +13,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..models import model_names
-from ..requestlog import book
-from .metrics import account_states, require_key
+from ..observability.requestlog import book
+from ..web.auth import require_key
+from .metrics import account_states
 
 bp = Blueprint("dashboard", __name__)
 

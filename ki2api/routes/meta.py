@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify
 
-from ..auth import key_is_valid, presented_key
-from ..errors import AuthenticationError
+from ..web.auth import require_key
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 bp = Blueprint("meta", __name__)
@@ -34,10 +33,7 @@ def openapi() -> Response:
     return jsonify(openapi_document())
 
 
-@debug_bp.before_request
-def _require_key() -> None:
-    if not key_is_valid(presented_key(request.headers), current_app.extensions["ki2api"].settings.api_keys):
-        raise AuthenticationError("Invalid or missing API key", code="invalid_api_key")
+debug_bp.before_request(require_key)
 
 
 @debug_bp.get("/runtime")
@@ -47,7 +43,7 @@ def runtime() -> Response:
 
 def runtime_counts() -> dict[str, Any]:
     """Live greenlets, open descriptors, sockets and RSS of this process (Linux /proc), and how its garbage
-    collector is set (config/gunicorn.conf.py tunes it in each worker)."""
+    collector is set (web/gunicorn_hooks.py tunes it in each worker)."""
     import greenlet
 
     gc.collect()

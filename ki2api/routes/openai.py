@@ -1,53 +1,35 @@
-"""The OpenAI-compatible API: /v1/models and /v1/chat/completions."""
+"""The OpenAI-compatible API: /v1/models and /v1/chat/completions.
+
+Streams read the upstream in the request's own greenlet, unlike /v1/messages (routes/anthropic.py): OpenAI's
+chunk format has no keep-alive event, so nothing needs to be written while Kiro is silent and a blocking read
+is all a stream needs. That saves the second greenlet, the queue hand-off per part and the cross-greenlet
+close that web/heartbeat.py needs; a client gone during a silence is still noticed (watch_client aborts the
+upstream). Keep-alives on this side would need the heartbeat design too.
+"""
 from __future__ import annotations
 
 from typing import Any, Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
-from ..auth import key_is_valid, presented_key
-from ..disconnect import watch_client
-from ..errors import ApiError, AuthenticationError
 from ..models import CREATED, model_names, resolve_model
-from ..requestlog import first_byte, note
-from ..sse import DONE, PROXY_HEADERS, format_event, in_band_error
+from ..observability.requestlog import first_byte, note
 from ..translate.answer import Answer, prompt_estimate
 from ..translate.history import build_payload
 from ..translate.openai_request import parse_conversation, parse_options
 from ..translate.openai_response import ChunkStream, collect_message
 from ..upstream.client import UpstreamStream
 from ..upstream.events import Event, prime
+from ..web.auth import require_key
+from ..web.disconnect import watch_client
+from ..web.envelopes import openai_body
+from ..web.sse import DONE, PROXY_HEADERS, format_event, in_band_error
 from .body import json_body
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 
 
-def error_body(exc: ApiError) -> dict[str, Any]:
-    """OpenAI's error envelope."""
-    return {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
-
-
-def render_error(exc: ApiError) -> Response:
-    """An ApiError as an OpenAI error response, with Retry-After where known."""
-    response = jsonify(error_body(exc))
-    response.status_code = exc.status
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    if exc.status == 401:
-        response.headers["WWW-Authenticate"] = "Bearer"
-    return response
-
-
-@bp.errorhandler(ApiError)
-def _handle(exc: ApiError) -> Response:
-    return render_error(exc)
-
-
-@bp.before_request
-def _require_key() -> None:
-    if not key_is_valid(presented_key(request.headers), current_app.extensions["ki2api"].settings.api_keys):
-        raise AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>'",
-                                  code="invalid_api_key")
+bp.before_request(require_key)
 
 
 def _model_entry(name: str) -> dict[str, Any]:
@@ -99,14 +81,14 @@ def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream, events: 
         timed = False
         for chunk in chunks.chunks(answer, events):
             yield format_event(chunk)
-            if not timed:  # once: two `g` lookups per chunk were 4% of a streaming worker's CPU
+            if not timed:  # once, not per chunk: `g` lookups are not free on a hot path (docs/performance.md)
                 first_byte()
                 timed = True
         note(tokens_in=answer.usage.input_tokens, tokens_out=answer.usage.output_tokens)  # the usage chunk's
         yield DONE
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
         error = in_band_error(exc)
-        yield format_event(error_body(error))
+        yield format_event(openai_body(error))
         yield format_event(chunks.chunk({}, "length"))
         yield DONE
     finally:

@@ -172,10 +172,12 @@ class _Refused(Exception):
 class CodeWhispererClient:
     """Sends generateAssistantResponse calls through the account pool; refreshes once on a token error."""
 
-    def __init__(self, settings: Settings, pool: AccountPool, session: UpstreamSession) -> None:
+    def __init__(self, settings: Settings, pool: AccountPool, session: UpstreamSession,
+                 on_open: Callable[[UpstreamStream], None] | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.session = session
+        self.on_open = on_open  # told of every call that opened (the request log notes its account)
         self.url = f"{settings.api_base}/generateAssistantResponse"
         self.timeout = (settings.connect_timeout, settings.read_timeout)
 
@@ -183,7 +185,10 @@ class CodeWhispererClient:
         """Start a call, failing over between accounts; raise an ApiError before any byte reaches the client."""
         tried: set[str] = set()
         response, lease = self._start(payload, tried, None)
-        return UpstreamStream(response, lease, partial(self._start, payload, tried))
+        upstream = UpstreamStream(response, lease, partial(self._start, payload, tried))
+        if self.on_open is not None:
+            self.on_open(upstream)
+        return upstream
 
     def _start(self, payload: dict[str, Any], tried: set[str], last: ApiError | None
                ) -> tuple[requests.Response, Lease]:

@@ -14,10 +14,9 @@ from requests.utils import check_header_validity
 class UpstreamSession(requests.Session):
     """A requests Session that looks up proxies and the CA bundle in the environment once per origin.
 
-    requests scans os.environ (HTTP(S)_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE ...) on every call: in the
-    benchmarks that was 7% of a worker's CPU per non-streamed request. The environment of a running
-    server does not change, so the first answer for each scheme and host is kept; calls that pass their
-    own proxies or verify setting go the usual way.
+    requests scans os.environ (HTTP(S)_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE ...) on every call, a cost paid
+    per request (docs/performance.md). The environment of a running server does not change, so the first
+    answer for each scheme and host is kept; calls that pass their own proxies or verify setting go the usual way.
     """
 
     def __init__(self) -> None:
@@ -40,10 +39,10 @@ class UpstreamSession(requests.Session):
 
     def post_stream(self, url: str, data: bytes, headers: dict[str, str], timeout: Any) -> requests.Response:
         """POST `data` and return the response unread (stream=True): the request `self.post` would send, prepared
-        directly instead of through requests' per-call merging of session settings (BENCHMARKS.md: a fifth of a
-        short non-streamed request's CPU in-process). This session is ki2api's own and holds no auth, params or
-        hooks; its cookies are sent as usual. One difference on purpose: ~/.netrc is not read, where requests'
-        way would replace the account's bearer token with a netrc entry's password for Kiro's host.
+        directly instead of through requests' per-call merging of session settings (docs/performance.md). This
+        session is ki2api's own and holds no auth, params or hooks; its cookies are sent as usual. One
+        difference on purpose: ~/.netrc is not read, where requests' way would replace the account's bearer
+        token with a netrc entry's password for Kiro's host.
         """
         prepared = requests.PreparedRequest()
         prepared.method = "POST"

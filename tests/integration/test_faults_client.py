@@ -217,15 +217,15 @@ def test_fifty_disconnects_leave_no_greenlet_or_socket_behind(gw, fake_upstream)
 
 
 def test_workers_run_the_tuned_garbage_collector(gw):
-    """config/gunicorn.conf.py's GC settings reach the worker (BENCHMARKS.md: rare pauses with 1,000 streams),
-    and the app built at start is frozen out of every collection."""
+    """GC_THRESHOLDS reaches the worker (gunicorn_hooks.post_worker_init; why, in docs/performance.md), and the
+    app built at start is frozen out of every collection."""
     gc_state = runtime(gw)["gc"]
     assert gc_state["thresholds"] == [10_000, 50, 100]
     assert gc_state["frozen"] > 10_000
 
 
 def test_gc_thresholds_python_leaves_pythons_own_collector(start_gateway):
-    """GC_THRESHOLDS=python: the collector as Python sets it up, what the before/after in BENCHMARKS.md compares."""
+    """GC_THRESHOLDS=python: the collector as Python sets it up (the comparison of docs/performance.md)."""
     gc_state = runtime(start_gateway(KI2API_DEBUG_ENDPOINTS="1", GC_THRESHOLDS="python"))["gc"]
     assert gc_state == {"thresholds": [700, 10, 10], "frozen": 0}
 

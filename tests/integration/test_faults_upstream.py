@@ -357,7 +357,7 @@ def test_bearer_token_rejected_twice_is_401_after_one_refresh(tmp_path_factory, 
         check_error(api, reply, 401)
         assert fake_upstream.stats()["refresh_calls"] == 1
         assert len(fake_upstream.requests()) == 2  # the original call, and one retry with the new token
-        assert "Traceback" not in gateway.log_text()  # (the account now rests: the pool's cooldown, issue 4)
+        assert "Traceback" not in gateway.log_text()  # (the account now rests: the pool's cooldown)
     finally:
         gateway.stop()
 

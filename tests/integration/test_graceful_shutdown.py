@@ -112,14 +112,14 @@ def post_fork(server, worker):
     _shipped["post_fork"](server, worker)
     Path(os.environ["HOLD_DIR"], "forked").write_text(str(os.getpid()))
     deadline = time.monotonic() + 20
-    while not _shipped["_stop_while_booting"] and time.monotonic() < deadline:
+    while not _shipped["hooks"].stopped_while_booting and time.monotonic() < deadline:
         time.sleep(0.02)
 """
 
 
 def test_sigterm_while_a_worker_boots_is_not_lost(gateway_env, tmp_path):
-    # Before the fix the worker kept the master's handlers until gunicorn installed its own, the SIGTERM the
-    # master passed on was dropped, and the master waited the whole GRACEFUL_TIMEOUT (here 300 s).
+    # Until gunicorn installs the worker's own handlers, the worker has the master's: without post_fork's, the
+    # SIGTERM the master passes on would be dropped and the master would wait the whole GRACEFUL_TIMEOUT (300 s).
     config = tmp_path / "held.conf.py"
     config.write_text(HOLD_CONFIG)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIRO_", "API_KEY"))}

@@ -15,7 +15,7 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from ki2api.metrics import worker_files
+from ki2api.observability.metrics import worker_files
 from tests.conftest import ACCESS, KEY, REFRESH
 from tests.helpers.waiting import wait_for
 

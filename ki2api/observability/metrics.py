@@ -1,6 +1,6 @@
 """Prometheus metrics: requests, latencies, upstream errors, token refreshes, streams in flight, credentials.
 
-Under gunicorn, config/gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before any worker starts: every worker
+Under gunicorn, the master (web/gunicorn_hooks.py) sets PROMETHEUS_MULTIPROC_DIR before any worker starts: every worker
 then writes its figures to files there and a scrape (answered by any worker) adds them all up. Without it
 (the tests' Flask client, `flask run`) the figures live in the app's own registry. Labels carry route
 templates, known model names, statuses and error kinds only: never a key, token, prompt or raw path.
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .models import model_names
+from ..models import model_names
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -25,7 +25,7 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0,
 _KNOWN_MODELS = frozenset(model_names())
 _LABEL_MAX = 64
 
-# An account's state as reported by the token manager or the pool: name -> status dict (see credential_families).
+# Each account's pool row by name (pool_status.account_rows; see credential_families).
 AccountStates = Callable[[], Mapping[str, Mapping[str, Any]]]
 
 
@@ -165,7 +165,7 @@ class _Forward:
 
 
 class _Accounts:
-    """Scrape-time gauges of the credential(s): loaded, needs login, seconds to expiry, last refresh ok."""
+    """Scrape-time gauges of the accounts: state, needs login, seconds to expiry, last refresh ok, rest, credits."""
 
     def __init__(self, accounts: AccountStates) -> None:
         self.accounts = accounts
@@ -175,7 +175,7 @@ class _Accounts:
 
 
 def credential_families(states: Mapping[str, Mapping[str, Any]]) -> list[GaugeMetricFamily]:
-    """Gauges per account from its row: a pool row (state, credential: {...}) or a bare credential status."""
+    """Gauges per account from its pool row (pool_status.account_rows: state, credential: {...})."""
     up = GaugeMetricFamily("ki2api_account_up", "1 if the account can take requests now", labels=["account"])
     state_family = GaugeMetricFamily("ki2api_account_state", "1 for the account's current state",
                                      labels=["account", "state"])
@@ -186,10 +186,8 @@ def credential_families(states: Mapping[str, Mapping[str, Any]]) -> list[GaugeMe
     refresh = GaugeMetricFamily("ki2api_account_last_refresh_ok", "1 if the last refresh worked, 0 if it failed",
                                 labels=["account"])
     for name, row in states.items():
-        account, credential = _label(name), row.get("credential") or row
-        needs_login = bool(credential.get("needs_login")) or row.get("state") == "needs_login"
-        state = str(row.get("state") or ("needs_login" if needs_login else "healthy" if credential.get("loaded")
-                                         else "off"))
+        account, credential, state = _label(name), row["credential"], str(row["state"])
+        needs_login = bool(credential.get("needs_login")) or state == "needs_login"
         up.add_metric([account], 1.0 if state == "healthy" and not needs_login else 0.0)
         state_family.add_metric([account, _label(state)], 1.0)
         login.add_metric([account], 1.0 if needs_login else 0.0)
@@ -216,8 +214,6 @@ def pool_families(states: Mapping[str, Mapping[str, Any]]) -> list[Any]:
     failed = CounterMetricFamily("ki2api_account_errors", "Failed requests of the account (pool-wide)",
                                  labels=["account"])
     for name, row in states.items():
-        if "state" not in row:
-            continue
         account = _label(name)
         rest = row.get("cooldown") or {}
         cooldown.add_metric([account], float(rest.get("seconds_left") or 0))

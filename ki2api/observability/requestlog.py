@@ -1,7 +1,7 @@
 """Request ids, the one summary log line per request, and the figures /metrics and the status page show.
 
 Views add fields with `note(...)` (model, stream, upstream_status, tokens_in, tokens_out, upstream_error,
-stream_error); `account` comes from the upstream call itself (note_accounts), tokens of a non-streamed
+stream_error); `account` comes from the upstream call itself (upstream_opened), tokens of a non-streamed
 answer from its `usage`. The line is written when the response is closed, so a stream's line has its
 time to first byte, its duration and whatever the generator noted before it ended. Only these plain fields
 are logged: never a prompt, an answer, a key or a token.
@@ -140,22 +140,15 @@ def _summary(fields: dict[str, Any]) -> dict[str, Any]:
     return ordered
 
 
-def note_accounts(client: Any) -> None:
-    """Make the request's line carry the pool account that answered (`account`) of `client.send(...)`'s calls.
+def upstream_opened(upstream: Any) -> None:
+    """The upstream client's observer: the request's line will carry the pool account that answered (`account`).
 
-    Every route calls the upstream through this one method, so none of them has to remember to note it. The
-    name is read when the line is written: a stream may fail over to another account after send() returned.
+    Every route calls the upstream through the one client, so none of them has to remember to note it. The
+    name is read when the line is written: a stream may fail over to another account after the call opened.
     It is a name from the pool's configuration, never a credential.
     """
-    send = client.send
-
-    def send_and_note(*args: Any, **kwargs: Any) -> Any:
-        upstream = send(*args, **kwargs)
-        if has_request_context() and g.get("ki2api_log") is not None:
-            g.ki2api_upstream = upstream
-        return upstream
-
-    client.send = send_and_note
+    if has_request_context() and g.get("ki2api_log") is not None:
+        g.ki2api_upstream = upstream
 
 
 def _account_of(upstream: Any, fields: dict[str, Any]) -> None:
@@ -165,15 +158,10 @@ def _account_of(upstream: Any, fields: dict[str, Any]) -> None:
         fields.setdefault("account", account)
 
 
-def init_request_log(app: Flask) -> None:
-    """Give each request an id (echoed as X-Request-Id) and log and count it once its response closes."""
-    requests_book = RequestBook(Metrics.from_environ())
+def init_request_log(app: Flask, requests_book: RequestBook) -> None:
+    """Give each request an id (echoed as X-Request-Id), and log and count it in `requests_book` once its
+    response closes."""
     app.extensions[EXTENSION] = requests_book
-    services = app.extensions.get("ki2api")
-    if services is not None:  # every account's refresh calls are counted (the pool passes the hook on to each)
-        target = getattr(services, "pool", None) or services.tokens
-        target.on_refresh = requests_book.metrics.token_refreshed
-        note_accounts(services.client)
 
     @app.before_request
     def _start() -> None:

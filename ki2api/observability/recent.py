@@ -1,7 +1,7 @@
 """The latest request summaries of every gunicorn worker, for the status page ("recent requests", "recent errors").
 
 Each worker keeps its own in memory. Under gunicorn (PROMETHEUS_MULTIPROC_DIR names a directory, see
-config/gunicorn.conf.py) it also appends each one as a JSON line to `<kind>-<pid>.jsonl` there, so whichever
+web/gunicorn_hooks.py) it also appends each one as a JSON line to `<kind>-<pid>.jsonl` there, so whichever
 worker answers the status page can show every worker's: one small write per request, and a file is cut back
 to the last `limit` lines once it holds twice that. The summaries hold only the request log's plain fields.
 """

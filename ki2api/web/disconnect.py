@@ -25,8 +25,8 @@ from requests import PreparedRequest
 from requests import Response as UpstreamResponse
 from requests.adapters import HTTPAdapter
 
-from .errors import ClientGone
-from .requestlog import note
+from ..errors import ClientGone
+from ..observability.requestlog import note
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,9 @@ class ClientWatch:
     """Calls `on_gone` (in a greenlet of its own) once the client socket `fd` reports EOF or an error; stops
     watching if the client sends data instead (a pipelined request: it is still there).
 
-    A libev read watcher whose callback runs in the hub, not a greenlet waiting: a parked greenlet per request
-    cost 10 KiB of worker memory per open stream (BENCHMARKS.md). stop() before the socket is closed.
+    A libev read watcher whose callback runs in the hub, not a greenlet waiting: a parked greenlet per open
+    stream would hold its stack for the stream's whole life (docs/performance.md). stop() before the socket
+    is closed.
     """
 
     def __init__(self, fd: int, on_gone: Callable[[], None]) -> None:

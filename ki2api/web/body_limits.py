@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 
 @dataclass(frozen=True)
-class Limits:
-    """The configured caps; see the README's configuration table."""
+class BodyLimits:
+    """The configured caps (MAX_MESSAGES, MAX_TOOLS, MAX_IMAGE_BYTES)."""
 
     max_messages: int
     max_tools: int
@@ -25,7 +25,7 @@ class LimitExceeded(InvalidRequest):
     """A request over one of the configured limits (400; param names the field)."""
 
 
-def check(body: dict[str, Any], limits: Limits) -> None:
+def check(body: dict[str, Any], limits: BodyLimits) -> None:
     """Raise LimitExceeded if the body has too many messages or tools, or an image that is too large."""
     messages = body.get("messages")
     if isinstance(messages, list) and len(messages) > limits.max_messages:

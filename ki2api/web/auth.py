@@ -1,9 +1,13 @@
-"""Client API-key checks, in constant time."""
+"""Client API-key checks, in constant time, and the one check every keyed route makes."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 from typing import Mapping
+
+from flask import current_app, request
+
+from ..errors import AuthenticationError
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -29,3 +33,10 @@ def key_is_valid(presented: str | None, keys: tuple[str, ...]) -> bool:
     for key in keys:
         matched |= hmac.compare_digest(given, _digest(key))
     return matched and presented is not None
+
+
+def require_key() -> None:
+    """Raise AuthenticationError (401) unless the request carries one of the configured API keys."""
+    if not key_is_valid(presented_key(request.headers), current_app.extensions["ki2api"].settings.api_keys):
+        raise AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>' or "
+                                  "'x-api-key: <key>'", code="invalid_api_key")

@@ -14,9 +14,9 @@ from typing import Callable
 
 from flask import Flask, Response, request
 
+from ..errors import RateLimited
+from ..settings import Settings
 from .auth import key_is_valid, presented_key
-from .errors import RateLimited
-from .settings import Settings
 
 MAX_TRACKED = 10_000  # addresses remembered at once; the least recently failing are forgotten first
 # Answered without a key, so a blocked address still gets them: health checks, the status page (which asks
@@ -57,7 +57,7 @@ class FailedKeyLimiter:
 
 
 def client_address() -> str:
-    """The client's address as the app sees it (TRUSTED_PROXIES already applied by proxies.py)."""
+    """The client's address as the app sees it (TRUSTED_PROXIES already applied by web/proxies.py)."""
     return request.remote_addr or ""
 
 

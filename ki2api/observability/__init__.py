@@ -1,0 +1,1 @@
+"""What ki2api tells its operators: request log lines, Prometheus metrics, the recent requests of the status page."""

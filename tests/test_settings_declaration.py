@@ -1,0 +1,79 @@
+"""The settings declaration: every variable read through it, and docs/configuration.md generated from it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+
+from ki2api.settings import OTHER_VARIABLES, ConfigError, Settings, declared, markdown
+from tests.helpers.gateway import REPO
+
+
+def test_every_field_is_declared_with_a_variable_a_parser_and_a_meaning():
+    for field in fields(Settings):
+        spec = field.metadata["setting"]
+        assert spec.env and spec.env.upper() == spec.env and spec.parse is not None and spec.doc and spec.group
+        assert field.default == spec.default
+
+
+def test_each_variable_is_declared_once():
+    names = [spec.env for spec in declared()]
+    assert len(names) == len(set(names))
+
+
+def test_the_defaults_read_from_an_empty_environment_are_the_declared_ones():
+    assert Settings.from_env({}) == Settings()
+
+
+@pytest.mark.parametrize("env,value,attribute,expected", [
+    ("WORKER_CONNECTIONS", "64", "worker_connections", 64),
+    ("GUNICORN_TIMEOUT", "5", "gunicorn_timeout", 5),
+    ("GRACEFUL_TIMEOUT", "7", "graceful_timeout", 7),
+    ("KEEPALIVE", "0", "keepalive", 0),
+    ("GC_THRESHOLDS", "python", "gc_thresholds", None),
+    ("GC_THRESHOLDS", " 700, 10 ,10", "gc_thresholds", (700, 10, 10)),
+    ("KI2API_DEBUG_ENDPOINTS", "1", "debug_endpoints", True),
+    ("KI2API_DEBUG_ENDPOINTS", "true", "debug_endpoints", False),
+    ("KIRO_USAGE_INTERVAL", "0", "usage_interval", 0.0),
+    ("CORS_ORIGINS", "https://a.example, *", "cors_origins", ("https://a.example", "*")),
+])
+def test_gunicorns_and_other_variables_are_read_through_the_declaration(env, value, attribute, expected):
+    assert getattr(Settings.from_env({env: value}), attribute) == expected
+
+
+@pytest.mark.parametrize("env,value", [("WORKER_CONNECTIONS", "0"), ("GC_THRESHOLDS", "1,2"),
+                                       ("REDIS_URL", "http://x"), ("METRICS_PUBLIC", "maybe")])
+def test_a_bad_value_names_its_variable(env, value):
+    with pytest.raises(ConfigError, match=env):
+        Settings.from_env({env: value})
+
+
+def test_the_markdown_has_a_table_per_group_and_a_row_per_variable():
+    page = markdown()
+    for spec in declared():
+        assert f"| `{spec.env}` |" in page
+    groups = {spec.group for spec in declared()}
+    assert page.count("\n## ") == len(groups)
+    assert "/root" not in page and "/home/" not in page  # defaults are shown unexpanded, the same on any machine
+    assert all(spec.parse is None for spec in OTHER_VARIABLES)
+
+
+def test_docs_configuration_md_is_up_to_date():
+    """Regenerate with: python -m ki2api.settings --markdown > docs/configuration.md"""
+    assert (REPO / "docs" / "configuration.md").read_text(encoding="utf-8") == markdown()
+
+
+def test_the_generator_runs_as_a_module():
+    done = subprocess.run([sys.executable, "-m", "ki2api.settings", "--markdown"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == markdown(), done.stderr
+    assert "RuntimeWarning" not in done.stderr
+
+
+def test_every_variable_of_the_env_example_is_declared():
+    names = {name.strip() for spec in declared() for name in spec.env.split(",")}
+    example = (REPO / ".env.example").read_text(encoding="utf-8").splitlines()
+    given = {line.lstrip("#").split("=", 1)[0] for line in example if "=" in line and " " not in line.split("=")[0]}
+    assert given and given <= names, given - names
