@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 from ki2api.upstream.eventstream import EventStreamDecoder, EventStreamError, parse_headers
 from ki2api.upstream.events import UpstreamException, iter_events, parse_frame
-from tests.conftest import FIXTURES
-from tests.helpers.frames import encode_frame
+from tests.fakes.kiro.frames import encode_frame
+from tests.helpers.fixtures import capture_stream
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-CAPTURE = (FIXTURES / "14.response.eventstream").read_bytes()
+CAPTURE = capture_stream("14")
 
 
 def frame_with_raw_headers(raw_headers: bytes, payload: bytes) -> bytes:

@@ -17,7 +17,7 @@ from ki2api.errors import AuthenticationError, UpstreamError, UpstreamUnavailabl
 from ki2api.settings import Settings
 from ki2api.token_store import Credential, format_expiry, parse_expiry
 from ki2api.tokens import TokenManager
-from tests.conftest import ACCESS, REFRESH, iso, write_token_file
+from tests.helpers.credentials import ACCESS, REFRESH, iso, write_token_file
 from tests.helpers.together import all_at_once, status_in_process, tokens_in_processes
 
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"

@@ -17,7 +17,7 @@ import openai
 import pytest
 import requests
 
-from tests.conftest import KEY, REFRESH, write_token_file
+from tests.helpers.credentials import KEY, REFRESH, write_token_file
 from tests.integration.fault_helpers import (APIS, DEFAULT_ANSWER, OPENAI, Api, assert_worker_fine, call,
                                              wait_for)
 

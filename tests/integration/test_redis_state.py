@@ -18,10 +18,11 @@ from ki2api.redis_state import RedisState
 from ki2api.shared_state import FileState
 from ki2api.token_store import TokenStore
 from ki2api.tokens import TokenManager
-from tests.conftest import REFRESH, write_token_file
+from tests.helpers.credentials import REFRESH, write_token_file
 from tests.helpers.together import all_at_once
 from tests.helpers.waiting import wait_for
 
+pytestmark = pytest.mark.integration
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"
 
 
