@@ -1,5 +1,4 @@
-"""Shared fixtures: settings -> app -> client, the fake Kiro upstream, a clean environment, and ki2api under gunicorn
-(gateway, for the integration and browser tests)."""
+"""Shared fixtures: settings -> app -> client, the fake Kiro, a clean environment, ki2api under gunicorn (gateway)."""
 from __future__ import annotations
 
 import os
