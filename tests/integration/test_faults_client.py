@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.helpers.credentials import KEY, REFRESH, write_token_file
-from tests.integration.fault_helpers import (APIS, DEFAULT_ANSWER, OPENAI, Api, assert_worker_fine, call,
+from tests.helpers.faults import (APIS, DEFAULT_ANSWER, OPENAI, Api, assert_worker_fine, call,
                                              wait_for)
 
 pytestmark = pytest.mark.integration
