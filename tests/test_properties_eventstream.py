@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import struct
-import zlib
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -16,26 +15,11 @@ from hypothesis import strategies as st
 
 from ki2api.upstream.eventstream import EventStreamDecoder, EventStreamError, parse_headers
 from ki2api.upstream.events import TextDelta, UpstreamException, iter_events, parse_frame
-from tests.fakes.kiro.frames import encode_frame, text_frame
+from tests.fakes.kiro.frames import encode_frame, encode_raw, string_header, text_frame
 from tests.helpers.fixtures import capture_stream
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CAPTURE = capture_stream("14")
-
-
-def frame_with_raw_headers(raw_headers: bytes, payload: bytes) -> bytes:
-    """A frame whose CRCs are right but whose header block is whatever we give it."""
-    total = 12 + len(raw_headers) + len(payload) + 4
-    prelude = struct.pack(">II", total, len(raw_headers))
-    prelude += struct.pack(">I", zlib.crc32(prelude))
-    body = prelude + raw_headers + payload
-    return body + struct.pack(">I", zlib.crc32(body))
-
-
-def string_header(name: str, value: str) -> bytes:
-    """One header of value type 7 (string), the only type Kiro sends."""
-    raw_name, raw_value = name.encode(), value.encode()
-    return bytes([len(raw_name)]) + raw_name + b"\x07" + struct.pack(">H", len(raw_value)) + raw_value
 
 
 def pieces(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -92,7 +76,7 @@ def test_valid_crcs_around_garbage_headers_still_raise_only_its_own_error(raw_he
     """Past both CRC checks, the header parser meets the garbage: still only EventStreamError, and a frame it
     accepts carries the payload untouched and the headers the block spells."""
     try:
-        frames = feed_in_pieces(frame_with_raw_headers(raw_headers, payload), cuts)
+        frames = feed_in_pieces(encode_raw(raw_headers, payload), cuts)
     except EventStreamError:
         return
     assert [(f.headers, f.payload) for f in frames] == [(parse_headers(raw_headers), payload)]

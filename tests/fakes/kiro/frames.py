@@ -8,7 +8,8 @@ from functools import lru_cache
 from typing import Any
 
 
-def _header(name: str, value: str) -> bytes:
+def string_header(name: str, value: str) -> bytes:
+    """One encoded header of value type 7 (string), the only type Kiro sends."""
     raw_name = name.encode()
     raw_value = value.encode()
     return bytes([len(raw_name)]) + raw_name + b"\x07" + struct.pack(">H", len(raw_value)) + raw_value
@@ -16,7 +17,11 @@ def _header(name: str, value: str) -> bytes:
 
 def encode_frame(headers: dict[str, str], payload: bytes) -> bytes:
     """Return one frame with string headers (type 7) and valid prelude and message CRCs."""
-    raw_headers = b"".join(_header(k, v) for k, v in headers.items())
+    return encode_raw(b"".join(string_header(k, v) for k, v in headers.items()), payload)
+
+
+def encode_raw(raw_headers: bytes, payload: bytes) -> bytes:
+    """Return one frame around an already encoded header block (whatever its bytes), with valid CRCs."""
     total = 12 + len(raw_headers) + len(payload) + 4
     prelude = struct.pack(">II", total, len(raw_headers))
     prelude += struct.pack(">I", zlib.crc32(prelude))
