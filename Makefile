@@ -11,7 +11,7 @@ $(BIN)/gunicorn: requirements.txt
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(BIN)/pytest: requirements.txt requirements-dev.txt requirements-docs.txt $(BIN)/gunicorn
+$(BIN)/pytest: requirements.txt requirements-dev.txt requirements-docs.txt requirements-bench.txt $(BIN)/gunicorn
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 

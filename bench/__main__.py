@@ -1,7 +1,7 @@
 """`python -m bench [--quick|--smoke] [--runs N] [--json PATH] [--pin]`: the whole benchmark suite, then one table.
 
 ki2api runs exactly as deployed (`gunicorn -c config/gunicorn.conf.py wsgi:app`, gevent workers), in front of
-the tests' fake Kiro (tests/fake_kiro.py) for the request-path figures and of bench/streamer.py (same frames,
+the tests' fake Kiro (tests/fakes/kiro/) for the request-path figures and of bench/streamer.py (same frames,
 each stamped with its send time) for the streaming ones; every load is also sent straight to the upstream
 ("direct") in the same run. Load generators: wrk (non-streamed) and bench/streams.py (gevent, streams).
 """

@@ -20,6 +20,8 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import EnvironBuilder
 
+from tests.fakes.kiro.frames import initial_response_frame, json_frame
+
 from . import procs, streamer
 from .procs import KEY
 
@@ -66,9 +68,9 @@ class ReplayAdapter(BaseAdapter):
 
 def answer_chunks(frames: int, frame_bytes: int = 120, per_chunk: int = 1) -> list[bytes]:
     """An upstream answer of `frames` text frames, `per_chunk` frames per network read."""
-    body = [streamer.frame("initial-response", b'{"conversationId":""}', b"application/x-amz-json-1.0")]
+    body = [initial_response_frame()]
     body += [streamer.text_frame(frame_bytes, MODEL_ID)] * frames
-    body += [streamer.frame("contextUsageEvent", b'{"contextUsagePercentage":1.5}')]
+    body += [json_frame("contextUsageEvent", {"contextUsagePercentage": 1.5})]
     return [b"".join(body[i:i + per_chunk]) for i in range(0, len(body), per_chunk)]
 
 

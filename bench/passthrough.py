@@ -104,7 +104,7 @@ def _recv(sock: socket.socket) -> bytes:
 
 @app.post("/geventhttpclient/generateAssistantResponse")
 def forward_geventhttpclient() -> Response:
-    """Forward with geventhttpclient (installed by requirements-dev.txt) and return the whole answer."""
+    """Forward with geventhttpclient (pinned in requirements-bench.txt) and return the whole answer."""
     if "geventhttpclient" not in _clients:
         from geventhttpclient import HTTPClient
 

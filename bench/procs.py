@@ -20,8 +20,8 @@ REPO = Path(__file__).absolute().parents[1]  # not resolved: a bench/ symlinked 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.conftest import write_token_file  # noqa: E402
-from tests.fake_kiro import FakeKiro  # noqa: E402
+from tests.helpers.credentials import write_token_file  # noqa: E402
+from tests.fakes.kiro.process import FakeKiro  # noqa: E402
 from tests.helpers.gateway import Gateway, free_port  # noqa: E402
 
 ACCESS = "aoaAAAAAbench-access-token"

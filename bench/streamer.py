@@ -1,6 +1,6 @@
 """A lean fake Kiro for benchmarks: real HTTP/1.1 and real event-stream frames, stamped with their send time.
 
-The tests' fake Kiro (tests/fake_kiro.py) is scriptable but does more per request than a benchmark can
+The tests' fake Kiro (tests/fakes/kiro/) is scriptable but does more per request than a benchmark can
 afford at thousands of streams, and cannot say when it sent each frame. This one answers
 `POST /generateAssistantResponse` like Kiro (chunked `application/vnd.amazon.eventstream`: initial-response,
 text frames, contextUsageEvent, meteringEvent) and reads its answer's shape from the first line of the
@@ -10,7 +10,8 @@ current user message, a JSON object:
      "ts": true}
 
 With "ts", each text frame starts with `@<CLOCK_MONOTONIC send time>@`, so a client on this machine can tell
-how long each frame took to reach it, directly or through ki2api. Run: `python -m bench.streamer --port N`.
+how long each frame took to reach it, directly or through ki2api. Its frames come from the fake Kiro's encoder
+(tests/fakes/kiro/frames.py). Run: `python -m bench.streamer --port N`.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ from typing import Any  # noqa: E402
 import gevent  # noqa: E402
 from gevent.server import StreamServer  # noqa: E402
 
+from tests.fakes.kiro import frames  # noqa: E402
+
 DEFAULT = {"n": 4, "b": 40, "pace": 0.0, "first": 0.0, "ts": False}
 STAMP = b"@%017.6f@"  # fixed width, so a stamped frame's length (and header) never changes
 STAMP_WIDTH = len(STAMP % 0.0)
@@ -48,19 +51,6 @@ NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nConten
     len(_NOT_FOUND_BODY), _NOT_FOUND_BODY)
 
 
-def _header(name: bytes, value: bytes) -> bytes:
-    return bytes([len(name)]) + name + b"\x07" + struct.pack(">H", len(value)) + value
-
-
-def frame(event_type: str, payload: bytes, content_type: bytes = b"application/json") -> bytes:
-    """One event frame with valid prelude and message CRCs."""
-    headers = (_header(b":event-type", event_type.encode()) + _header(b":content-type", content_type)
-               + _header(b":message-type", b"event"))
-    prelude = struct.pack(">II", 12 + len(headers) + len(payload) + 4, len(headers))
-    body = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
-    return body + struct.pack(">I", zlib.crc32(body))
-
-
 def chunk(data: bytes) -> bytes:
     """One HTTP chunk."""
     return b"%X\r\n%b\r\n" % (len(data), data)
@@ -69,12 +59,9 @@ def chunk(data: bytes) -> bytes:
 @lru_cache(maxsize=256)
 def text_frame(size: int, model_id: str) -> bytes:
     """An assistantResponseEvent frame of about `size` bytes (ASCII text, unstamped)."""
-    def payload(text: str) -> bytes:
-        return json.dumps({"content": text, "modelId": model_id}, separators=(",", ":")).encode()
-
-    overhead = len(frame("assistantResponseEvent", payload("")))
+    overhead = len(frames.text_frame("", model_id))
     text = ("lorem ipsum dolor sit amet consectetur " * (size // 38 + 2))[:max(STAMP_WIDTH + 1, size - overhead)]
-    return frame("assistantResponseEvent", payload(text))
+    return frames.text_frame(text, model_id)
 
 
 def stamped(size: int, model_id: str) -> bytes:
@@ -86,9 +73,10 @@ def stamped(size: int, model_id: str) -> bytes:
     return bytes(raw)
 
 
-INITIAL = chunk(frame("initial-response", b'{"conversationId":""}', b"application/x-amz-json-1.0"))
-TAIL = (chunk(frame("contextUsageEvent", b'{"contextUsagePercentage":1.5}'))
-        + chunk(frame("meteringEvent", b'{"unit":"credit","unitPlural":"credits","usage":0.01}')) + b"0\r\n\r\n")
+INITIAL = chunk(frames.initial_response_frame())
+TAIL = (chunk(frames.json_frame("contextUsageEvent", {"contextUsagePercentage": 1.5}))
+        + chunk(frames.json_frame("meteringEvent", {"unit": "credit", "unitPlural": "credits", "usage": 0.01}))
+        + b"0\r\n\r\n")
 
 
 def spec_of(body: bytes) -> tuple[dict[str, Any], str]:

@@ -1,37 +1,15 @@
-"""Shared fixtures: settings -> app -> client, the fake Kiro upstream, and a clean environment."""
+"""Shared fixtures: settings -> app -> client, the fake Kiro, a clean environment, ki2api under gunicorn (gateway)."""
 from __future__ import annotations
 
-import json
 import os
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from ki2api.app import create_app
 from ki2api.settings import Settings
-from tests.fake_kiro import FakeKiro
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kiro-capture"  # the repository's own copy (tests/fixtures/README.md)
-ACCESS = "aoaAAAAAtest-access-token-0001"
-REFRESH = "aorAAAAAtest-refresh-token-0001"
-KEY = "test-key-123"
-
-
-def iso(dt: datetime) -> str:
-    """expiresAt as the Kiro IDE writes it."""
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def write_token_file(path: Path, access: str = ACCESS, refresh: str = REFRESH, expires_in: float = 3600) -> Path:
-    """A social-login token file like the IDE's."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "accessToken": access, "refreshToken": refresh,
-        "profileArn": "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK",
-        "expiresAt": iso(datetime.now(timezone.utc) + timedelta(seconds=expires_in)),
-        "authMethod": "social", "provider": "Github"}, indent=2))
-    return path
+from tests.fakes.kiro.process import FakeKiro
+from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
+from tests.helpers.gateway import Gateway
 
 
 @pytest.fixture(autouse=True)
@@ -93,10 +71,29 @@ def auth():
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    """A real redis-server on a free loopback port; fails under CI=true if it is not installed."""
-    from tests.helpers.redis_server import RedisServer
+def gateway_env(fake_upstream, token_file, tmp_path):
+    """The environment a deployment would set, pointed at the fake Kiro."""
+    return {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(token_file), "KIRO_API_BASE": fake_upstream.url,
+            "KIRO_REFRESH_URL": fake_upstream.refresh_url, "KIRO_OIDC_URL": fake_upstream.oidc_url,
+            "KI2API_STATE_DIR": str(tmp_path / "state"), "UPSTREAM_READ_TIMEOUT": "10",
+            "KIRO_USAGE_INTERVAL": "0"}  # tests that want the background usage poll turn it on
 
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
+
+@pytest.fixture
+def start_gateway(gateway_env, tmp_path):
+    """Start gunicorn with N gevent workers; every one started is stopped at teardown."""
+    started: list[Gateway] = []
+
+    def start(workers: int = 1, **env: str) -> Gateway:
+        gw = Gateway({**gateway_env, **env}, tmp_path / f"gunicorn-{len(started)}.log", workers=workers)
+        started.append(gw)
+        return gw.wait_ready()
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def gateway(start_gateway):
+    return start_gateway()

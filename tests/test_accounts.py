@@ -8,7 +8,7 @@ import pytest
 
 from ki2api.accounts.config import AccountSpec, account_specs
 from ki2api.settings import ConfigError, Settings
-from tests.conftest import write_token_file
+from tests.helpers.credentials import write_token_file
 
 
 def test_without_a_pool_there_is_one_default_account(tmp_path):

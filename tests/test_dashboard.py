@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ki2api.app import create_app
-from tests.conftest import ACCESS, KEY, REFRESH
+from tests.helpers.credentials import ACCESS, KEY, REFRESH
 
 
 def test_page_is_served_without_a_key_with_a_strict_policy(client):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 from tests.helpers.waiting import wait_for
 
 CHAT = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}], "stream": True}

@@ -27,7 +27,7 @@ import requests
 import yaml
 
 from ki2api.settings import Settings
-from tests.conftest import KEY, write_token_file
+from tests.helpers.credentials import KEY, write_token_file
 from tests.helpers.ci import missing
 from tests.helpers.dockerfile import (COMPOSE, bind_mounts, exec_form, healthcheck_command, image_env, instructions,
                                      interpolate, only, service)

@@ -11,14 +11,14 @@ from ki2api.upstream.eventstream import EventStreamDecoder, EventStreamError, pa
 from ki2api.upstream.events import (NO_ANSWER, NOT_AN_EVENT_STREAM, ContextUsage, LengthExceeded, Metering, NoAnswer,
                                     ReasoningDelta, TextDelta, TokenUsage, ToolUseDelta, UpstreamException,
                                     iter_events)
-from tests.conftest import FIXTURES
-from tests.helpers.frames import encode_frame, event_frame, exception_frame
+from tests.fakes.kiro.frames import encode_frame, event_frame, exception_frame
+from tests.helpers.fixtures import capture_stream
 
 CAPTURES = ["06", "14", "16"]
 
 
 def capture(name: str) -> bytes:
-    return (FIXTURES / f"{name}.response.eventstream").read_bytes()
+    return capture_stream(name)
 
 
 def decode_all(data: bytes, chunk: int) -> list:

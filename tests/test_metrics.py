@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ki2api.app import create_app
 from ki2api.observability.metrics import Metrics, credential_families, model_label
-from tests.conftest import ACCESS, KEY, REFRESH, write_token_file
+from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
 
 CHAT = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}
 

@@ -12,7 +12,7 @@ import pytest
 from ki2api.app import create_app
 from ki2api.errors import UpstreamError
 from ki2api.translate.history import Conversation, Turn, build_payload
-from tests.conftest import write_token_file
+from tests.helpers.credentials import write_token_file
 from tests.helpers.accounts import (CAPACITY, QUOTA, THROTTLED, access, fake_accounts, refresh, usage,
                                     write_token_dir)
 

@@ -144,7 +144,7 @@ KEYS = ["model", "messages", "role", "content", "type", "text", "tool_calls", "f
         "tool_call_id", "image_url", "url", "source", "data", "media_type", "tools", "tool_choice", "stop", "stream",
         "stream_options", "include_usage", "max_tokens", "max_completion_tokens", "n", "thinking", "budget_tokens",
         "system", "tool_use_id", "input", "parameters", "input_schema", "reasoning_effort", "stop_sequences",
-        "metadata", "is_error", "logprobs", "description", "signature", "thinking"]
+        "metadata", "is_error", "logprobs", "description", "signature", "thinking", "reasoning", "reasoning_content"]
 ROLES = st.sampled_from(["user", "assistant", "system", "developer", "tool", "function", ""])
 TYPES = st.sampled_from(["text", "image_url", "image", "tool_use", "tool_result", "thinking", "function", "base64",
                          "url", "enabled", "auto", "none", "any", "required", "tool"])
@@ -166,7 +166,7 @@ message = st.fixed_dictionaries({"role": ROLES | anything}, optional={
                                                       {"name": tool_names | anything,
                                                        "arguments": st.sampled_from(["{}", '{"a": 1}', "[]", "{"])
                                                        | anything})}), max_size=2) | anything,
-    "name": text | anything})
+    "name": text | anything, "reasoning_content": text | anything, "is_error": anything})
 tool = st.fixed_dictionaries({"type": st.just("function") | anything, "name": tool_names | anything,
                               "function": st.fixed_dictionaries({"name": tool_names | anything}, optional={
                                   "parameters": st.just({"type": "object"}) | anything}) | anything,
@@ -179,6 +179,7 @@ bodies = st.fixed_dictionaries({"model": st.sampled_from(MODELS), "messages": st
                                          "stop": anything, "system": text | st.lists(part, max_size=2) | anything,
                                          "stream": st.booleans() | anything, "thinking": anything, "n": anything,
                                          "stream_options": anything, "reasoning_effort": anything,
+                                         "reasoning": anything,
                                          "stop_sequences": anything})
 
 
@@ -207,6 +208,8 @@ def test_any_json_is_translated_or_refused_naming_the_field_anthropic(body, junk
         anthropic_payload(body)
     except ApiError as exc:
         check_refusal(exc, body)
+        if exc.param != "model":  # ModelNotFound's message quotes the unknown model instead
+            assert exc.message.startswith(re.split(r"[.\[]", exc.param)[0]), (exc.param, exc.message)
 
 
 @PROPERTY

@@ -13,7 +13,7 @@ import requests
 from ki2api.accounts.refresh import post_within
 from ki2api.accounts.token_manager import LOCK_SLACK, TokenManager
 from ki2api.errors import UpstreamUnavailable
-from tests.conftest import REFRESH, write_token_file
+from tests.helpers.credentials import REFRESH, write_token_file
 
 ANSWER = json.dumps({"accessToken": "aoaAAAAAtrickled-access", "expiresIn": 3600, "refreshToken": "aorAAAAAnext"})
 TRICKLE_EVERY = 0.05  # far below any read timeout used here: no single socket read ever waits long

@@ -12,7 +12,7 @@ from flask import Response, stream_with_context
 from ki2api.app import create_app
 from ki2api.observability.logformat import StructuredFormatter, logfmt_value, render
 from ki2api.observability.requestlog import note, upstream_error_kind
-from tests.conftest import ACCESS, KEY, REFRESH
+from tests.helpers.credentials import ACCESS, KEY, REFRESH
 from tests.helpers.accounts import fake_accounts, write_token_dir
 
 CHAT = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "PROMPT-MARKER-7731 tell me"}]}

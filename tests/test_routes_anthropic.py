@@ -8,11 +8,11 @@ import pytest
 
 from ki2api.app import create_app
 from ki2api.translate import history
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 from tests.helpers.anthropic_schema import (parse_sse, validate_count, validate_error, validate_event,
                                             validate_message)
 from tests.helpers.kiro_request import assert_well_formed
-from tests.test_translate_anthropic_claude_code import BODY as CLAUDE_CODE, MESSAGES as CLAUDE_CODE_MESSAGES
+from tests.helpers.claude_code import BODY as CLAUDE_CODE, MESSAGES as CLAUDE_CODE_MESSAGES
 
 BODY = {"model": "claude-sonnet-4-5-20250929", "max_tokens": 1024,
         "messages": [{"role": "user", "content": "Say hello"}]}

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests.helpers.openai_schema import validate
-from tests.test_translate_openai_request import BAD_MESSAGES, BAD_TOOL_REQUESTS
+from tests.helpers.openai_requests import BAD_MESSAGES, BAD_TOOL_REQUESTS
 
 CHAT = {"model": "claude-sonnet-4-5-20250929", "messages": [{"role": "user", "content": "Say hello"}]}
 
@@ -141,7 +141,7 @@ def test_error_after_first_byte_is_one_sse_error_event(client, auth, fake_upstre
 
 
 def test_expired_token_is_refreshed_and_written_back(client, auth, fake_upstream, token_file):
-    from tests.conftest import write_token_file
+    from tests.helpers.credentials import write_token_file
     write_token_file(token_file, expires_in=-60)
     response = client.post("/v1/chat/completions", json=CHAT, headers=auth)
     assert response.status_code == 200

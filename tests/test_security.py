@@ -14,7 +14,7 @@ from ki2api.app import create_app
 from ki2api.web.auth import key_is_valid
 from ki2api.web.key_throttle import PUBLIC_ENDPOINTS, FailedKeyLimiter
 from ki2api.settings import ConfigError, Settings
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 
 REPO = Path(__file__).resolve().parents[1]
 CHAT = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}

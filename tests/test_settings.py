@@ -88,6 +88,7 @@ def run_gunicorn(tmp_path, env: dict[str, str], dotenv: str = "") -> subprocess.
     return subprocess.run(GUNICORN, cwd=REPO, env=full, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("env,dotenv,message", [
     ({}, "WEB_CONCURRENCY=two\n", "WEB_CONCURRENCY must be an integer, got 'two'"),
     ({"GUNICORN_TIMEOUT": "soon"}, "", "GUNICORN_TIMEOUT must be an integer, got 'soon'"),

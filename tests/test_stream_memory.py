@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 from tests.helpers.waiting import wait_for
 
 PROMPT = "lorem ipsum dolor sit amet " * 80_000  # 2.1 MB, as a long Claude Code conversation

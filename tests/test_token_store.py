@@ -11,7 +11,7 @@ import requests
 from ki2api.accounts.token_manager import TokenManager
 from ki2api.accounts.token_store import TokenStore
 from ki2api.settings import Settings
-from tests.conftest import REFRESH, write_token_file
+from tests.helpers.credentials import REFRESH, write_token_file
 from tests.helpers.together import all_at_once, tokens_in_processes
 
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"

@@ -17,7 +17,7 @@ from ki2api.accounts.credential import Credential, format_expiry, parse_expiry
 from ki2api.accounts.token_manager import TokenManager
 from ki2api.errors import AuthenticationError, UpstreamError, UpstreamUnavailable
 from ki2api.settings import Settings
-from tests.conftest import ACCESS, REFRESH, iso, write_token_file
+from tests.helpers.credentials import ACCESS, REFRESH, iso, write_token_file
 from tests.helpers.together import all_at_once, status_in_process, tokens_in_processes
 
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"

@@ -9,20 +9,21 @@ from ki2api.translate.answer import Answer, Usage
 from ki2api.translate.tools import ToolNames
 from ki2api.upstream.events import (ContextUsage, LengthExceeded, ReasoningDelta, TextDelta, TokenUsage,
                                     ToolUseDelta, iter_events)
-from tests.conftest import FIXTURES
 from tests.helpers.anthropic_schema import validate_event, validate_message
-from tests.helpers.frames import encode_frame
+from tests.fakes.kiro.frames import encode_frame
+from tests.helpers.capture import IMAGE_TOOL_FLOW_06
+from tests.helpers.fixtures import capture_stream
 
 MODEL = "claude-sonnet-4-5"
 
 
 def fixture_events(name):
-    return list(iter_events([(FIXTURES / f"{name}.response.eventstream").read_bytes()]))
+    return list(iter_events([capture_stream(name)]))
 
 
 def image_tool_flow_events():
     """The decoded `[eventType] {json}` lines of image-tool-flow/06, re-encoded as real frames and decoded."""
-    row = json.loads((FIXTURES / "image-tool-flow" / "06-turn-claude-haiku-toolUse.json").read_text())
+    row = json.loads(IMAGE_TOOL_FLOW_06.read_text())
     frames = []
     for line in row["resBodyEventstream"].splitlines():
         kind, _, payload = line.partition("] ")

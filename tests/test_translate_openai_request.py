@@ -2,13 +2,11 @@ import base64
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from ki2api.errors import InvalidRequest
-from ki2api.translate.history import build_payload
 from ki2api.translate.openai_request import parse_conversation, parse_options, thinking_budget, to_codewhisperer
 from ki2api.translate.thinking import thinking_prefix
+from tests.helpers.openai_requests import BAD_MESSAGES, BAD_TOOL_REQUESTS, PNG, PNG_URL, tool
 
 
 def body(**extra):
@@ -91,17 +89,11 @@ def test_unsupported_options_are_refused(extra, param):
 # --- tools, tool_choice, images, thinking ---
 
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 30
-PNG_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                             "parameters": {"type": "object", "properties": {
                                                 "city": {"type": "string", "description": None}},
                                                 "required": ["city"]}}}
 LONG = "mcp__" + "x" * 70
-
-
-def tool(name, **extra):
-    return {"type": "function", "function": {"name": name, **extra}}
 
 
 def state(**extra):
@@ -264,93 +256,9 @@ def test_assistant_reasoning_content_is_dropped_when_thinking_is_off(extra):
     assert "thinking" not in json.dumps(state)
 
 
-BAD_TOOL_REQUESTS = [
-    ({"tools": "x"}, "tools"),
-    ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0]"),
-    ({"tools": [{"type": "function"}]}, "tools[0].function.name"),
-    ({"tools": [{"type": "function", "function": {"name": ""}}]}, "tools[0].function.name"),
-    ({"tools": [{"type": "function", "function": {"name": 5}}]}, "tools[0].function.name"),
-    ({"tools": [tool("a"), tool("a")]}, "tools[1].function.name"),
-    ({"tools": [tool("a", parameters="{}")]}, "tools[0].function.parameters"),
-    ({"tools": [tool("a", description=["x"])]}, "tools[0].function.description"),
-    ({"tool_choice": "sometimes", "tools": [tool("a")]}, "tool_choice"),
-    ({"tool_choice": "required"}, "tool_choice"),
-    ({"tool_choice": {"type": "function", "function": {"name": "b"}}, "tools": [tool("a")]}, "tool_choice"),
-    ({"tool_choice": {"type": "function"}, "tools": [tool("a")]}, "tool_choice"),
-    ({"reasoning_effort": "extreme"}, "reasoning_effort"),
-    ({"reasoning": {"max_tokens": -1}}, "reasoning.max_tokens"),
-    ({"reasoning": "high"}, "reasoning"),
-    ({"thinking": {"type": "enabled", "budget_tokens": "lots"}}, "thinking.budget_tokens"),
-    ({"thinking": True}, "thinking"),
-]
-BAD_MESSAGES = [
-    ([{"role": "assistant", "tool_calls": "x"}], "messages[0].tool_calls"),
-    ([{"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}], "messages[0].tool_calls[0]"),
-    ([{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": ""}}]}], "messages[0].tool_calls[0]"),
-    ([{"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "function": {"name": "f"}}]}],
-     "messages[0].tool_calls[0].type"),
-    ([{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "[1]"}}]}],
-     "messages[0].tool_calls[0].function.arguments"),
-    ([{"role": "assistant", "reasoning_content": 5}], "messages[0].reasoning_content"),
-    ([{"role": "tool", "tool_call_id": "", "content": "x"}], "messages[0].tool_call_id"),
-    ([{"role": "tool", "tool_call_id": "c", "content": "x", "is_error": "yes"}], "messages[0].is_error"),
-    ([{"role": "tool", "tool_call_id": "c", "content": [{"type": "input_audio", "input_audio": {}}]}],
-     "messages[0].content[0]"),
-    ([{"role": "tool", "tool_call_id": "c", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}],
-     "messages[0].content[0].image_url.url"),
-    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]}],
-     "messages[0].content[0].image_url.url"),
-    ([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}], "messages[0].content[0].image_url.url"),
-    ([{"role": "user", "content": [{"type": "image_url"}]}], "messages[0].content[0].image_url.url"),
-    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/tiff;base64,AAAA"}}]}],
-     "messages[0].content[0].image_url.url"),
-    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}]}],
-     "messages[0].content[0].image_url.url"),
-    ([{"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]}],
-     "messages[0].content[0]"),
-]
-# Arguments that crashed the translation (deep nesting, a 5,000-digit integer) or went upstream as invalid JSON.
-BAD_MESSAGES += [
-    ([{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": arguments}}]}],
-     "messages[0].tool_calls[0].function.arguments") for arguments in (
-        "[" * 5000 + "]" * 5000, '{"a": ' + "[" * 200 + "]" * 200 + "}", '{"n": ' + "9" * 5000 + "}",
-        '{"n": NaN}', '{"n": Infinity}', '{"n": 1e999}', '{"n": 1', "null")
-]
-
-
 @pytest.mark.parametrize("extra,param", BAD_TOOL_REQUESTS + [({"messages": m}, p) for m, p in BAD_MESSAGES])
 def test_malformed_tools_images_and_thinking_are_refused(extra, param):
     with pytest.raises(InvalidRequest) as info:
         to_codewhisperer(body(**extra), "m")
     assert info.value.param == param
     assert info.value.status == 400
-
-
-_ANY = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=4),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-                    max_leaves=8)
-_PART = st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "refusal", "x"])},
-                              optional={"text": _ANY, "image_url": _ANY | st.fixed_dictionaries({"url": _ANY})})
-_CALL = st.fixed_dictionaries({}, optional={
-    "id": _ANY | st.just("c1"), "type": _ANY | st.just("function"),
-    "function": _ANY | st.fixed_dictionaries({}, optional={"name": _ANY | st.just("f"),
-                                                            "arguments": _ANY | st.just('{"a": 1}')})})
-_MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "tool", "system", "x"])}, optional={
-    "content": _ANY | st.lists(_PART, max_size=3), "tool_calls": _ANY | st.lists(_CALL, max_size=3),
-    "tool_call_id": _ANY | st.just("c1"), "is_error": _ANY, "reasoning_content": _ANY})
-_TOOL = st.fixed_dictionaries({"type": st.sampled_from(["function", "x"])}, optional={
-    "function": _ANY | st.fixed_dictionaries({"name": _ANY | st.just("f")},
-                                             optional={"parameters": _ANY, "description": _ANY})})
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(_MESSAGE, max_size=5), st.none() | st.lists(_TOOL, max_size=3) | _ANY,
-       _ANY | st.sampled_from(["auto", "none", "required"]), _ANY, _ANY, _ANY)
-def test_any_malformed_request_is_an_invalid_request_never_a_crash(messages, tools, choice, effort, reasoning,
-                                                                   thinking):
-    body = {"model": "m", "messages": messages, "tools": tools, "tool_choice": choice,
-            "reasoning_effort": effort, "reasoning": reasoning, "thinking": thinking}
-    try:
-        build_payload(parse_conversation(body), "m")
-    except InvalidRequest as exc:
-        assert exc.status == 400 and exc.param

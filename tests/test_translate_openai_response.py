@@ -5,7 +5,8 @@ from ki2api.translate.answer import Answer
 from ki2api.translate.openai_response import ChunkStream, collect_message
 from ki2api.translate.tools import ToolNames
 from ki2api.upstream.events import ReasoningDelta, TextDelta, ToolUseDelta, iter_events
-from tests.fake_kiro_script import fixture_bytes, json_frame
+from tests.fakes.kiro.frames import json_frame
+from tests.fakes.kiro.script import fixture_bytes
 from tests.helpers.capture import decoded_events
 from tests.helpers.openai_schema import validate
 

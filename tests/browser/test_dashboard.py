@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 from tests.helpers.ci import missing
 from tests.helpers.gateway import REPO
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ACCESS, KEY, REFRESH, write_token_file
-from tests.fake_kiro import FakeKiro
+from tests.fakes.kiro.process import FakeKiro
+from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
 from tests.helpers.dockerfile import only
 from tests.helpers.gateway import REPO, free_port
 

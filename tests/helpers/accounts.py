@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import write_token_file
+from tests.helpers.credentials import write_token_file
 
 THROTTLED = {"status": 429, "json": {"__type": "com.amazon.kiro.runtimeservice#ThrottlingException",
                                      "message": "Too many requests, please wait before trying again.",

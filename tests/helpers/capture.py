@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.fake_kiro_script import FIXTURES
+from tests.helpers.fixtures import CAPTURE
 
-IMAGE_TOOL_FLOW_06 = FIXTURES / "image-tool-flow" / "06-turn-claude-haiku-toolUse.json"
+IMAGE_TOOL_FLOW_06 = CAPTURE / "image-tool-flow" / "06-turn-claude-haiku-toolUse.json"
 
 
 def decoded_events(path: Path = IMAGE_TOOL_FLOW_06) -> list[dict[str, Any]]:

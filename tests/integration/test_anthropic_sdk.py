@@ -7,7 +7,7 @@ import anthropic
 import pytest
 import requests
 
-from tests.conftest import KEY, write_token_file
+from tests.helpers.credentials import KEY, write_token_file
 from tests.helpers.anthropic_schema import parse_sse, validate_event
 from tests.helpers.gateway import Gateway
 

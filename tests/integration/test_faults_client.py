@@ -17,8 +17,8 @@ import openai
 import pytest
 import requests
 
-from tests.conftest import KEY, REFRESH, write_token_file
-from tests.integration.fault_helpers import (APIS, DEFAULT_ANSWER, OPENAI, Api, assert_worker_fine, call,
+from tests.helpers.credentials import KEY, REFRESH, write_token_file
+from tests.helpers.faults import (APIS, DEFAULT_ANSWER, OPENAI, Api, assert_worker_fine, call,
                                              wait_for)
 
 pytestmark = pytest.mark.integration

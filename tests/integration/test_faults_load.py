@@ -18,8 +18,8 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.conftest import KEY
-from tests.integration.fault_helpers import ANTHROPIC_BODY, OPENAI_BODY, parse_sse
+from tests.helpers.credentials import KEY
+from tests.helpers.faults import ANTHROPIC_BODY, OPENAI_BODY, parse_sse
 from tests.helpers.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

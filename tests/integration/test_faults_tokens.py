@@ -20,10 +20,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from tests.conftest import ACCESS, KEY, REFRESH, iso, write_token_file
+from tests.helpers.credentials import ACCESS, KEY, REFRESH, iso, write_token_file
 from tests.helpers import gateway as gateway_module
 from tests.helpers.gateway import free_port
-from tests.integration.fault_helpers import DEFAULT_ANSWER, OPENAI, call
+from tests.helpers.faults import DEFAULT_ANSWER, OPENAI, call
 from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import KEY, write_token_file
+from tests.helpers.credentials import KEY, write_token_file
 from tests.helpers.gateway import Gateway, free_port
-from tests.integration.fault_helpers import (APIS, DEFAULT_ANSWER, OPENAI, assert_worker_fine, call,
+from tests.helpers.faults import (APIS, DEFAULT_ANSWER, OPENAI, assert_worker_fine, call,
                                              wait_for)
 
 pytestmark = pytest.mark.integration

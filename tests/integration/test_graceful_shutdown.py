@@ -12,7 +12,7 @@ import time
 import openai
 import pytest
 
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 from tests.helpers.gateway import REPO, free_port
 
 pytestmark = pytest.mark.integration

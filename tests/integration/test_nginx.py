@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from ki2api.settings import Settings
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 from tests.helpers.nginx import SITE, Nginx, nginx_binary, render_site
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from ki2api.observability.metrics import worker_files
-from tests.conftest import ACCESS, KEY, REFRESH
+from tests.helpers.credentials import ACCESS, KEY, REFRESH
 from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.integration

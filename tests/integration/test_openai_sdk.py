@@ -9,7 +9,7 @@ import openai
 import pytest
 import requests
 
-from tests.conftest import KEY, write_token_file
+from tests.helpers.credentials import KEY, write_token_file
 
 pytestmark = pytest.mark.integration
 

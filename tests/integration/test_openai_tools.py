@@ -8,7 +8,7 @@ import re
 import openai
 import pytest
 
-from tests.conftest import ACCESS, KEY, REFRESH, write_token_file
+from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
 from tests.helpers.capture import decoded_events
 from tests.helpers.gateway import Gateway
 from tests.helpers.openai_schema import validate

@@ -14,7 +14,7 @@ import openai
 import pytest
 import requests
 
-from tests.conftest import KEY, REFRESH, write_token_file
+from tests.helpers.credentials import KEY, REFRESH, write_token_file
 from tests.helpers.accounts import QUOTA, THROTTLED, fake_accounts, usage, write_token_dir
 from tests.helpers.nginx import Nginx
 from tests.helpers.waiting import wait_for

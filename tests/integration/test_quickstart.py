@@ -23,7 +23,7 @@ import openai
 import pytest
 import requests
 
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 from tests.helpers.gateway import REPO, free_port
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import requests
 import yaml
 
 from ki2api.models import model_names
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

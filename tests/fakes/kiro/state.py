@@ -9,7 +9,7 @@ from typing import Any
 
 import gevent.event
 
-from tests.fake_kiro_script import SpecError
+from tests.fakes.kiro.script import SpecError
 
 MAX_RECORDS = 2000  # benchmarks send many thousands of requests; keep only the newest
 MAX_MALFORMED = 100

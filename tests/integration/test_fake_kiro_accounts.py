@@ -4,8 +4,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.fake_kiro import FakeKiro
-from tests.test_fake_kiro import ACCESS, REFRESH, chat
+from tests.fakes.kiro.process import FakeKiro
+from tests.helpers.kiro_chat import ACCESS, REFRESH, chat
+
+pytestmark = pytest.mark.integration
 
 USAGE = {"usageBreakdownList": [{"resourceType": "CREDIT", "usageLimitWithPrecision": 10.0,
                                  "currentUsageWithPrecision": 2.5}]}

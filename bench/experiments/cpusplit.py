@@ -1,4 +1,4 @@
-"""`python -m bench.cpusplit [--perf]`: user and system CPU per paced frame, ki2api's worker against the passthrough.
+"""`python -m bench.experiments.cpusplit [--perf]`: user and system CPU per paced frame, ki2api's worker against the passthrough.
 
 Pinned like the suite (the workers on CPU 1, the upstream and the load on CPU 0); 100 streams of 600 frames, 10 ms
 apart, three rounds. Says whether what ki2api adds per frame over the passthrough is Python (user) or system calls.
@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import procs, streams
-from .suite import spec
+from .. import procs, streams
+from ..suite import spec
 
 FRAMES, STREAMS, ROUNDS = 600, 100, 3
 

@@ -6,18 +6,15 @@ import struct
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.fake_kiro import FakeKiro
+from tests.fakes.kiro.process import FakeKiro
+from tests.helpers.fixtures import capture_stream
+from tests.helpers.kiro_chat import ACCESS, BODY, REFRESH, chat
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kiro-capture"
-ACCESS = "aoaAAAAAfake-test-access"
-REFRESH = "aorAAAAAfake-test-refresh"
-BODY = {"conversationState": {"conversationId": "c1", "chatTriggerType": "MANUAL", "currentMessage": {
-    "userInputMessage": {"content": "hi", "modelId": "claude-haiku-4.5", "origin": "AI_EDITOR"}}, "history": []}}
+pytestmark = pytest.mark.integration
 
 
 def decode(data: bytes) -> list[tuple[dict[str, str], bytes]]:
@@ -60,13 +57,6 @@ def fake(server):
     return server
 
 
-def chat(fake: FakeKiro, token: str = ACCESS, body: object = BODY, **kwargs) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    kwargs.setdefault("timeout", 10)
-    return requests.post(f"{fake.url}/generateAssistantResponse", data=data, headers=headers, **kwargs)
-
-
 def test_default_answer_is_a_valid_event_stream(fake):
     response = chat(fake)
     assert response.status_code == 200
@@ -94,7 +84,7 @@ def test_default_answer_is_a_valid_event_stream(fake):
 def test_fixture_replay_is_byte_exact(fake, name):
     fake.script({"fixture": name})
     response = chat(fake)
-    assert response.content == (FIXTURES / f"{name}.response.eventstream").read_bytes()
+    assert response.content == capture_stream(name)
 
 
 def test_unknown_token_is_403_access_denied(fake):

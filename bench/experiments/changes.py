@@ -1,4 +1,4 @@
-"""`python -m bench.changes [--rounds N]`: each speed change that mattered, measured both ways in one process.
+"""`python -m bench.experiments.changes [--rounds N]`: each speed change that mattered, measured both ways in one process.
 
 Every row puts back the code a change replaced (the library default, or the earlier module read from git
 history) next to the code as it is now, and times both on the same input, alternating A and B for
@@ -20,10 +20,9 @@ from typing import Any, Callable, Iterator
 import requests
 
 from ki2api.upstream.session import UpstreamSession
+from tests.helpers.fixtures import capture_stream
 
-from . import inproc, procs
-
-FIXTURES = procs.REPO / "tests" / "fixtures" / "kiro-capture"
+from .. import inproc, procs
 
 
 def old_module(rev: str, path: str, name: str) -> types.ModuleType:
@@ -133,7 +132,7 @@ def _captured_pieces() -> list[str]:
 
     pieces = []
     for name in ("06", "16", "14"):
-        data = (FIXTURES / f"{name}.response.eventstream").read_bytes()
+        data = capture_stream(name)
         pieces += [event.text for event in iter_events([data]) if isinstance(event, TextDelta)]
     return pieces
 

@@ -19,15 +19,14 @@ fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteri
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from tests.helpers.frames import encode_frame, exception_frame
+from tests.fakes.kiro.frames import (bulk_text_frames, encode_frame, exception_frame, flip_crc, initial_response_frame,
+                                     json_frame, split_frames, text_frame)
+from tests.helpers.fixtures import capture_stream
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kiro-capture"  # the repository's own copy
 FIXTURE_NAMES = ("06", "14", "16")
 DEFAULT_TEXTS = ("Hello!", " I am", " the fake", " Kiro.")
 DEFAULT_CONTEXT_USAGE = 1.5
@@ -144,56 +143,7 @@ def _event(event: dict[str, Any]) -> bytes:
     return json_frame(event["event"], event.get("payload", {}))
 
 
-def json_frame(event_type: str, payload: dict[str, Any], content_type: str = "application/json") -> bytes:
-    """An event frame with compact JSON, header order as Kiro sends it."""
-    headers = {":event-type": event_type, ":content-type": content_type, ":message-type": "event"}
-    return encode_frame(headers, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
-
-
-def initial_response_frame() -> bytes:
-    """The first frame of a real answer: `initial-response` with an empty conversation id."""
-    return json_frame("initial-response", {"conversationId": ""}, "application/x-amz-json-1.0")
-
-
-def text_frame(text: str, model_id: str) -> bytes:
-    """One assistantResponseEvent frame."""
-    return json_frame("assistantResponseEvent", {"content": text, "modelId": model_id})
-
-
-@lru_cache(maxsize=64)
-def bulk_text_frames_cached(count: int, size: int, model_id: str) -> tuple[bytes, ...]:
-    """`count` text frames of about `size` bytes each, built once per shape (benchmarks reuse them)."""
-    overhead = len(text_frame("", model_id))
-    words = ("lorem ipsum dolor sit amet consectetur " * (size // 40 + 2))[:max(1, size - overhead)]
-    return tuple(text_frame(words, model_id) for _ in range(count))
-
-
-def bulk_text_frames(count: int, size: int, model_id: str) -> list[bytes]:
-    """A fresh list of the cached bulk frames."""
-    return list(bulk_text_frames_cached(count, size, model_id))
-
-
 @lru_cache(maxsize=None)
 def fixture_bytes(name: str) -> bytes:
     """The raw captured response bytes of fixture `name`."""
-    return (FIXTURES / f"{name}.response.eventstream").read_bytes()
-
-
-def split_frames(data: bytes) -> list[bytes]:
-    """Cut a well-formed byte stream at the frame lengths its preludes give."""
-    frames, pos = [], 0
-    while pos + 4 <= len(data):
-        (total,) = struct.unpack_from(">I", data, pos)
-        if total < 16:
-            raise ValueError(f"frame at {pos} claims length {total}")
-        frames.append(data[pos:pos + total])
-        pos += total
-    if pos != len(data):
-        raise ValueError("trailing bytes after the last frame")
-    return frames
-
-
-def flip_crc(frame: bytes) -> bytes:
-    """The same frame with its message CRC inverted."""
-    (crc,) = struct.unpack(">I", frame[-4:])
-    return frame[:-4] + struct.pack(">I", crc ^ 0xFFFFFFFF)
+    return capture_stream(name)

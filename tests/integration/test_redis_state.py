@@ -18,10 +18,11 @@ from ki2api.accounts.file_state import FileState
 from ki2api.accounts.redis_state import RedisState
 from ki2api.accounts.token_manager import TokenManager
 from ki2api.accounts.token_store import TokenStore
-from tests.conftest import REFRESH, write_token_file
+from tests.helpers.credentials import REFRESH, write_token_file
 from tests.helpers.together import all_at_once
 from tests.helpers.waiting import wait_for
 
+pytestmark = pytest.mark.integration
 NEW_ACCESS, NEW_REFRESH = "aoaAAAAAfake-access-1", "aorAAAAAfake-refresh-1"
 
 

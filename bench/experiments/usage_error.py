@@ -7,8 +7,8 @@ closest reference that runs here without network. The corpus is text that does n
 ki2api: English prose (the fixtures' READMEs), Python (a few standard-library modules), Chinese
 (the captured Kiro answers and user messages) and tool-call JSON (captured tool arguments and schemas).
 
-    .venv/bin/python -m bench.usage_error            # fetches the 0.38.0 wheel once with pip
-    .venv/bin/python -m bench.usage_error --tokenizer path/to/tokenizer.json
+    .venv/bin/python -m bench.experiments.usage_error  # fetches the 0.38.0 wheel once with pip
+    .venv/bin/python -m bench.experiments.usage_error --tokenizer path/to/tokenizer.json
 """
 from __future__ import annotations
 
@@ -23,12 +23,11 @@ from typing import Iterator
 
 from ki2api.translate.usage import OutputCounter, estimate_tokens
 from ki2api.upstream.events import TextDelta, iter_events
+from tests.helpers.fixtures import CAPTURE
 
-REPO = Path(__file__).resolve().parents[1]
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 # Python code that does not change while ki2api does: a few of the standard library's modules.
 STDLIB_CODE = ("json/decoder.py", "json/encoder.py", "http/cookies.py", "textwrap.py", "shlex.py", "fnmatch.py")
-CAPTURE = REPO / "tests" / "fixtures" / "kiro-capture"
 CACHE = Path.home() / ".cache" / "ki2api-bench"
 WHEEL = "anthropic==0.38.0"
 

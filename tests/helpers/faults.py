@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.conftest import KEY
+from tests.helpers.credentials import KEY
 from tests.helpers.anthropic_schema import validate_error as validate_anthropic_error
 from tests.helpers.anthropic_schema import validate_event as validate_anthropic_event
 from tests.helpers.openai_schema import validate as validate_openai

@@ -1,4 +1,4 @@
-"""Profile the gunicorn worker with py-spy while a load runs: `python -m bench.profile request|stream`.
+"""Profile the gunicorn worker with py-spy while a load runs: `python -m bench.experiments.profile request|stream`.
 
 Prints the functions that hold the most samples (self and inclusive) and keeps py-spy's collapsed stacks
 (and a flame graph SVG with --svg) for a closer look.
@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import procs, streams, wrk
+from .. import procs, streams, wrk
 
 
 def record(pid: int, seconds: float, out: Path, fmt: str = "raw") -> None:

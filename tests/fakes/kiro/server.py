@@ -1,6 +1,6 @@
 """The fake Kiro server: HTTP/1.1 on a gevent StreamServer, chat and refresh endpoints, the control API.
 
-Importing this module does not patch anything; `python -m tests.fake_kiro` patches first, then runs it.
+Importing this module does not patch anything; `python -m tests.fakes.kiro` patches first, then runs it.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import gevent
 import gevent.event
 from gevent.server import StreamServer
 
-from tests.fake_kiro_http import Closed, Connection, HttpError, Reader, Request, read_request
-from tests.fake_kiro_script import Plan, SpecError, check_spec, plan_response
-from tests.fake_kiro_state import State
+from tests.fakes.kiro.http import Closed, Connection, HttpError, Reader, Request, read_request
+from tests.fakes.kiro.script import Plan, SpecError, check_spec, plan_response
+from tests.fakes.kiro.state import State
 from tests.helpers.kiro_request import assert_well_formed
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import string
 import pytest
 import requests
 
-from tests.conftest import write_token_file
+from tests.helpers.credentials import write_token_file
 from tests.helpers.gateway import Gateway
 
 pytestmark = pytest.mark.integration

@@ -1,30 +1,19 @@
-"""A fake Kiro upstream on loopback: real HTTP/1.1, real event-stream frames, scripted faults.
+"""`FakeKiro`: starts the fake Kiro server in its own process and drives its /_control/ API (no gevent here)."""
+from __future__ import annotations
 
-Run it with `python -m tests.fake_kiro --port 0 --port-file PATH`; drive it from tests and benchmarks
-with `FakeKiro`, which needs no gevent in the calling process. The server is `tests/fake_kiro_server.py`,
-the response specs are `tests/fake_kiro_script.py`.
-"""
-if __name__ == "__main__":  # the server process only: patch before anything imports socket or ssl
-    from gevent import monkey
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-    monkey.patch_all()
+import requests
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import requests  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 15.0
 CONTROL_TIMEOUT = 10.0
 
@@ -43,7 +32,7 @@ class FakeKiro:
         workdir = tempfile.mkdtemp(prefix="fake-kiro-")
         port_file = Path(workdir) / "port"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        command = [sys.executable, "-m", "tests.fake_kiro", "--port", str(port), "--port-file", str(port_file),
+        command = [sys.executable, "-m", "tests.fakes.kiro", "--port", str(port), "--port-file", str(port_file),
                    "--state", json.dumps(state)]
         proc = subprocess.Popen(command, cwd=str(REPO), env=env, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
@@ -134,36 +123,3 @@ def _checked(response: requests.Response) -> Any:
     if response.status_code != 200:
         raise ValueError(f"fake Kiro control API: {response.status_code} {response.text}")
     return response.json()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the server until terminated."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", help="write the bound port here once listening")
-    parser.add_argument("--state", default="{}", help="start-up state as JSON (access_tokens, refresh_token, ...)")
-    parser.add_argument("--log-level", default=os.environ.get("FAKE_KIRO_LOG_LEVEL", "WARNING"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="fake-kiro %(levelname)s %(name)s: %(message)s")
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of concurrent streams in benchmarks
-    except (ValueError, OSError):
-        pass
-
-    from tests.fake_kiro_server import serve
-    from tests.fake_kiro_state import State
-
-    server = serve(args.host, args.port, State(json.loads(args.state)))
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp"
-        Path(tmp).write_text(str(server.server_port))
-        os.replace(tmp, args.port_file)
-    logging.getLogger(__name__).info("listening on %s:%s", args.host, server.server_port)
-    server.serve_forever()
-
-
-if __name__ == "__main__":
-    main()

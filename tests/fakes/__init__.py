@@ -1,0 +1,1 @@
+"""Fake upstreams that speak real HTTP on loopback, for the tests and the benchmarks."""
