@@ -1,4 +1,4 @@
-# ki2api: gunicorn with gevent workers serving the Flask app on :8989 (README, "Docker").
+# ki2api: gunicorn with gevent workers serving the Flask app on :8989 (docs/deployment.md, "Docker").
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -1,4 +1,4 @@
-"""`python -m bench.markdown RESULT.json`: a saved run of `python -m bench --json` as BENCHMARKS.md tables.
+"""`python -m bench.markdown RESULT.json`: a saved run of `python -m bench --json` as the tables of docs/performance.md.
 
 Prints the machine and run details, every figure with its target, spread and ratio to direct, the scaling
 with workers, and the growth tables with their least-squares lines (intercept + slope, worst residual).

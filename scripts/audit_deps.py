@@ -54,7 +54,7 @@ def main() -> int:
     service = reachable_service(name, version)
     if service is None:
         print(f"pip-audit: SKIPPED - no vulnerability data reachable from this machine (PyPI's JSON API and OSV "
-              f"do not answer for {name}=={version}); see README, Security.")
+              f"do not answer for {name}=={version}); see docs/security.md.")
         return 0
     command = [str(Path(sys.executable).with_name("pip-audit")), "-r", str(REQUIREMENTS), "--strict",
                "--vulnerability-service", service, "--progress-spinner", "off"]

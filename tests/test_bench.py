@@ -106,5 +106,5 @@ def test_the_harness_produces_every_figure(tmp_path):
     assert set(run["scaling"]) == {str(w) for w in suite.SMOKE.scaling}
     assert set(run["growth"]["answers"]) == {str(n) for n in suite.SMOKE.answer_sizes}
     assert set(run["growth"]["prompts"]) == {str(n) for n in suite.SMOKE.prompt_sizes}
-    text = markdown.render(result)  # the BENCHMARKS.md tables come out of the same file
+    text = markdown.render(result)  # the performance page's tables come out of the same file
     assert all(figure.name.strip() in text for figure in report.FIGURES)

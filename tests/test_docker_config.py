@@ -289,7 +289,7 @@ def test_the_image_command_starts_serves_and_writes_tokens_back(image_root, imag
         saved = json.loads(token_file.read_text())
         if owner_matches:  # the IDE's file now holds the rotated tokens
             assert saved["refreshToken"] == "aorAAAAAfake-refresh-1"
-        else:  # not writable for the container user: the IDE's file is left alone (README explains PUID)
+        else:  # not writable for the container user: the IDE's file is left alone (docs/getting-started.md explains PUID)
             assert saved["refreshToken"] == "aorAAAAAtest-refresh-token-0001"
         [metrics] = list(state.glob("prometheus-*"))
         if as_user:

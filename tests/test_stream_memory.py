@@ -1,5 +1,5 @@
 """An open stream keeps no copy of its prompt: a long conversation costs memory while it is sent, not for as long
-as Kiro takes to answer (BENCHMARKS.md, memory per open stream)."""
+as Kiro takes to answer (docs/performance.md, memory per open stream)."""
 from __future__ import annotations
 
 import gc

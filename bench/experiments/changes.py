@@ -2,7 +2,7 @@
 
 Every row puts back the code a change replaced (the library default, or the earlier module read from git
 history) next to the code as it is now, and times both on the same input, alternating A and B for
-`--rounds` rounds so drift of the machine falls on both sides alike. The figures are medians; BENCHMARKS.md
+`--rounds` rounds so drift of the machine falls on both sides alike. The figures are medians; docs/performance.md
 ("Before and after") quotes them.
 """
 from __future__ import annotations

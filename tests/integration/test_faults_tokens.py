@@ -274,7 +274,7 @@ def test_worker_killed_after_rotation_before_write_back(start_gateway, fake_upst
     """Kiro has rotated the refresh token; the worker dies before it can write the answer down.
 
     The old refresh token is spent upstream and the new one died with the worker. The file must still be
-    the intact old login (never half-written), and ki2api must say "log in again" (README: Credentials),
+    the intact old login (never half-written), and ki2api must say "log in again" (docs/accounts.md, "Credentials and refresh"),
     try the spent token only once, and take the new login from the IDE without a restart.
     """
     write_token_file(token_file, expires_in=-60)

@@ -330,7 +330,7 @@ def test_every_documented_upstream_error_status(shared, fake_upstream, api, stre
     fake_upstream.script({"status": upstream_status, "json": upstream_body})
     reply = call(gw, api.path, api.body, stream=stream)
     check_error(api, reply, status, code)
-    if status == 503 or code == "rate_limit_exceeded":  # the README promises Retry-After for these
+    if status == 503 or code == "rate_limit_exceeded":  # docs/reliability.md promises Retry-After for these
         assert int(reply.headers["Retry-After"]) >= 1, reply.headers
     elif code == "insufficient_quota":  # no reset date known: the account rests KIRO_QUOTA_COOLDOWN (3600 s)
         assert reply.headers.get("Retry-After") == "3600", reply.headers

@@ -188,7 +188,7 @@ def test_usage_limits_are_polled_once_per_account_for_all_replicas_not_per_reque
 
 def test_two_replicas_behind_nginx_share_one_refresh_and_the_cooldowns(start_gateway, fake_upstream, tmp_path,
                                                                        redis_server):
-    """The README's deployment: nginx balancing two replicas (own token copies and state dirs) sharing Redis."""
+    """The documented deployment (docs/deployment.md): nginx balancing two replicas (own token copies and state dirs) sharing Redis."""
     write_token_dir(tmp_path / "tokens", "a", "b", expired=("a",))
     fake_upstream.reset(accounts=fake_accounts("a", "b", b={"default": {**THROTTLED,
                                                                         "headers": {"Retry-After": "300"}}}))
