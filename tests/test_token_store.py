@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,3 +98,25 @@ def test_env_and_inline_credentials_lock_in_the_state_dir(settings, tmp_path, so
     with store.lock(5):
         assert len(list(Path(settings.state_dir).glob(f"{source}-*.lock"))) == 1
     assert not list(tmp_path.glob("*.lock")) and not list(Path(settings.token_file).parent.glob("*.lock"))
+
+
+# -- leftovers of a write that was killed before its rename -------------------------------------------------------
+
+def test_a_start_removes_the_temporary_files_a_killed_write_left_and_only_those(token_file, tmp_path):
+    """ki2api writes the token file as `.NAME.<random>.tmp` then renames it; a kill in between leaves the temporary."""
+    folder = token_file.parent
+    stale = folder / f".{token_file.name}.k1ll3d.tmp"
+    fresh = folder / f".{token_file.name}.wr1t1ng.tmp"  # another worker's write in progress
+    ide_own = folder / f"{token_file.name}.tmp"  # not a name ki2api writes: never touched
+    for path in (stale, fresh, ide_own):
+        path.write_text("{}")
+    an_hour_ago = stale.stat().st_mtime - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    os.utime(ide_own, (an_hour_ago, an_hour_ago))
+    before = token_file.read_text()
+
+    TokenStore(str(token_file), str(tmp_path / "state"), None, None)
+
+    assert not stale.exists()
+    assert fresh.exists() and ide_own.exists()
+    assert token_file.read_text() == before

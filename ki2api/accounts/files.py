@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -57,6 +58,21 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], like: os.stat_result 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+LEFTOVER_AGE = 60.0  # seconds: far longer than any write takes, so a write in progress elsewhere is never touched
+
+
+def remove_leftovers(path: Path, min_age: float = LEFTOVER_AGE) -> list[Path]:
+    """Delete write_json_atomic's temporary files for `path` older than `min_age` s: a kill between write and rename."""
+    removed = []
+    cutoff = time.time() - min_age
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
 
 
 def is_writable(path: Path) -> bool:

@@ -19,7 +19,7 @@ from .config import read_entries
 from .credential import (Credential, Source, credential_from, find_client, fingerprint, format_expiry,
                          parse_expiry, text_field)
 from .file_state import FileState
-from .files import Stamp, StoreError, file_stamp, is_writable, read_json, write_json_atomic
+from .files import Stamp, StoreError, file_stamp, is_writable, read_json, remove_leftovers, write_json_atomic
 from .protocols import TokenShare
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,9 @@ class TokenStore:
             origin = f"file:{os.path.abspath(token_file)}"
         self.key = f"{self.source}-{hashlib.sha256(origin.encode()).hexdigest()[:32]}"
         self.share: TokenShare = share or FileState(state_dir)  # the zero-configuration share
+        if self.source != "env":
+            for leftover in remove_leftovers(self.accounts_path or self.token_path):
+                log.info("removed %s, a temporary file ki2api left when it was stopped while writing", leftover)
 
     @property
     def where(self) -> str | None:
