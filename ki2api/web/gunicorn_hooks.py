@@ -7,7 +7,8 @@ prometheus_client are imported inside the hooks that run in a worker or after a 
     on_starting       master, once per start: a fresh Prometheus multiprocess directory for every worker
     when_ready        master, listening: the default-key warning, once, for the real listeners
     post_fork         worker, just forked: remember a stop signal that comes while it boots
-    post_worker_init  worker, app loaded: act on that signal; tune gc; close idle connections once stopping
+    post_worker_init  worker, app loaded: act on that signal; gunicorn's own errors in JSON; tune gc; close
+                      idle connections once stopping
     child_exit        master, a worker exited: drop its live gauges
     on_exit           master, at shutdown: remove the metrics directory made at start
 """
@@ -116,6 +117,11 @@ class Hooks:
             worker.log.info("worker %s was told to stop while booting; stopping", worker.pid)
             worker.alive = False
             return
+        from gunicorn import util
+
+        from .protocol_errors import install
+
+        install(util)  # gunicorn's own 400/414/431 answers in JSON, like every other error of the port
         if self.settings.gc_thresholds is not None:
             gc.freeze()  # what the app built at start stays out of every collection
             gc.set_threshold(*self.settings.gc_thresholds)
