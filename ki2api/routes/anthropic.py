@@ -14,6 +14,7 @@ from typing import Iterator
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
 from ..models import resolve_model
+from ..observability.credits import note_credits, with_credits
 from ..observability.requestlog import first_byte, note
 from ..translate.anthropic_request import parse_conversation, parse_options
 from ..translate.anthropic_response import PING, Event, EventStream, collect_message
@@ -47,7 +48,7 @@ def messages() -> Response:
     note(upstream_status=upstream.status)
     if not options.stream:
         try:
-            return jsonify(collect_message(answer, upstream.events(), model.name))
+            return with_credits(jsonify(collect_message(answer, upstream.events(), model.name)), answer.usage)
         finally:
             upstream.close()
     # Stopping early (client gone) aborts the upstream: its events end quietly, no error counted on the account.
@@ -109,6 +110,7 @@ def _sse(stream: EventStream, answer: Answer, parts: Heartbeat[Part], first: Par
         yield "".join(held)
         first_byte()
         note(tokens_in=answer.usage.input_tokens, tokens_out=answer.usage.output_tokens)
+        note_credits(answer.usage)
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
         error = in_band_error(exc)
         yield "".join(held) + format_event(anthropic_body(error), "error") + _format(stream.cut(answer))
