@@ -25,7 +25,7 @@ from ..web.disconnect import watch_client
 from ..web.envelopes import anthropic_body
 from ..web.heartbeat import Heartbeat
 from ..web.sse import PROXY_HEADERS, format_event, in_band_error
-from .body import json_body
+from .body import image_bounds, json_body
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 _END = object()  # the answer had no parts at all
@@ -39,7 +39,7 @@ def messages() -> Response:
     options = parse_options(body)
     model = resolve_model(options.model)
     conversation = parse_conversation(body, options.thinking_budget)
-    payload = build_payload(conversation, model.kiro_id)
+    payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop_sequences, options.max_tokens,
                     thinking=options.thinking_budget is not None, names=conversation.names)
@@ -66,7 +66,7 @@ def count_tokens() -> Response:
     body = json_body()
     options = parse_options(body, count_only=True)
     model = resolve_model(options.model)
-    payload = build_payload(parse_conversation(body, options.thinking_budget), model.kiro_id)
+    payload = build_payload(parse_conversation(body, options.thinking_budget), model.kiro_id, image_bounds())
     note(model=model.name)
     return jsonify({"input_tokens": prompt_estimate(payload)})
 

@@ -25,7 +25,7 @@ from ..web.auth import require_key
 from ..web.disconnect import watch_client
 from ..web.envelopes import openai_body
 from ..web.sse import DONE, PROXY_HEADERS, format_event, in_band_error
-from .body import json_body
+from .body import image_bounds, json_body
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 
@@ -54,7 +54,7 @@ def chat_completions() -> Response:
     options = parse_options(body)
     model = resolve_model(options.base_model)
     conversation = parse_conversation(body)
-    payload = build_payload(conversation, model.kiro_id)
+    payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens,
                     thinking=conversation.thinking_budget is not None, names=conversation.names)
