@@ -41,8 +41,8 @@ def key_label(key: str) -> str:
     """A short, non-reversible name for a client key (`key-` and 8 hex digits), for logs and metrics.
 
     PBKDF2 with 100,000 rounds, so that a label seen in /metrics or a log cannot cheaply confirm a guessed
-    weak key; computed once per key and process (only for keys that passed the check, so the cache holds
-    configured keys only). `python -m ki2api.web.auth < keys.txt` prints the label of each key (one a line).
+    weak key; computed once per key and process (create_app computes the configured keys'; the cache holds only
+    keys that passed the check). `python -m ki2api.web.auth < keys.txt` prints the label of each key (one a line).
     """
     digest = hashlib.pbkdf2_hmac("sha256", key.encode("utf-8", "surrogatepass"), b"ki2api client key label",
                                  100_000)
