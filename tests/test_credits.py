@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ki2api.app import create_app
 from ki2api.translate.answer import Answer
 from ki2api.translate.anthropic_response import usage_dict as anthropic_usage
 from ki2api.translate.openai_response import usage_dict as openai_usage
 from ki2api.observability.credits import credits_text
 from ki2api.upstream.events import Metering, TextDelta, iter_events
 from ki2api.web.auth import key_label
+from tests.helpers.accounts import fake_accounts, write_token_dir
 from tests.helpers.anthropic_schema import parse_sse, validate_event, validate_message
 from tests.helpers.credentials import KEY
 from tests.helpers.fixtures import capture_stream
@@ -123,9 +126,6 @@ def test_an_answer_cut_at_a_stop_sequence_has_no_invented_figure(client, auth, f
 
 
 def test_browsers_may_read_the_header(settings, fake_upstream):
-    from dataclasses import replace
-
-    from ki2api.app import create_app
     client = create_app(replace(settings, cors_origins=("https://app.example",))).test_client()
     fake_upstream.script({"texts": ["Hello"]})
     response = call(client, "POST", "/v1/chat/completions", json=CHAT,
@@ -207,3 +207,21 @@ def test_remaining_credits_drop_by_what_answers_cost_until_the_next_poll(app, au
     again = app.extensions["ki2api"].usage  # the next poll: Kiro's own figure replaces the lowered one
     assert again.poll_once() == 1
     assert remaining(client) == 41.32
+
+
+def test_after_a_failover_the_account_that_answered_is_charged(settings, tmp_path, fake_upstream, auth):
+    first_frame_throttle = {"events": [{"exception": "ThrottlingException", "message": "slow down"}]}
+    fake_upstream.reset(accounts=fake_accounts("a", "b", a={"default": first_frame_throttle}))
+    write_token_dir(tmp_path / "pool", "a", "b")
+    app = create_app(replace(settings, token_dir=str(tmp_path / "pool")))
+    client = app.test_client()
+    answered = 0
+    while fake_upstream.stats()["accounts"]["a"]["chat_requests"] == 0 and answered < 60:
+        response = call(client, "POST", "/v1/chat/completions", json=CHAT, headers=auth)
+        assert response.headers["X-Kiro-Credits"] == "0.01"  # b's answer, whichever account was tried first
+        answered += 1
+    assert fake_upstream.stats()["accounts"]["a"]["chat_requests"] == 1
+    counted = app.extensions["ki2api"].pool.counts()
+    assert counted["b"]["credits_micro"] == 10_000 * answered and "credits_micro" not in counted.get("a", {})
+    credits = {labels: v for (name, labels), v in scrape(client, auth).items() if name == "ki2api_kiro_credits_total"}
+    assert credits == {(("account", "b"), ("key", key_label(KEY))): pytest.approx(0.01 * answered)}
