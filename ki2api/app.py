@@ -20,6 +20,7 @@ from .settings import KEY_WARNED_ENV, Settings
 from .upstream.client import CodeWhispererClient
 from .upstream.session import UpstreamSession
 from .accounts.credits import UsagePoller
+from .web.auth import key_label
 from .web.cors import init_cors
 from .web.disconnect import WatchedAdapter, init_disconnect_watch
 from .web.envelopes import register_error_handlers
@@ -85,4 +86,6 @@ def create_app(config: Settings | None = None) -> Flask:
     init_disconnect_watch(app)
     init_failed_key_limit(app, settings)
     _warn_default_key(settings)
+    for key in settings.api_keys:  # each label costs ~60 ms of PBKDF2: at the worker's start, not on a request
+        key_label(key)
     return app

@@ -169,6 +169,14 @@ class Settings:
         "MAX_IMAGE_BYTES", 5 * 1024 * 1024, v.integer(1),
         "largest inline image, decoded (400 `image_too_large`, naming the image); above 5 MiB it changes "
         "nothing, since larger images are refused anyway", LIMITS)
+    max_images: int = setting(
+        "MAX_IMAGES", 20, v.integer(1),
+        "most images sent to Kiro per request: more in the last user message is a 400 `too_many_images`; "
+        "beyond it, the oldest images of the history become a text placeholder", LIMITS)
+    image_history_turns: int = setting(
+        "IMAGE_HISTORY_TURNS", 5, v.integer(1),
+        "images are sent from this many latest user turns (the current message and tool results included); "
+        "those of older turns become a text placeholder, so a long chat with screenshots stops growing", LIMITS)
     body_read_timeout: float = setting(
         "BODY_READ_TIMEOUT", 60.0, v.positive,
         "seconds a client gets to send its whole request body (408 `request_timeout` beyond)", LIMITS)

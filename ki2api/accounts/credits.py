@@ -3,6 +3,11 @@
 One poller per worker process, started at the first request (after gevent has patched `threading`, so its
 thread is a greenlet). A shared claim lets only one worker of one replica fetch an account per interval;
 the others read the result from the shared state. Requests never wait for it.
+
+Between polls, the credits Kiro charged for each answer (meteringEvent, counted pool-wide by the pool as
+`credits_micro`) are subtracted from the remaining figure (accounts/status.py): the usage keeps the counter's
+value at its fetch (`credits_counted`), so every worker and replica shows the same lowered figure until the
+next poll replaces it with Kiro's own.
 """
 from __future__ import annotations
 
@@ -106,9 +111,10 @@ class UsagePoller:
                 continue
             if not self.pool.shared.claim(f"usage:{account.name}", min(self.interval, CLAIM_MAX)):
                 continue
-            result = self.fetch(account)
+            counted = self.pool.counts().get(account.name, {}).get("credits_micro", 0)  # before: Kiro's figure
+            result = self.fetch(account)  # may include charges counted just before it, never miss one
             if result is not None:
-                self.pool.record_usage(account, result)
+                self.pool.record_usage(account, {**result, "credits_counted": counted})
                 fetched += 1
         return fetched
 

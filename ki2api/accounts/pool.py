@@ -84,6 +84,10 @@ class Lease:
         self.pool.note_error(self.account, kind, error)
         self.release()
 
+    def spent(self, credits: float) -> None:
+        """Kiro charged the account `credits` for this answer (counted pool-wide; works after release too)."""
+        self.pool.spent(self.account, credits)
+
     def release(self) -> None:
         """Give the in-flight slot back (idempotent)."""
         if self._held:
@@ -210,6 +214,12 @@ class AccountPool:
             self.write(account.name, "last_error", {"at": now, "kind": kind, "status": error.status,
                                                     "message": error.message[:300]})
 
+    def spent(self, account: Account, credits: float) -> None:
+        """Count credits Kiro charged the account, in millionths (status.py subtracts them from its remaining)."""
+        micro = round(credits * 1_000_000)
+        if micro > 0:
+            self._count(account.name, "credits_micro", micro)
+
     def record_usage(self, account: Account, usage: dict[str, Any]) -> None:
         """Keep fetched usage limits; end or stretch a quota rest by what they say."""
         self.write(account.name, "usage", usage)
@@ -251,15 +261,15 @@ class AccountPool:
         return self.shared.counts()
 
     def flush(self) -> None:
-        """Send the requests and errors counted so far to the shared state."""
+        """Send the requests, errors and credits counted so far to the shared state."""
         with self._lock:
             pending, self._pending = self._pending, defaultdict(lambda: defaultdict(int))
         if pending:
             self.shared.add_counts({name: dict(c) for name, c in pending.items()})
 
-    def _count(self, name: str, counter: str) -> None:
+    def _count(self, name: str, counter: str, amount: int = 1) -> None:
         with self._lock:
-            self._pending[name][counter] += 1
+            self._pending[name][counter] += amount
             if self._flusher:
                 return
             self._flusher = True

@@ -34,7 +34,7 @@ def account_rows(pool: AccountPool) -> list[dict[str, Any]]:
             "errors": counts.get(account.name, {}).get("errors", 0),
             "last_error": _last_error(fields.get("last_error")),
             "in_flight_this_worker": account.in_flight,
-            "usage": _usage(fields.get("usage")),
+            "usage": _usage(fields.get("usage"), counts.get(account.name, {}).get("credits_micro", 0)),
             "credential": credential,
         })
     return rows
@@ -71,8 +71,18 @@ def _last_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
             "message": error.get("message")}
 
 
-def _usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
+def _usage(usage: dict[str, Any] | None, credits_micro: int) -> dict[str, Any] | None:
+    """The fetched usage, less the credits answers were charged since it was fetched (`spent_since_fetch`)."""
     if not usage:
         return None
     keys = ("subscription", "limit", "used", "remaining", "next_reset")
-    return {**{k: usage.get(k) for k in keys}, "fetched_at": iso(float(usage.get("fetched_at", 0)))}
+    row = {**{k: usage.get(k) for k in keys}, "fetched_at": iso(float(usage.get("fetched_at", 0)))}
+    counted = usage.get("credits_counted")
+    if isinstance(counted, int) and credits_micro > counted:  # a usage fetched before this counter: unknown
+        spent = (credits_micro - counted) / 1_000_000
+        row["spent_since_fetch"] = round(spent, 6)
+        if isinstance(row["remaining"], (int, float)):
+            row["remaining"] = round(max(0.0, row["remaining"] - spent), 4)
+        if isinstance(row["used"], (int, float)):
+            row["used"] = round(row["used"] + spent, 4)
+    return row

@@ -1,9 +1,11 @@
-"""Prometheus metrics: requests, latencies, upstream errors, token refreshes, streams in flight, credentials.
+"""Prometheus metrics: requests, latencies, upstream errors, token refreshes, streams in flight, credentials,
+credits spent.
 
 Under gunicorn, the master (web/gunicorn_hooks.py) sets PROMETHEUS_MULTIPROC_DIR before any worker starts: every worker
 then writes its figures to files there and a scrape (answered by any worker) adds them all up. Without it
 (the tests' Flask client, `flask run`) the figures live in the app's own registry. Labels carry route
-templates, known model names, statuses and error kinds only: never a key, token, prompt or raw path.
+templates, known model names, statuses, error kinds, account names and client-key labels (web/auth.key_label)
+only: never a key, token, prompt or raw path.
 """
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ class Metrics:
                              multiprocess_mode="livesum", registry=reg)
         self.tokens = Counter("ki2api_tokens", "Tokens reported to clients (estimates where Kiro gives none)",
                               ["direction"], registry=reg)
+        self.credits = Counter("ki2api_kiro_credits", "Credits Kiro charged for answers (its meteringEvent), by "
+                               "account and client key label", ["account", "key"], registry=reg)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "Metrics":
@@ -84,6 +88,9 @@ class Metrics:
             count = summary.get(f"tokens_{direction}")
             if isinstance(count, int) and not isinstance(count, bool) and count > 0:
                 self.tokens.labels(direction).inc(count)
+        credits = summary.get("credits")
+        if isinstance(credits, (int, float)) and not isinstance(credits, bool) and credits > 0:
+            self.credits.labels(_label(summary.get("account")), _label(summary.get("key"))).inc(credits)
 
     def token_refreshed(self, ok: bool, account: str | None = None) -> None:
         """Count one call to the refresh endpoint (hook for the token manager)."""
@@ -107,7 +114,7 @@ class Metrics:
     def totals(self) -> dict[str, Any]:
         """Figures summed over every worker, for the status page: per route, upstream errors, refreshes, ..."""
         out: dict[str, Any] = {"routes": {}, "upstream_errors": {}, "token_refreshes": {}, "tokens": {},
-                               "streams_in_flight": 0}
+                               "streams_in_flight": 0, "credits": {"accounts": {}, "keys": {}}}
         for family in self._scrape_registry().collect():
             for sample in family.samples:
                 value, labels = int(sample.value), sample.labels
@@ -124,7 +131,15 @@ class Metrics:
                     out["tokens"][labels["direction"]] = out["tokens"].get(labels["direction"], 0) + value
                 elif sample.name == "ki2api_streams_in_flight":
                     out["streams_in_flight"] += value
+                elif sample.name == "ki2api_kiro_credits_total":
+                    _add_credits(out["credits"], labels, sample.value)
         return out
+
+
+def _add_credits(credits: dict[str, dict[str, float]], labels: Mapping[str, str], value: float) -> None:
+    """Sum one credits sample into the per-account and per-key totals (six decimals)."""
+    for table, label in ((credits["accounts"], labels["account"]), (credits["keys"], labels["key"])):
+        table[label] = round(table.get(label, 0.0) + value, 6)
 
 
 class WorkerFiles(MultiProcessCollector):

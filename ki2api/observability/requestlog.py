@@ -1,8 +1,8 @@
 """Request ids, the one summary log line per request, and the figures /metrics and the status page show.
 
-Views add fields with `note(...)` (model, stream, upstream_status, tokens_in, tokens_out, upstream_error,
-stream_error); `account` comes from the upstream call itself (upstream_opened), tokens of a non-streamed
-answer from its `usage`. The line is written when the response is closed, so a stream's line has its
+Views add fields with `note(...)` (model, stream, upstream_status, tokens_in, tokens_out, credits,
+upstream_error, stream_error); `account` comes from the upstream call itself (upstream_opened), `key` (the
+client key's label, web/auth.key_label) from the key check, tokens of a non-streamed answer from its `usage`. The line is written when the response is closed, so a stream's line has its
 time to first byte, its duration and whatever the generator noted before it ended. Only these plain fields
 are logged: never a prompt, an answer, a key or a token.
 """
@@ -26,7 +26,7 @@ EXTENSION = "ki2api.requests"
 RECENT = 50
 _UPSTREAM_STATUSES = frozenset({401, 402, 403, 429, 502, 503, 504})
 _ORDER = ("request_id", "method", "route", "path", "status", "model", "stream", "upstream_status", "upstream_error",
-          "stream_error", "outcome", "ttfb_ms", "duration_ms", "tokens_in", "tokens_out", "account", "client_ip")
+          "stream_error", "outcome", "ttfb_ms", "duration_ms", "tokens_in", "tokens_out", "credits", "account", "key", "client_ip")
 _USAGE_BODY_LIMIT = 1 << 20
 # The status page's own traffic, health checks and scrapes: counted, logged, but kept out of "recent requests"
 # (a page left open, Docker's HEALTHCHECK and Prometheus would otherwise push every API request out of it).

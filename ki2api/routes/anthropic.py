@@ -14,6 +14,7 @@ from typing import Iterator
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
 from ..models import resolve_model
+from ..observability.credits import note_credits, with_credits
 from ..observability.requestlog import first_byte, note
 from ..translate.anthropic_request import parse_conversation, parse_options
 from ..translate.anthropic_response import PING, Event, EventStream, collect_message
@@ -24,7 +25,7 @@ from ..web.disconnect import watch_client
 from ..web.envelopes import anthropic_body
 from ..web.heartbeat import Heartbeat
 from ..web.sse import PROXY_HEADERS, format_event, in_band_error
-from .body import json_body
+from .body import image_bounds, json_body
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 _END = object()  # the answer had no parts at all
@@ -38,7 +39,7 @@ def messages() -> Response:
     options = parse_options(body)
     model = resolve_model(options.model)
     conversation = parse_conversation(body, options.thinking_budget)
-    payload = build_payload(conversation, model.kiro_id)
+    payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop_sequences, options.max_tokens,
                     thinking=options.thinking_budget is not None, names=conversation.names)
@@ -47,7 +48,7 @@ def messages() -> Response:
     note(upstream_status=upstream.status)
     if not options.stream:
         try:
-            return jsonify(collect_message(answer, upstream.events(), model.name))
+            return with_credits(jsonify(collect_message(answer, upstream.events(), model.name)), answer.usage)
         finally:
             upstream.close()
     # Stopping early (client gone) aborts the upstream: its events end quietly, no error counted on the account.
@@ -65,7 +66,7 @@ def count_tokens() -> Response:
     body = json_body()
     options = parse_options(body, count_only=True)
     model = resolve_model(options.model)
-    payload = build_payload(parse_conversation(body, options.thinking_budget), model.kiro_id)
+    payload = build_payload(parse_conversation(body, options.thinking_budget), model.kiro_id, image_bounds())
     note(model=model.name)
     return jsonify({"input_tokens": prompt_estimate(payload)})
 
@@ -109,6 +110,7 @@ def _sse(stream: EventStream, answer: Answer, parts: Heartbeat[Part], first: Par
         yield "".join(held)
         first_byte()
         note(tokens_in=answer.usage.input_tokens, tokens_out=answer.usage.output_tokens)
+        note_credits(answer.usage)
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
         error = in_band_error(exc)
         yield "".join(held) + format_event(anthropic_body(error), "error") + _format(stream.cut(answer))

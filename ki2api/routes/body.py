@@ -8,6 +8,7 @@ from flask import current_app, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from ..translate.image_bounds import ImageBounds
 from ..translate.tools import loads_finite
 from ..web.body_limits import BodyLimits, check
 
@@ -34,6 +35,12 @@ def json_body() -> dict[str, Any]:
     body = _parse(raw)
     check(body, BodyLimits(settings.max_messages, settings.max_tools, settings.max_image_bytes))
     return body
+
+
+def image_bounds() -> ImageBounds:
+    """How many images a request may send Kiro (MAX_IMAGES, IMAGE_HISTORY_TURNS)."""
+    settings = current_app.extensions["ki2api"].settings
+    return ImageBounds(settings.max_images, settings.image_history_turns)
 
 
 def _read(timeout: float, limit: int | None) -> bytes:

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
 from ..models import CREATED, model_names, resolve_model
+from ..observability.credits import note_credits, with_credits
 from ..observability.requestlog import first_byte, note
 from ..translate.answer import Answer, prompt_estimate
 from ..translate.history import build_payload
@@ -24,7 +25,7 @@ from ..web.auth import require_key
 from ..web.disconnect import watch_client
 from ..web.envelopes import openai_body
 from ..web.sse import DONE, PROXY_HEADERS, format_event, in_band_error
-from .body import json_body
+from .body import image_bounds, json_body
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 
@@ -53,7 +54,7 @@ def chat_completions() -> Response:
     options = parse_options(body)
     model = resolve_model(options.base_model)
     conversation = parse_conversation(body)
-    payload = build_payload(conversation, model.kiro_id)
+    payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens,
                     thinking=conversation.thinking_budget is not None, names=conversation.names)
@@ -62,7 +63,7 @@ def chat_completions() -> Response:
     note(upstream_status=upstream.status)
     if not options.stream:
         try:
-            return jsonify(collect_message(answer, upstream.events(), options.model))
+            return with_credits(jsonify(collect_message(answer, upstream.events(), options.model)), answer.usage)
         finally:
             upstream.close()
     chunks = ChunkStream(options.model, options.include_usage)
@@ -85,6 +86,7 @@ def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream, events: 
                 first_byte()
                 timed = True
         note(tokens_in=answer.usage.input_tokens, tokens_out=answer.usage.output_tokens)  # the usage chunk's
+        note_credits(answer.usage)
         yield DONE
     except Exception as exc:  # the 200 is already out: end the stream in-band, whatever went wrong
         error = in_band_error(exc)

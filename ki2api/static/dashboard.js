@@ -134,6 +134,8 @@ function renderAccounts(accounts) {
       const error = (a.credential || a).error || (a.last_error && a.last_error.message);
       return [error, error ? "bad" : ""];
     },
+    // Kiro's figure at the last poll, less what answers were charged since (see docs/accounts.md)
+    (a) => [a.usage && typeof a.usage.remaining === "number" ? `${a.usage.remaining}` : ""],
   ]);
 }
 
@@ -146,6 +148,10 @@ function renderTotals(totals) {
   $("counters").textContent = `Streams open now: ${totals.streams_in_flight}. Upstream errors: ${upstream}. ` +
     `Token refreshes: ${refreshes.ok || 0} ok, ${refreshes.failed || 0} failed. ` +
     `Tokens: ${totals.tokens.in || 0} in, ${totals.tokens.out || 0} out.`;
+  const spent = totals.credits || { accounts: {}, keys: {} };
+  const rows = Object.entries(spent.accounts).map(([name, credits]) => ({ by: "account", name, credits }))
+    .concat(Object.entries(spent.keys).map(([name, credits]) => ({ by: "client key", name, credits })));
+  fillTable("credits", rows, [(r) => [r.by], (r) => [r.name], (r) => [r.credits]]);
 }
 
 // "2026-11-25T10:37:13+00:00" -> "10:37:13" (the column says UTC; the date is today's for a recent request)
@@ -156,6 +162,7 @@ function renderRecent(data) {
     (r) => [clock(r.at)], (r) => [r.request_id], (r) => [r.route], (r) => [r.model], (r) => [r.stream ? "yes" : "no"],
     (r) => [r.status, r.status >= 400 ? "bad" : ""], (r) => [r.ttfb_ms], (r) => [r.duration_ms],
     (r) => [r.tokens_in !== undefined ? `${r.tokens_in}/${r.tokens_out}` : ""],
+    (r) => [r.credits !== undefined ? `${r.credits}` : ""],
   ]);
   fillTable("errors", data.recent_errors, [
     (r) => [clock(r.at)], (r) => [r.request_id], (r) => [r.route], (r) => [r.status, "bad"],

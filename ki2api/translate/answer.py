@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Union
 
-from ..upstream.events import (ContextUsage, LengthExceeded, ReasoningDelta, TextDelta, TokenUsage,
+from ..upstream.events import (ContextUsage, LengthExceeded, Metering, ReasoningDelta, TextDelta, TokenUsage,
                                ToolUseDelta)
 from .stops import StopScanner
 from .thinking import ThinkingSplitter
@@ -58,11 +58,16 @@ END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE = "end_turn", "max_tokens", "stop_
 
 @dataclass
 class Usage:
-    """Token figures for one answer; input is exact only when the upstream reports it."""
+    """Token figures for one answer; input is exact only when the upstream reports it.
+
+    `credits`: what Kiro charged for the answer (its meteringEvent), None when it reported nothing (never
+    estimated: an answer ki2api stopped reading, at a stop sequence or max_tokens, has no figure).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
+    credits: float | None = None
 
 
 @dataclass
@@ -122,6 +127,8 @@ class Answer:
                 self._context_pct = event.percentage
             elif isinstance(event, TokenUsage):
                 self._reported = event
+            elif isinstance(event, Metering):
+                self._meter(event)
             elif isinstance(event, LengthExceeded):
                 self.stop_reason = MAX_TOKENS
         else:
@@ -134,6 +141,11 @@ class Answer:
         if self.tool_count and self.stop_reason == END_TURN:
             self.stop_reason = TOOL_USE
         self._settle_usage()
+
+    def _meter(self, event: Metering) -> None:
+        """Add a credit figure (a metering event in another unit is no credit and is not counted)."""
+        if event.credits is not None:
+            self.usage.credits = round((self.usage.credits or 0.0) + event.credits, 6)
 
     def _pieces(self, pieces: list[tuple[str, str]], scanner: StopScanner) -> Iterator[Part]:
         """Reasoning goes out as is; answer text through the stop scanner."""

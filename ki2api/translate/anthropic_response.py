@@ -24,12 +24,16 @@ def message_id() -> str:
     return f"msg_{uuid.uuid4().hex[:24]}"
 
 
-def usage_dict(usage: Usage) -> dict[str, int]:
-    """Anthropic's usage object: input_tokens excludes what was read from the cache, unlike OpenAI's."""
-    return {"input_tokens": max(0, usage.input_tokens - usage.cache_read_tokens),
-            "output_tokens": usage.output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": usage.cache_read_tokens}
+def usage_dict(usage: Usage) -> dict[str, Any]:
+    """Anthropic's usage object: input_tokens excludes what was read from the cache, unlike OpenAI's; plus
+    `kiro_credits` when Kiro reported what the answer cost."""
+    body: dict[str, Any] = {"input_tokens": max(0, usage.input_tokens - usage.cache_read_tokens),
+                            "output_tokens": usage.output_tokens,
+                            "cache_creation_input_tokens": 0,
+                            "cache_read_input_tokens": usage.cache_read_tokens}
+    if usage.credits is not None:
+        body["kiro_credits"] = usage.credits
+    return body
 
 
 def _tool_input(raw: str, name: str) -> dict[str, Any]:

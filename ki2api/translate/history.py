@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .image_bounds import ImageBounds, bound_images
 from .thinking import reserialise, with_thinking
 from .tools import ToolNames
 
@@ -145,9 +146,12 @@ def _assistant_message(turn: Turn, thinking: bool) -> dict[str, Any]:
     return {"assistantResponseMessage": message}
 
 
-def build_payload(conversation: Conversation, model_id: str) -> dict[str, Any]:
-    """Return the generateAssistantResponse body (without profileArn, which the client adds)."""
+def build_payload(conversation: Conversation, model_id: str, images: ImageBounds = ImageBounds()
+                  ) -> dict[str, Any]:
+    """Return the generateAssistantResponse body (without profileArn, which the client adds), its images
+    within `images` (image_bounds.py)."""
     turns = normalise_turns(conversation.turns)
+    bound_images(turns, images)
     system = conversation.system
     thinking = conversation.thinking_budget is not None
     if conversation.thinking_budget is not None:

@@ -18,10 +18,13 @@ def completion_id() -> str:
 
 
 def usage_dict(usage: Usage) -> dict[str, Any]:
-    """OpenAI's usage object."""
-    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+    """OpenAI's usage object, plus `kiro_credits` when Kiro reported what the answer cost."""
+    body = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
             "total_tokens": usage.input_tokens + usage.output_tokens,
             "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens}}
+    if usage.credits is not None:
+        body["kiro_credits"] = usage.credits
+    return body
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..accounts.pool import AccountPool, Lease
 from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..settings import Settings
 from .eventstream import EventStreamError
-from .events import Event, NoAnswer, UpstreamException, iter_events
+from .events import Event, Metering, NoAnswer, UpstreamException, iter_events
 from .headers import kiro_headers
 from .refusals import (RETRY_UNAVAILABLE, THROTTLE_KINDS, error_body, map_status, refusal_kind, retry_after,
                        says_token)
@@ -82,6 +82,8 @@ class UpstreamStream:
                     for event in iter_events(self.response.iter_content(chunk_size=None)):
                         if not started:  # no failover once the answer has begun: let the request payload go
                             started, self._reopen = True, None
+                        if isinstance(event, Metering):
+                            self._charge(event)
                         yield event
                     return
                 except UpstreamException as exc:
@@ -99,6 +101,11 @@ class UpstreamStream:
             raise error from None
         finally:
             self.close()
+
+    def _charge(self, event: Metering) -> None:
+        """Tell the pool what Kiro charged the answering account (its remaining credits drop until the next poll)."""
+        if self._lease is not None and event.credits is not None:
+            self._lease.spent(event.credits)
 
     def abort(self) -> None:
         """Stop the answer because the client went away; safe to call from another greenlet than the reader's.

@@ -47,10 +47,18 @@ class ContextUsage:
     percentage: float
 
 
+CREDIT_UNITS = ("credit", "credits")  # meteringEvent's unit for Kiro credits (the captured answers say "credit")
+
+
 @dataclass(frozen=True, slots=True)
 class Metering:
     usage: float
     unit: str
+
+    @property
+    def credits(self) -> float | None:
+        """The credits this event charges; None if its unit is not credits."""
+        return self.usage if self.unit in CREDIT_UNITS else None
 
 
 @dataclass(frozen=True, slots=True)

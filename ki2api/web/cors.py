@@ -13,7 +13,7 @@ from typing import Optional
 from flask import Flask, Response, request
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
-EXPOSED_HEADERS = "X-Request-Id, Retry-After"
+EXPOSED_HEADERS = "X-Request-Id, Retry-After, X-Kiro-Credits"
 MAX_AGE = "600"
 _HEADER_LIST = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*")
 

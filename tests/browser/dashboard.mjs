@@ -43,6 +43,7 @@ try {
     routes: await rows("routes"),
     counters: await text("#counters"),
     recent: await rows("recent"),
+    credits: await rows("credits"),
     errors: await rows("errors"),
     models: await text("#models"),
     cherry: await page.$$eval("#cherry dd", (dds) => dds.map((dd) => dd.textContent)),

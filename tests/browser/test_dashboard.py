@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from ki2api.web.auth import key_label
 from tests.helpers.credentials import KEY
 from tests.helpers.ci import missing
 from tests.helpers.gateway import REPO
@@ -100,6 +101,9 @@ def test_status_page_in_headless_chromium(start_gateway, fake_upstream):
     for call, stream in zip(calls, ("no", "yes", "no")):
         shown = recent[call.headers["X-Request-Id"]]
         assert shown[2:6] == ["/v1/chat/completions", "claude-sonnet-4-5", stream, str(call.status_code)]
+        assert shown[9] == ("0.01" if call.status_code == 200 else "")  # the fake Kiro's meteringEvent
+    credits = {(r[0], r[1]): r[2] for r in after["credits"]}
+    assert credits == {("account", account["name"]): "0.02", ("client key", key_label(KEY)): "0.02"}
     client = data["client"]
     assert after["cherry"] == ["OpenAI", client["api_root"], after["cherry"][2], client["default_model"]]
     assert client["api_root"] == gw.url

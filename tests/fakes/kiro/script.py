@@ -7,7 +7,7 @@ fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteri
   {"error", "message"}]), fixture ("06", "14", "16": the captured bytes, exactly), or frames_count + frame_bytes
   (N text frames of B bytes each). Generated streams start with initial-response unless initial_response is false.
 - context_usage: texts/frames_count end with contextUsageEvent (default 1.5) + meteringEvent; None drops both.
-  events get them only when context_usage is given.
+  events get them only when context_usage is given. credits: that meteringEvent's `usage` (default 0.01).
 - first_delay (s before the first frame), pace (s between writes: frames, or chunk_size pieces), chunk_size,
   hold_after (N frames, then wait for /_control/release), repeat (requests answered, default 1).
 - account: the spec answers (or, sent to /_control/default, is the default of) only that named account's
@@ -33,7 +33,7 @@ DEFAULT_CONTEXT_USAGE = 1.5
 METERING = {"unit": "credit", "unitPlural": "credits", "usage": 0.01}
 FAULTS = frozenset({"reset_before", "reset_after", "stall", "truncate", "bad_crc", "non_eventstream",
                     "unknown_event"})
-_NUMBERS = {"first_delay", "pace", "context_usage"}
+_NUMBERS = {"first_delay", "pace", "context_usage", "credits"}
 _COUNTS = {"chunk_size", "hold_after", "repeat", "fault_after", "frames_count", "frame_bytes"}
 SPEC_KEYS = frozenset(_NUMBERS | _COUNTS | {"status", "json", "headers", "texts", "events", "fixture", "fault",
                                             "initial_response", "account"})
@@ -129,7 +129,7 @@ def _frames(spec: dict[str, Any], model_id: str) -> list[bytes]:
         usage = spec.get("context_usage", DEFAULT_CONTEXT_USAGE)
     if usage is not None:
         frames += [json_frame("contextUsageEvent", {"contextUsagePercentage": usage}),
-                   json_frame("meteringEvent", METERING)]
+                   json_frame("meteringEvent", {**METERING, "usage": spec.get("credits", METERING["usage"])})]
     return frames
 
 
