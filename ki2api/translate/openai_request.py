@@ -96,10 +96,25 @@ def _turn(message: Any, i: int, names: ToolNames) -> tuple[str, Turn | None]:
         if not isinstance(reasoning, str):
             raise _fail(f"{where}.reasoning_content must be a string", f"{where}.reasoning_content")
         uses = tool_uses(message.get("tool_calls"), f"{where}.tool_calls", names)
-        return "", Turn("assistant", text, tool_uses=uses, reasoning=reasoning)
+        signed = signed_reasoning(message.get("reasoning_details"), f"{where}.reasoning_details")
+        return "", Turn("assistant", text, tool_uses=uses, reasoning=reasoning, signed_reasoning=signed)
     if role == "tool":
         return "", Turn("user", images=images, tool_results=[tool_result(message, text, where)])
     return "", Turn("user", text, images=images)
+
+
+def signed_reasoning(details: Any, param: str) -> tuple[str, str] | None:
+    """(text, signature) of the first signed `reasoning.text` entry of OpenRouter-style `reasoning_details`."""
+    if details is None:
+        return None
+    if not isinstance(details, list) or not all(isinstance(d, dict) for d in details):
+        raise _fail(f"{param} must be a list of objects", param)
+    for detail in details:
+        text, signature = detail.get("text"), detail.get("signature")
+        if detail.get("type") == "reasoning.text" and isinstance(text, str) and isinstance(signature, str) \
+                and signature:
+            return text, signature
+    return None
 
 
 def parse_options(body: dict[str, Any]) -> ChatOptions:
