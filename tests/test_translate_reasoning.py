@@ -75,6 +75,9 @@ def test_anthropic_values_the_model_does_not_take():
         anthropic({"thinking": {"type": "adaptive", "display": "full"}})
     assert info.value.param == "thinking.display" and "summarized, omitted" in info.value.message
     with pytest.raises(InvalidRequest) as info:
+        anthropic({"thinking": {"type": "enabled", "budget_tokens": 2048, "display": "full"}})
+    assert info.value.param == "thinking.display"
+    with pytest.raises(InvalidRequest) as info:
         anthropic({"output_config": "high"})
     assert info.value.param == "output_config"
 

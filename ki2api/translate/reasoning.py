@@ -128,7 +128,7 @@ def _thinking_field(ask: ReasoningAsk, schema: Mapping[str, Any]) -> dict[str, A
         thinking["display"] = ask.display
     elif ask.thinking == "adaptive" and isinstance(display_enum, list) and DEFAULT_DISPLAY in display_enum:
         thinking["display"] = DEFAULT_DISPLAY
-    if ask.implied and first_mismatch({"thinking": thinking}, schema) is not None:
+    if ask.implied and first_mismatch({"thinking": {"type": ask.thinking}}, schema) is not None:
         return None  # an effort or a suffix asked; the model cannot take this thinking, so leave it to Kiro
     return thinking
 
