@@ -98,7 +98,7 @@ def test_redacted_thinking_round_trip(client, auth, fake_upstream):
     validate_message(body)
     assert [b["type"] for b in body["content"]] == ["redacted_thinking", "thinking", "text"]
     data = body["content"][0]["data"]
-    assert data == redacted_data("0")
+    assert data == redacted_data("fine")
     fake_upstream.script({"texts": ["ok"]})
     history = [*ASK, {"role": "assistant", "content": [body["content"][0], {"type": "text", "text": "42"}]},
                {"role": "user", "content": "thanks"}]

@@ -143,9 +143,9 @@ def _frames(spec: dict[str, Any], model_id: str) -> list[bytes]:
 
 def _reasoning_frames(spec: dict[str, Any]) -> list[bytes]:
     frames = []
-    if spec.get("redacted_reasoning"):
-        frames.append(json_frame("reasoningContentEvent", {"redactedContent": redacted_data(str(len(frames)))}))
     pieces = spec.get("reasoning") or []
+    if spec.get("redacted_reasoning"):
+        frames.append(json_frame("reasoningContentEvent", {"redactedContent": redacted_data("".join(pieces))}))
     frames += [json_frame("reasoningContentEvent", {"text": piece}) for piece in pieces]
     if pieces:
         frames.append(json_frame("reasoningContentEvent", {"signature": sign("".join(pieces))}))
