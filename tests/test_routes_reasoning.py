@@ -194,3 +194,16 @@ def test_the_fake_refuses_fields_a_model_does_not_take(fake_upstream):
     reasons = fake_upstream.stats()["malformed"]
     assert len(reasons) == 2 and "allows none" in reasons[0] and "xhigh" in reasons[1]
     fake_upstream.reset()  # these refusals were the point: the autouse check must not count them
+
+
+def test_openai_redacted_reasoning_round_trip(client, auth, fake_upstream):
+    fake_upstream.script({"redacted_reasoning": True, "texts": ["42"]}, {"texts": ["ok"]})
+    message = client.post("/v1/chat/completions", headers=auth, json={
+        "model": NATIVE, "reasoning_effort": "low", "messages": ASK}).get_json()["choices"][0]["message"]
+    assert message["reasoning_details"] == [{"type": "reasoning.encrypted", "data": redacted_data(""),
+                                             "format": "anthropic-claude-v1", "index": 0}]
+    follow = [*ASK, {**message, "role": "assistant"}, {"role": "user", "content": "thanks"}]
+    response = client.post("/v1/chat/completions", headers=auth, json={"model": NATIVE, "messages": follow})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assistant = sent(fake_upstream)["conversationState"]["history"][-1]["assistantResponseMessage"]
+    assert assistant["reasoningContent"] == {"redactedContent": redacted_data("")}

@@ -272,6 +272,9 @@ def test_signed_reasoning_details_are_read_from_assistant_messages():
                 {"role": "user", "content": "and 3+3?"}]
     turn = parse_conversation(body(messages=messages)).turns[1]
     assert (turn.reasoning, turn.signed_reasoning) == ("Add them.", ("Add them.", "sig-1"))
+    encrypted = [{**messages[1], "reasoning_details": [{"type": "reasoning.encrypted", "data": "opaque"}]}]
+    turn = parse_conversation(body(messages=[messages[0], *encrypted, messages[2]])).turns[1]
+    assert (turn.signed_reasoning, turn.redacted_reasoning) == (None, "opaque")
     unsigned = [{**messages[1], "reasoning_details": [{**detail, "signature": ""}]}]
     assert parse_conversation(body(messages=[messages[0], *unsigned, messages[2]])).turns[1].signed_reasoning is None
     with pytest.raises(InvalidRequest) as info:

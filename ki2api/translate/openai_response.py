@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from .answer import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Answer, ReasoningPart, TextPart,
-                     ToolArgs, ToolStart, Usage)
+from .answer import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Answer, ReasoningPart, RedactedReasoningPart,
+                     TextPart, ToolArgs, ToolStart, Usage)
 
 FINISH_REASONS = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", TOOL_USE: "tool_calls"}
 # OpenAI has no field for a thinking signature: it goes in OpenRouter's `reasoning_details`, which clients
@@ -19,6 +19,11 @@ def reasoning_detail(text: str, signature: str, index: int) -> dict[str, Any]:
     """One signed `reasoning.text` entry of `reasoning_details`."""
     return {"type": "reasoning.text", "text": text, "signature": signature, "format": REASONING_FORMAT,
             "index": index}
+
+
+def redacted_detail(data: str, index: int) -> dict[str, Any]:
+    """One `reasoning.encrypted` entry of `reasoning_details`: thinking Kiro sent redacted."""
+    return {"type": "reasoning.encrypted", "data": data, "format": REASONING_FORMAT, "index": index}
 
 
 def completion_id() -> str:
@@ -70,6 +75,9 @@ class ChunkStream:
                 yield self.chunk({"content": part.text})
             elif isinstance(part, ReasoningPart):
                 yield from self._reasoning_chunks(part)
+            elif isinstance(part, RedactedReasoningPart):
+                self._details += 1
+                yield self.chunk({"reasoning_details": [redacted_detail(part.data, self._details - 1)]})
             elif isinstance(part, ToolStart):
                 yield self.chunk({"tool_calls": [{"index": part.index, "id": part.tool_use_id, "type": "function",
                                                   "function": {"name": part.name, "arguments": ""}}]})
@@ -96,6 +104,8 @@ def collect_message(answer: Answer, events: Iterable[object], model: str) -> dic
             if part.signature:
                 details.append(reasoning_detail("".join(reasoning[signed_upto:]), part.signature, len(details)))
                 signed_upto = len(reasoning)
+        elif isinstance(part, RedactedReasoningPart):
+            details.append(redacted_detail(part.data, len(details)))
         elif isinstance(part, ToolStart):
             calls.append({"id": part.tool_use_id, "type": "function", "function": {"name": part.name, "arguments": ""}})
         elif isinstance(part, ToolArgs):
