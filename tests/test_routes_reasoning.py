@@ -207,3 +207,23 @@ def test_openai_redacted_reasoning_round_trip(client, auth, fake_upstream):
     assert response.status_code == 200, response.get_data(as_text=True)
     assistant = sent(fake_upstream)["conversationState"]["history"][-1]["assistantResponseMessage"]
     assert assistant["reasoningContent"] == {"redactedContent": redacted_data("")}
+
+
+def test_a_tool_loop_keeps_the_signed_thinking_beside_the_tool_use(client, auth, fake_upstream):
+    weather = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    call = [{"event": "toolUseEvent", "payload": {"name": "get_weather", "toolUseId": "tooluse_1"}},
+            {"event": "toolUseEvent", "payload": {"name": "get_weather", "toolUseId": "tooluse_1",
+                                                  "input": '{"city": "Paris"}'}},
+            {"event": "toolUseEvent", "payload": {"name": "get_weather", "toolUseId": "tooluse_1", "stop": True}}]
+    fake_upstream.script({"reasoning": ["Need the weather."], "events": call}, {"texts": ["Sunny."]})
+    ask = {"model": NATIVE, "max_tokens": 2048, "thinking": {"type": "adaptive"}, "tools": [weather]}
+    first = client.post("/v1/messages", headers=auth, json={**ask, "messages": ASK}).get_json()
+    assert [b["type"] for b in first["content"]] == ["thinking", "tool_use"]
+    follow = [*ASK, {"role": "assistant", "content": first["content"]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tooluse_1", "content": "sun"}]}]
+    second = client.post("/v1/messages", headers=auth, json={**ask, "messages": follow})
+    assert second.status_code == 200, second.get_data(as_text=True)
+    assistant = sent(fake_upstream)["conversationState"]["history"][-1]["assistantResponseMessage"]
+    assert assistant["toolUses"][0]["toolUseId"] == "tooluse_1"
+    assert assistant["reasoningContent"]["reasoningText"] == {"text": "Need the weather.",
+                                                              "signature": sign("Need the weather.")}

@@ -11,7 +11,7 @@ from .answer import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Answer, Reas
 
 FINISH_REASONS = {END_TURN: "stop", STOP_SEQUENCE: "stop", MAX_TOKENS: "length", TOOL_USE: "tool_calls"}
 # OpenAI has no field for a thinking signature: it goes in OpenRouter's `reasoning_details`, which clients
-# that replay reasoning already send back (translate/openai_request.signed_reasoning reads it).
+# that replay reasoning already send back (translate/openai_request.detailed_reasoning reads it).
 REASONING_FORMAT = "anthropic-claude-v1"
 
 
