@@ -209,3 +209,12 @@ def test_usage_before_the_answer_is_held_back_then_given_in_order(answer):
     events = list(iter_events([INITIAL, USAGE, answer, METERING]))
     assert events[0] == ContextUsage(1.5) and events[-1] == Metering(0.01, "credit")
     assert isinstance(events[1], (TextDelta, ReasoningDelta, ToolUseDelta, LengthExceeded)) and len(events) == 3
+
+
+def test_a_reasoning_signature_may_come_in_a_frame_of_its_own():
+    frames = [event_frame("reasoningContentEvent", {"text": "hm"}),
+              event_frame("reasoningContentEvent", {"signature": "sig-1"}),
+              event_frame("reasoningContentEvent", {"redactedContent": "opaque"}),
+              event_frame("reasoningContentEvent", {"text": "", "signature": ""})]
+    assert list(iter_events([b"".join(frames)])) == [
+        ReasoningDelta("hm"), ReasoningDelta("", "sig-1"), ReasoningDelta("", None, "opaque")]

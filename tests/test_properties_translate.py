@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from ki2api.errors import ApiError
 from ki2api.models import model_names, resolve_model
-from ki2api.translate import anthropic_request, openai_request
+from ki2api.translate import anthropic_request, openai_request, reasoning
 from ki2api.translate.history import build_payload
+from tests.fakes.kiro.reasoning import fields_problem, shape_problem
 from tests.helpers.kiro_request import assert_well_formed
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -26,14 +27,20 @@ def openai_payload(body: dict[str, Any]) -> dict[str, Any]:
     """What routes/openai.py does with a parsed body, up to the upstream call."""
     options = openai_request.parse_options(body)
     model = resolve_model(options.base_model)
-    return build_payload(openai_request.parse_conversation(body), model.kiro_id)
+    conversation = openai_request.parse_conversation(body)
+    ask = reasoning.openai_ask(body, openai_request.split_thinking_suffix(options.model)[1])
+    reasoning.apply_reasoning(conversation, ask, model.info.request_fields_schema, options.model, options.max_tokens)
+    return build_payload(conversation, model.kiro_id)
 
 
 def anthropic_payload(body: dict[str, Any]) -> dict[str, Any]:
     """What routes/anthropic.py does with a parsed body, up to the upstream call."""
     options = anthropic_request.parse_options(body)
     model = resolve_model(options.model)
-    return build_payload(anthropic_request.parse_conversation(body, options.thinking_budget), model.kiro_id)
+    conversation = anthropic_request.parse_conversation(body, options.thinking_budget)
+    reasoning.apply_reasoning(conversation, reasoning.anthropic_ask(body), model.info.request_fields_schema,
+                              model.name, options.max_tokens)
+    return build_payload(conversation, model.kiro_id)
 
 
 # --- valid conversations --------------------------------------------------------------------------------------
@@ -144,7 +151,8 @@ KEYS = ["model", "messages", "role", "content", "type", "text", "tool_calls", "f
         "tool_call_id", "image_url", "url", "source", "data", "media_type", "tools", "tool_choice", "stop", "stream",
         "stream_options", "include_usage", "max_tokens", "max_completion_tokens", "n", "thinking", "budget_tokens",
         "system", "tool_use_id", "input", "parameters", "input_schema", "reasoning_effort", "stop_sequences",
-        "metadata", "is_error", "logprobs", "description", "signature", "thinking", "reasoning", "reasoning_content"]
+        "metadata", "is_error", "logprobs", "description", "signature", "thinking", "reasoning", "reasoning_content",
+        "reasoning_details", "output_config", "effort", "display", "enabled"]
 ROLES = st.sampled_from(["user", "assistant", "system", "developer", "tool", "function", ""])
 TYPES = st.sampled_from(["text", "image_url", "image", "tool_use", "tool_result", "thinking", "function", "base64",
                          "url", "enabled", "auto", "none", "any", "required", "tool"])
@@ -166,7 +174,9 @@ message = st.fixed_dictionaries({"role": ROLES | anything}, optional={
                                                       {"name": tool_names | anything,
                                                        "arguments": st.sampled_from(["{}", '{"a": 1}', "[]", "{"])
                                                        | anything})}), max_size=2) | anything,
-    "name": text | anything, "reasoning_content": text | anything, "is_error": anything})
+    "name": text | anything, "reasoning_content": text | anything, "is_error": anything,
+    "reasoning_details": st.lists(st.fixed_dictionaries({"type": st.just("reasoning.text") | anything}, optional={
+        "text": text | anything, "signature": text | anything}), max_size=2) | anything})
 tool = st.fixed_dictionaries({"type": st.just("function") | anything, "name": tool_names | anything,
                               "function": st.fixed_dictionaries({"name": tool_names | anything}, optional={
                                   "parameters": st.just({"type": "object"}) | anything}) | anything,
@@ -179,8 +189,14 @@ bodies = st.fixed_dictionaries({"model": st.sampled_from(MODELS), "messages": st
                                          "stop": anything, "system": text | st.lists(part, max_size=2) | anything,
                                          "stream": st.booleans() | anything, "thinking": anything, "n": anything,
                                          "stream_options": anything, "reasoning_effort": anything,
-                                         "reasoning": anything,
+                                         "reasoning": anything, "output_config": anything,
                                          "stop_sequences": anything})
+
+
+def check_reasoning_fields(payload: dict[str, Any]) -> None:
+    """What ki2api's own schema check let through, the fake Kiro (jsonschema over the captured list) takes."""
+    model_id = payload["conversationState"]["currentMessage"]["userInputMessage"]["modelId"]
+    assert fields_problem(payload, model_id) is None and shape_problem(payload) is None
 
 
 def check_refusal(exc: ApiError, body: dict[str, Any]) -> None:
@@ -195,9 +211,11 @@ def check_refusal(exc: ApiError, body: dict[str, Any]) -> None:
 def test_any_json_is_translated_or_refused_naming_the_field_openai(body, junk):
     body = {**body, **junk}
     try:
-        openai_payload(body)
+        payload = openai_payload(body)
     except ApiError as exc:
         check_refusal(exc, body)
+        return
+    check_reasoning_fields(payload)
 
 
 @PROPERTY
@@ -205,11 +223,13 @@ def test_any_json_is_translated_or_refused_naming_the_field_openai(body, junk):
 def test_any_json_is_translated_or_refused_naming_the_field_anthropic(body, junk):
     body = {**body, **junk}
     try:
-        anthropic_payload(body)
+        payload = anthropic_payload(body)
     except ApiError as exc:
         check_refusal(exc, body)
         if exc.param != "model":  # ModelNotFound's message quotes the unknown model instead
             assert exc.message.startswith(re.split(r"[.\[]", exc.param)[0]), (exc.param, exc.message)
+        return
+    check_reasoning_fields(payload)
 
 
 @PROPERTY

@@ -256,3 +256,11 @@ def test_malformed_requests_are_400_naming_the_place(change, param):
     assert info.value.status == 400
     assert info.value.param == param
     assert info.value.message.startswith(param)
+
+
+def test_thinking_signatures_and_redacted_data_are_kept_for_native_replay():
+    assistant = parse_conversation(THOUGHT).turns[1]
+    assert assistant.signed_reasoning == ("Add them.", "abc") and assistant.redacted_reasoning == "opaque"
+    unsigned = copy.deepcopy(THOUGHT)
+    unsigned["messages"][1]["content"][0]["signature"] = ""
+    assert parse_conversation(unsigned).turns[1].signed_reasoning is None

@@ -214,3 +214,23 @@ def test_cut_closes_the_open_block_and_ends_as_max_tokens():
     assert pairs[0][1]["index"] == 1
     assert pairs[1][1]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
     assert pairs[1][1]["usage"] == {"output_tokens": cut_answer.usage.output_tokens}
+
+
+def test_a_thinking_block_without_a_signature_still_ends_with_a_signature_delta():
+    """Anthropic always sends one; the Vercel AI SDK reads the signature only from it (issue 18)."""
+    pairs = stream([TextDelta("<thinking>hm</thinking>\n\n"), TextDelta("4")], thinking=True)
+    at_stop = [n for n, _ in pairs].index("content_block_stop")
+    assert pairs[at_stop - 1][1]["delta"] == {"type": "signature_delta", "signature": ""}
+    assert accumulate(pairs).content[0].signature == ""
+
+
+def test_redacted_reasoning_becomes_a_redacted_thinking_block():
+    events = [ReasoningDelta("", redacted="opaque=="), ReasoningDelta("seen", signature="s1"), TextDelta("4")]
+    pairs = stream(events)
+    starts = [d["content_block"] for n, d in pairs if n == "content_block_start"]
+    assert starts[0] == {"type": "redacted_thinking", "data": "opaque=="}
+    assert [b.type for b in accumulate(pairs).content] == ["redacted_thinking", "thinking", "text"]
+    whole = collect_message(answer(), events, MODEL)
+    validate_message(whole)
+    assert whole["content"][:2] == [{"type": "redacted_thinking", "data": "opaque=="},
+                                    {"type": "thinking", "thinking": "seen", "signature": "s1"}]

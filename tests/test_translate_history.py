@@ -74,3 +74,30 @@ def test_history_reasoning_is_dropped_without_thinking():
              Turn("user", "next")]
     state = build_payload(Conversation("", turns), "m")["conversationState"]
     assert state["history"][1]["assistantResponseMessage"]["content"] == "a"
+
+
+def test_native_reasoning_goes_back_signed_and_fields_sit_beside_the_conversation():
+    signed = Turn("assistant", "4", reasoning="Add them.", signed_reasoning=("Add them.", "sig"))
+    unsigned = Turn("assistant", "5", reasoning="my own notes")
+    redacted = Turn("assistant", "6", redacted_reasoning="opaque")
+    turns = [Turn("user", "a"), signed, Turn("user", "b"), unsigned, Turn("user", "c"), redacted, Turn("user", "d")]
+    fields = {"output_config": {"effort": "high"}}
+    p = build_payload(Conversation("", turns, native_reasoning=True, request_fields=fields), "claude-sonnet-4.6")
+    assert p["additionalModelRequestFields"] == fields
+    assistants = [h["assistantResponseMessage"] for h in p["conversationState"]["history"][1::2]]
+    assert assistants == [
+        {"content": "4", "reasoningContent": {"reasoningText": {"text": "Add them.", "signature": "sig"}}},
+        {"content": "5"},  # unsigned thinking is not replayed: Kiro checks signatures
+        {"content": "6", "reasoningContent": {"redactedContent": "opaque"}}]
+    legacy = build_payload(Conversation("", turns, thinking_budget=2048), "claude-sonnet-4.5")
+    assert "additionalModelRequestFields" not in legacy
+    first = legacy["conversationState"]["history"][3]["assistantResponseMessage"]
+    assert first == {"content": "<thinking>Add them.</thinking>\n\n4"}
+
+
+def test_merged_turns_keep_the_first_signed_reasoning():
+    turns = [Turn("user", "a"), Turn("assistant", "x", signed_reasoning=("one", "s1")),
+             Turn("assistant", "y", signed_reasoning=("two", "s2")), Turn("user", "b")]
+    p = build_payload(Conversation("", turns, native_reasoning=True), "m")
+    assistant = p["conversationState"]["history"][1]["assistantResponseMessage"]
+    assert assistant["reasoningContent"]["reasoningText"] == {"text": "one", "signature": "s1"}

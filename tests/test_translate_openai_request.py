@@ -262,3 +262,21 @@ def test_malformed_tools_images_and_thinking_are_refused(extra, param):
         to_codewhisperer(body(**extra), "m")
     assert info.value.param == param
     assert info.value.status == 400
+
+
+def test_signed_reasoning_details_are_read_from_assistant_messages():
+    detail = {"type": "reasoning.text", "text": "Add them.", "signature": "sig-1", "format": "anthropic-claude-v1"}
+    messages = [{"role": "user", "content": "2+2?"},
+                {"role": "assistant", "content": "4", "reasoning_content": "Add them.",
+                 "reasoning_details": [{"type": "reasoning.summary", "summary": "x"}, detail]},
+                {"role": "user", "content": "and 3+3?"}]
+    turn = parse_conversation(body(messages=messages)).turns[1]
+    assert (turn.reasoning, turn.signed_reasoning) == ("Add them.", ("Add them.", "sig-1"))
+    encrypted = [{**messages[1], "reasoning_details": [{"type": "reasoning.encrypted", "data": "opaque"}]}]
+    turn = parse_conversation(body(messages=[messages[0], *encrypted, messages[2]])).turns[1]
+    assert (turn.signed_reasoning, turn.redacted_reasoning) == (None, "opaque")
+    unsigned = [{**messages[1], "reasoning_details": [{**detail, "signature": ""}]}]
+    assert parse_conversation(body(messages=[messages[0], *unsigned, messages[2]])).turns[1].signed_reasoning is None
+    with pytest.raises(InvalidRequest) as info:
+        parse_conversation(body(messages=[messages[0], {**messages[1], "reasoning_details": "sig"}, messages[2]]))
+    assert info.value.param == "messages[1].reasoning_details"

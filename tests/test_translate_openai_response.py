@@ -124,3 +124,29 @@ def test_upstream_reasoning_events_become_reasoning_content_and_a_lone_signature
     assert "".join(d.get("content") or "" for d in ds) == "4"
     message = collect_message(Answer(1, 200_000), events, "m")["choices"][0]["message"]
     assert (message["content"], message["reasoning_content"]) == ("4", "Two plus two.")
+
+
+def test_a_reasoning_signature_comes_in_reasoning_details():
+    events = [ReasoningDelta("Add"), ReasoningDelta(" them."), ReasoningDelta("", signature="sig-1"), TextDelta("4")]
+    got = deltas(stream(events))
+    assert [d.get("reasoning_content") for d in got if "reasoning_content" in d] == ["Add", " them."]
+    assert [d["reasoning_details"] for d in got if "reasoning_details" in d] == [[
+        {"type": "reasoning.text", "text": "Add them.", "signature": "sig-1", "format": "anthropic-claude-v1",
+         "index": 0}]]
+    message = collect_message(Answer(100, 200_000), events, "claude-x")
+    validate(message, "CreateChatCompletionResponse")
+    assert message["choices"][0]["message"]["reasoning_details"] == [
+        {"type": "reasoning.text", "text": "Add them.", "signature": "sig-1", "format": "anthropic-claude-v1",
+         "index": 0}]
+
+
+def test_redacted_reasoning_comes_as_an_encrypted_detail():
+    events = [ReasoningDelta("", redacted="opaque=="), ReasoningDelta("seen"), ReasoningDelta("", signature="s1"),
+              TextDelta("4")]
+    encrypted = {"type": "reasoning.encrypted", "data": "opaque==", "format": "anthropic-claude-v1", "index": 0}
+    signed = {"type": "reasoning.text", "text": "seen", "signature": "s1", "format": "anthropic-claude-v1",
+              "index": 1}
+    assert [d["reasoning_details"] for d in deltas(stream(events)) if "reasoning_details" in d] == [
+        [encrypted], [signed]]
+    message = collect_message(Answer(100, 200_000), events, "claude-x")["choices"][0]["message"]
+    assert message["reasoning_details"] == [encrypted, signed] and message["reasoning_content"] == "seen"

@@ -20,6 +20,7 @@ from ..translate.anthropic_request import parse_conversation, parse_options
 from ..translate.anthropic_response import PING, Event, EventStream, collect_message
 from ..translate.answer import Answer, Part, prompt_estimate
 from ..translate.history import build_payload
+from ..translate.reasoning import anthropic_ask, apply_reasoning
 from ..web.auth import require_key
 from ..web.disconnect import watch_client
 from ..web.envelopes import anthropic_body
@@ -39,10 +40,12 @@ def messages() -> Response:
     options = parse_options(body)
     model = resolve_model(options.model)
     conversation = parse_conversation(body, options.thinking_budget)
+    apply_reasoning(conversation, anthropic_ask(body), model.info.request_fields_schema, model.name,
+                    options.max_tokens)
     payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop_sequences, options.max_tokens,
-                    thinking=options.thinking_budget is not None, names=conversation.names)
+                    thinking=conversation.thinking_budget is not None, names=conversation.names)
     services = current_app.extensions["ki2api"]
     upstream = services.client.send(payload)
     note(upstream_status=upstream.status)
@@ -66,7 +69,9 @@ def count_tokens() -> Response:
     body = json_body()
     options = parse_options(body, count_only=True)
     model = resolve_model(options.model)
-    payload = build_payload(parse_conversation(body, options.thinking_budget), model.kiro_id, image_bounds())
+    conversation = parse_conversation(body, options.thinking_budget)
+    apply_reasoning(conversation, anthropic_ask(body), model.info.request_fields_schema, model.name, None)
+    payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name)
     return jsonify({"input_tokens": prompt_estimate(payload)})
 

@@ -17,8 +17,9 @@ from ..observability.credits import note_credits, with_credits
 from ..observability.requestlog import first_byte, note
 from ..translate.answer import Answer, prompt_estimate
 from ..translate.history import build_payload
-from ..translate.openai_request import parse_conversation, parse_options
+from ..translate.openai_request import parse_conversation, parse_options, split_thinking_suffix
 from ..translate.openai_response import ChunkStream, collect_message
+from ..translate.reasoning import apply_reasoning, openai_ask
 from ..upstream.client import UpstreamStream
 from ..upstream.events import Event, prime
 from ..web.auth import require_key
@@ -54,6 +55,8 @@ def chat_completions() -> Response:
     options = parse_options(body)
     model = resolve_model(options.base_model)
     conversation = parse_conversation(body)
+    ask = openai_ask(body, split_thinking_suffix(options.model)[1])
+    apply_reasoning(conversation, ask, model.info.request_fields_schema, options.model, options.max_tokens)
     payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens,

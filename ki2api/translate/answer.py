@@ -29,6 +29,13 @@ class ReasoningPart:
 
 
 @dataclass(frozen=True, slots=True)
+class RedactedReasoningPart:
+    """Thinking the upstream sent encrypted (`redactedContent`): shown to nobody, given back as it came."""
+
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
 class ToolStart:
     index: int
     tool_use_id: str
@@ -46,7 +53,7 @@ class ToolEnd:
     index: int
 
 
-Part = Union[TextPart, ReasoningPart, ToolStart, ToolArgs, ToolEnd]
+Part = Union[TextPart, ReasoningPart, RedactedReasoningPart, ToolStart, ToolArgs, ToolEnd]
 
 # A typical screenshot's cost (Claude: width x height / 750, about 1,600 for 1.2 megapixels); used only
 # when the upstream reports no context usage.
@@ -121,6 +128,8 @@ class Answer:
             elif isinstance(event, ReasoningDelta):
                 if event.text:
                     self._count(event.text)
+                if event.redacted:
+                    yield RedactedReasoningPart(event.redacted)
                 if event.text or event.signature:  # a signature may come alone, after the text
                     yield ReasoningPart(event.text, event.signature)
             elif isinstance(event, ContextUsage):

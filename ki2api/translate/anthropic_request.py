@@ -176,8 +176,13 @@ def _block(block: Any, where: str, turn: Turn, names: ToolNames, texts: list[str
     elif kind == "thinking" and not user:
         thought = _string(block, "thinking", where)
         turn.reasoning = "\n".join(t for t in (turn.reasoning, thought) if t)
+        signature = block.get("signature")
+        if isinstance(signature, str) and signature and turn.signed_reasoning is None:
+            turn.signed_reasoning = (thought, signature)
     elif kind == "redacted_thinking" and not user:
-        pass  # encrypted for Anthropic's servers only; nothing Kiro could read
+        data = block.get("data")  # Kiro's redactedContent when it came from Kiro; only native models get it back
+        if isinstance(data, str) and data and not turn.redacted_reasoning:
+            turn.redacted_reasoning = data
     elif not isinstance(kind, str):
         raise _fail("must be an object with a string 'type'", where)
     else:

@@ -12,7 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from .answer import MAX_TOKENS, Answer, Part, ReasoningPart, TextPart, ToolArgs, ToolEnd, ToolStart, Usage
+from .answer import (MAX_TOKENS, Answer, Part, ReasoningPart, RedactedReasoningPart, TextPart, ToolArgs, ToolEnd,
+                     ToolStart, Usage)
 
 log = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]
@@ -73,6 +74,9 @@ class EventStream:
             events = self._ensure("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             self._signature = part.signature or self._signature
             return events + [self._delta({"type": "thinking_delta", "thinking": part.text})] if part.text else events
+        if isinstance(part, RedactedReasoningPart):
+            block = {"type": "redacted_thinking", "data": part.data}
+            return self._close() + self._open_block("redacted_thinking", block) + self._close()
         if isinstance(part, ToolStart):
             block = {"type": "tool_use", "id": part.tool_use_id, "name": part.name, "input": {}}
             return self._close() + self._open_block("tool_use", block)
@@ -123,8 +127,8 @@ class EventStream:
         if self._open is None:
             return []
         events: list[Event] = []
-        if self._open == "thinking" and self._signature:
-            events.append(self._delta({"type": "signature_delta", "signature": self._signature}))
+        if self._open == "thinking":  # always, as Anthropic does: some clients read the signature only here
+            events.append(self._delta({"type": "signature_delta", "signature": self._signature or ""}))
         self._open, self._signature = None, None
         events.append(("content_block_stop", {"type": "content_block_stop", "index": self._index}))
         return events
@@ -148,6 +152,8 @@ def collect_message(answer: Answer, events: Iterable[object], model: str) -> dic
                 content.append(last)
             last["thinking"] += part.text
             last["signature"] = part.signature or last["signature"]
+        elif isinstance(part, RedactedReasoningPart):
+            content.append({"type": "redacted_thinking", "data": part.data})
         elif isinstance(part, ToolStart):
             content.append({"type": "tool_use", "id": part.tool_use_id, "name": part.name, "input": {}})
             position[part.index] = len(content) - 1

@@ -26,7 +26,10 @@ class Turn:
 
     Tool uses carry upstream tool names (`ToolNames.upstream`); `reasoning` is an assistant
     turn's earlier thinking, sent back as `<thinking>...</thinking>` before its text when the
-    request turns thinking on, and dropped otherwise.
+    request turns legacy thinking on, and dropped otherwise. For a model with native reasoning,
+    `signed_reasoning` (text, signature: the first signed thinking of the turn) or else
+    `redacted_reasoning` goes back as the turn's `reasoningContent`; unsigned thinking does not,
+    as Kiro checks signatures.
     """
 
     role: str
@@ -35,6 +38,8 @@ class Turn:
     tool_uses: list[dict[str, Any]] = field(default_factory=list)
     tool_results: list[dict[str, Any]] = field(default_factory=list)
     reasoning: str = ""
+    signed_reasoning: tuple[str, str] | None = None
+    redacted_reasoning: str = ""
 
 
 @dataclass
@@ -44,6 +49,8 @@ class Conversation:
     `thinking_budget` set turns the legacy thinking mode on (prefix before the system text).
     `names` is the map the tool specs and tool uses were named with; the answer maps back with it.
     `instruction` is appended to the current user message (how tool_choice is expressed upstream).
+    `native_reasoning`: the model takes Kiro's native reasoning (translate/reasoning.py), so past thinking
+    goes back as `reasoningContent`; `request_fields` is the request's `additionalModelRequestFields`.
     """
 
     system: str
@@ -52,6 +59,8 @@ class Conversation:
     names: ToolNames = field(default_factory=ToolNames)
     thinking_budget: int | None = None
     instruction: str = ""
+    native_reasoning: bool = False
+    request_fields: dict[str, Any] | None = None
 
 
 def _merge(turns: list[Turn]) -> list[Turn]:
@@ -64,9 +73,12 @@ def _merge(turns: list[Turn]) -> list[Turn]:
             last.tool_uses += turn.tool_uses
             last.tool_results += turn.tool_results
             last.reasoning = "\n".join(t for t in (last.reasoning, turn.reasoning) if t)
+            last.signed_reasoning = last.signed_reasoning or turn.signed_reasoning
+            last.redacted_reasoning = last.redacted_reasoning or turn.redacted_reasoning
         else:
             merged.append(Turn(turn.role, turn.text, list(turn.images), list(turn.tool_uses),
-                               list(turn.tool_results), turn.reasoning))
+                               list(turn.tool_results), turn.reasoning, turn.signed_reasoning,
+                               turn.redacted_reasoning))
     return merged
 
 
@@ -136,13 +148,24 @@ def _user_message(turn: Turn, model_id: str, tools: list[dict[str, Any]] | None)
     return {"userInputMessage": message}
 
 
-def _assistant_message(turn: Turn, thinking: bool) -> dict[str, Any]:
+def _reasoning_content(turn: Turn) -> dict[str, Any] | None:
+    """A turn's signed (or redacted) thinking in Kiro's history shape, None when it has none."""
+    if turn.signed_reasoning is not None:
+        text, signature = turn.signed_reasoning
+        return {"reasoningText": {"text": text, "signature": signature}}
+    return {"redactedContent": turn.redacted_reasoning} if turn.redacted_reasoning else None
+
+
+def _assistant_message(turn: Turn, thinking: bool, native: bool) -> dict[str, Any]:
     # Past thinking is replayed only when this request asks for thinking: otherwise the answer's text is not
     # split, and a model imitating the replayed <thinking> tags would put its thinking into the text.
-    text = reserialise(turn.reasoning, turn.text) if thinking else turn.text
+    text = reserialise(turn.reasoning, turn.text) if thinking and not native else turn.text
     message: dict[str, Any] = {"content": text or (TOOL_ONLY_TEXT if turn.tool_uses else CONTINUE)}
     if turn.tool_uses:
         message["toolUses"] = turn.tool_uses
+    reasoning = _reasoning_content(turn) if native else None
+    if reasoning is not None:
+        message["reasoningContent"] = reasoning
     return {"assistantResponseMessage": message}
 
 
@@ -162,10 +185,11 @@ def build_payload(conversation: Conversation, model_id: str, images: ImageBounds
         turns = [Turn("user", system), Turn("assistant", SYSTEM_ACK)] + turns
     tools = _declare_used_tools(turns, conversation.tools)
     history = [
-        _user_message(t, model_id, None) if t.role == "user" else _assistant_message(t, thinking)
+        _user_message(t, model_id, None) if t.role == "user"
+        else _assistant_message(t, thinking, conversation.native_reasoning)
         for t in turns[:-1]
     ]
-    return {"conversationState": {
+    payload: dict[str, Any] = {"conversationState": {
         "conversationId": str(uuid.uuid4()),
         "agentContinuationId": str(uuid.uuid4()),
         "agentTaskType": "vibe",
@@ -173,3 +197,6 @@ def build_payload(conversation: Conversation, model_id: str, images: ImageBounds
         "currentMessage": _user_message(turns[-1], model_id, tools),
         "history": history,
     }}
+    if conversation.request_fields:
+        payload["additionalModelRequestFields"] = conversation.request_fields
+    return payload

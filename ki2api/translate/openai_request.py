@@ -96,10 +96,29 @@ def _turn(message: Any, i: int, names: ToolNames) -> tuple[str, Turn | None]:
         if not isinstance(reasoning, str):
             raise _fail(f"{where}.reasoning_content must be a string", f"{where}.reasoning_content")
         uses = tool_uses(message.get("tool_calls"), f"{where}.tool_calls", names)
-        return "", Turn("assistant", text, tool_uses=uses, reasoning=reasoning)
+        signed, redacted = detailed_reasoning(message.get("reasoning_details"), f"{where}.reasoning_details")
+        return "", Turn("assistant", text, tool_uses=uses, reasoning=reasoning, signed_reasoning=signed,
+                        redacted_reasoning=redacted)
     if role == "tool":
         return "", Turn("user", images=images, tool_results=[tool_result(message, text, where)])
     return "", Turn("user", text, images=images)
+
+
+def detailed_reasoning(details: Any, param: str) -> tuple[tuple[str, str] | None, str]:
+    """From OpenRouter-style `reasoning_details`: (text, signature) of the first signed `reasoning.text` entry,
+    and the `data` of the first `reasoning.encrypted` one ("" for none)."""
+    if details is None:
+        return None, ""
+    if not isinstance(details, list) or not all(isinstance(d, dict) for d in details):
+        raise _fail(f"{param} must be a list of objects", param)
+    signed, redacted = None, ""
+    for detail in details:
+        kind, text, signature, data = (detail.get(k) for k in ("type", "text", "signature", "data"))
+        if kind == "reasoning.text" and isinstance(text, str) and isinstance(signature, str) and signature:
+            signed = signed or (text, signature)
+        elif kind == "reasoning.encrypted" and isinstance(data, str) and data:
+            redacted = redacted or data
+    return signed, redacted
 
 
 def parse_options(body: dict[str, Any]) -> ChatOptions:

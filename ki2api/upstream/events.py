@@ -149,9 +149,10 @@ def _reasoning(body: dict[str, Any]) -> Event | None:
     text, redacted, signature = body.get("text"), body.get("redactedContent"), body.get("signature")
     text = text if isinstance(text, str) else ""
     redacted = redacted if isinstance(redacted, str) and redacted else None
-    if not text and not redacted:
+    signature = signature if isinstance(signature, str) and signature else None
+    if not text and not redacted and not signature:  # a signature may come alone, after the text
         return None
-    return ReasoningDelta(text, signature if isinstance(signature, str) else None, redacted)
+    return ReasoningDelta(text, signature, redacted)
 
 
 def _context(body: dict[str, Any]) -> Event | None:

@@ -145,8 +145,9 @@ def test_parallel_tool_calls_and_an_error_result(client, fake_upstream):
 
 @pytest.mark.parametrize("streamed", [False, True])
 def test_thinking(client, fake_upstream, streamed):
+    """The legacy prompt prefix, for a model that takes no native reasoning (test_reasoning_sdk.py: native)."""
     fake_upstream.script({"texts": ["<thinking>\nSix times", " seven is 42.</thinking>\n\n", "42"]})
-    ask = {"model": MODEL, "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 2048},
+    ask = {"model": "claude-haiku-4-5", "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 2048},
            "messages": [{"role": "user", "content": "6*7?"}]}
     if streamed:
         with client.messages.stream(**ask) as stream:

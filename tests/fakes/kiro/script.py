@@ -6,6 +6,9 @@ fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteri
 - The frames, one of: texts (list of str), events ([{"event", "payload"} | {"exception", "message"} |
   {"error", "message"}]), fixture ("06", "14", "16": the captured bytes, exactly), or frames_count + frame_bytes
   (N text frames of B bytes each). Generated streams start with initial-response unless initial_response is false.
+- reasoning (list of str): reasoningContentEvent frames before the answer, one {"text"} per piece, then one
+  {"signature"} the fake issues for their whole text (reasoning.py); redacted_reasoning (true): a
+  reasoningContentEvent {"redactedContent"} the fake issues, before those.
 - context_usage: texts/frames_count end with contextUsageEvent (default 1.5) + meteringEvent; None drops both.
   events get them only when context_usage is given. credits: that meteringEvent's `usage` (default 0.01).
 - first_delay (s before the first frame), pace (s between writes: frames, or chunk_size pieces), chunk_size,
@@ -25,6 +28,7 @@ from typing import Any
 
 from tests.fakes.kiro.frames import (bulk_text_frames, encode_frame, exception_frame, flip_crc, initial_response_frame,
                                      json_frame, split_frames, text_frame)
+from tests.fakes.kiro.reasoning import redacted_data, sign
 from tests.helpers.fixtures import capture_stream
 
 FIXTURE_NAMES = ("06", "14", "16")
@@ -36,7 +40,7 @@ FAULTS = frozenset({"reset_before", "reset_after", "stall", "truncate", "bad_crc
 _NUMBERS = {"first_delay", "pace", "context_usage", "credits"}
 _COUNTS = {"chunk_size", "hold_after", "repeat", "fault_after", "frames_count", "frame_bytes"}
 SPEC_KEYS = frozenset(_NUMBERS | _COUNTS | {"status", "json", "headers", "texts", "events", "fixture", "fault",
-                                            "initial_response", "account"})
+                                            "initial_response", "account", "reasoning", "redacted_reasoning"})
 
 
 class SpecError(ValueError):
@@ -82,6 +86,9 @@ def check_spec(spec: Any) -> dict[str, Any]:
         raise SpecError("frames_count and frame_bytes go together")
     if spec.get("chunk_size") == 0 or spec.get("repeat") == 0:
         raise SpecError("chunk_size and repeat must be at least 1")
+    reasoning = spec.get("reasoning", [])
+    if not isinstance(reasoning, list) or not all(isinstance(piece, str) for piece in reasoning):
+        raise SpecError("reasoning must be a list of strings")
     for event in spec.get("events", []):
         if not isinstance(event, dict) or not ({"event", "exception", "error"} & event.keys()):
             raise SpecError(f"an event needs 'event', 'exception' or 'error': {event!r}")
@@ -118,6 +125,7 @@ def _frames(spec: dict[str, Any], model_id: str) -> list[bytes]:
     frames = [initial_response_frame()] if spec.get("initial_response", True) else []
     if spec.get("fault") == "unknown_event":
         frames.append(json_frame("mysteryEvent", {"mystery": True}))
+    frames += _reasoning_frames(spec)
     if "events" in spec:
         frames += [_event(e) for e in spec["events"]]
         usage = spec.get("context_usage")
@@ -130,6 +138,17 @@ def _frames(spec: dict[str, Any], model_id: str) -> list[bytes]:
     if usage is not None:
         frames += [json_frame("contextUsageEvent", {"contextUsagePercentage": usage}),
                    json_frame("meteringEvent", {**METERING, "usage": spec.get("credits", METERING["usage"])})]
+    return frames
+
+
+def _reasoning_frames(spec: dict[str, Any]) -> list[bytes]:
+    frames = []
+    pieces = spec.get("reasoning") or []
+    if spec.get("redacted_reasoning"):
+        frames.append(json_frame("reasoningContentEvent", {"redactedContent": redacted_data("".join(pieces))}))
+    frames += [json_frame("reasoningContentEvent", {"text": piece}) for piece in pieces]
+    if pieces:
+        frames.append(json_frame("reasoningContentEvent", {"signature": sign("".join(pieces))}))
     return frames
 
 

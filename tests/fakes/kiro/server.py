@@ -16,6 +16,7 @@ import gevent.event
 from gevent.server import StreamServer
 
 from tests.fakes.kiro.http import Closed, Connection, HttpError, Reader, Request, read_request
+from tests.fakes.kiro.reasoning import SIGNATURE_INVALID, fields_problem, shape_problem, signature_problem
 from tests.fakes.kiro.script import Plan, SpecError, check_spec, plan_response
 from tests.fakes.kiro.state import State
 from tests.helpers.kiro_request import assert_well_formed
@@ -171,7 +172,9 @@ class FakeKiroServer:
         """The chat endpoint: auth, validation, then the next scripted (or default) answer.
 
         A body that breaks one of Kiro's rules (`malformed`) gets Kiro's own 400 and uses no scripted answer;
-        the reason is kept in the record and in stats()["malformed"].
+        the reason is kept in the record and in stats()["malformed"]. So does `additionalModelRequestFields` the
+        model's schema does not allow, and a malformed history `reasoningContent`; a reasoning signature the fake
+        did not issue gets 400 THINKING_SIGNATURE_INVALID (record["refused"]) (reasoning.py).
         """
         state = self.state
         state.chat_requests += 1
@@ -189,11 +192,18 @@ class FakeKiroServer:
         if account in state.accounts:
             state.accounts[account].chat_requests += 1
         model_id, problem = _model_id(body), malformed(body)
+        if model_id is not None and problem is None:
+            problem = fields_problem(body, model_id) or shape_problem(body)
         if model_id is None or problem is not None:
             record["status"], record["malformed"] = 400, problem or "currentMessage has no content or modelId"
             state.refused(record["malformed"])
             log.warning("refused a malformed generateAssistantResponse body: %s", record["malformed"])
             conn.send_json(400, MALFORMED, request.keep_alive)
+            return
+        forged = signature_problem(body)
+        if forged is not None:
+            record["status"], record["refused"] = 400, forged
+            conn.send_json(400, SIGNATURE_INVALID, request.keep_alive)
             return
         spec = state.next_spec(account)
         plan = plan_response(spec, model_id)
