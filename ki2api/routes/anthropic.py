@@ -13,7 +13,6 @@ from typing import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
-from ..models import resolve_model
 from ..observability.requestlog import first_byte, note
 from ..translate.anthropic_request import parse_conversation, parse_options
 from ..translate.anthropic_response import PING, Event, EventStream, collect_message
@@ -25,6 +24,7 @@ from ..web.envelopes import anthropic_body
 from ..web.heartbeat import Heartbeat
 from ..web.sse import PROXY_HEADERS, format_event, in_band_error
 from .body import json_body
+from .models import served_model
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 _END = object()  # the answer had no parts at all
@@ -36,7 +36,7 @@ bp.before_request(require_key)
 def messages() -> Response:
     body = json_body()
     options = parse_options(body)
-    model = resolve_model(options.model)
+    model = served_model(options.model)
     conversation = parse_conversation(body, options.thinking_budget)
     payload = build_payload(conversation, model.kiro_id)
     note(model=model.name, stream=options.stream)
@@ -64,7 +64,7 @@ def messages() -> Response:
 def count_tokens() -> Response:
     body = json_body()
     options = parse_options(body, count_only=True)
-    model = resolve_model(options.model)
+    model = served_model(options.model)
     payload = build_payload(parse_conversation(body, options.thinking_budget), model.kiro_id)
     note(model=model.name)
     return jsonify({"input_tokens": prompt_estimate(payload)})
