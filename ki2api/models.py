@@ -111,7 +111,7 @@ def kiro_id_for(name: str, models: Mapping[str, ModelInfo]) -> str | None:
 def model_names(models: Mapping[str, ModelInfo] | None = None) -> list[str]:
     """Every model name accepted, each once: the client names whose model is listed, then Kiro's own ids."""
     models = BUILTIN if models is None else models
-    return list(dict.fromkeys([a for a, kiro_id in MODEL_ALIASES.items() if kiro_id in models] + list(models)))
+    return [a for a, kiro_id in MODEL_ALIASES.items() if kiro_id in models and a not in models] + list(models)
 
 
 def resolve_model(name: object, models: Mapping[str, ModelInfo] | None = None) -> Model:

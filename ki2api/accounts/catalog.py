@@ -173,11 +173,11 @@ class ModelCatalog:
             union.update((k, v) for k, v in models.items() if k not in refused and k not in union)
         if fetched:
             return CatalogView(union, "service", warnings=errors)
-        if self.interval <= 0:
-            return CatalogView(BUILTIN, "builtin", "KIRO_MODELS_INTERVAL is 0: the model lists are not fetched")
         if errors:
             return CatalogView(BUILTIN, "builtin", "; ".join(errors), [f"serving the built-in model table: {e}"
                                                                       for e in errors])
+        if self.interval <= 0:
+            return CatalogView(BUILTIN, "builtin", "KIRO_MODELS_INTERVAL is 0: the model lists are not fetched")
         return CatalogView(BUILTIN, "builtin", "the model lists have not been fetched yet")
 
     def report(self) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""The model catalog for real: gunicorn with two gevent workers fetching each account's ListAvailableModels
+from the fake Kiro at start (different lists per account), listed through the official openai and anthropic
+SDKs, and requests routed to the accounts that list their model."""
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+import requests
+
+from tests.helpers.accounts import fake_accounts, write_token_dir
+from tests.helpers.credentials import KEY
+from tests.helpers.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+A_MODELS = ["auto", "claude-haiku-4.5", "glm-5"]
+B_MODELS = ["auto", "claude-opus-4.7", "claude-sonnet-4.6"]
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def health(gateway) -> dict[str, Any]:
+    response = requests.get(f"{gateway.url}/health", timeout=10)
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.fixture
+def gateway(start_gateway, fake_upstream, tmp_path):
+    write_token_dir(tmp_path / "tokens", "a", "b")
+    fake_upstream.reset(accounts=fake_accounts("a", "b", a={"models": A_MODELS}, b={"models": B_MODELS}))
+    gw = start_gateway(workers=2, KIRO_TOKEN_DIR=str(tmp_path / "tokens"), KIRO_MODELS_INTERVAL="3600")
+    wait_for(lambda: health(gw)["models"]["source"] == "service"
+             and all(row["models"] for row in health(gw)["models"]["accounts"]), "both accounts' model lists")
+    return gw
+
+
+def test_the_sdks_list_the_union_of_the_accounts_models_once_each(gateway, fake_upstream):
+    oai = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0, timeout=30)
+    listed = [m.id for m in oai.models.list()]
+    assert len(listed) == len(set(listed))
+    assert set(A_MODELS + B_MODELS) <= set(listed)
+    assert "claude-opus-4-7" in listed and "claude-sonnet-4-5" not in listed  # no account lists sonnet 4.5
+    opus = oai.models.retrieve("claude-opus-4-7")
+    assert (opus.kiro_id, opus.context_window, opus.max_output_tokens) == ("claude-opus-4.7", 1_000_000, 128_000)
+
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key=KEY, max_retries=0, timeout=30)
+    pages = claude.models.list(limit=3)
+    assert [m.id for m in pages] == listed  # auto-paged through has_more / after_id
+    assert all(m.type == "model" for m in pages.data)
+    assert claude.models.retrieve("claude-opus-4.7").display_name == "Claude Opus 4.7"
+    with pytest.raises(anthropic.NotFoundError):
+        claude.models.retrieve("claude-sonnet-4-5")
+
+    for name in ("a", "b"):  # one fetch per account for both workers: the others read the shared state
+        assert fake_upstream.stats()["accounts"][name]["models_calls"] == 1
+
+
+def test_auto_works_and_a_model_one_account_lists_goes_to_it(gateway, fake_upstream):
+    oai = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0, timeout=30)
+    assert oai.chat.completions.create(model="auto", messages=MESSAGES).choices[0].message.content
+    before = {n: s["chat_requests"] for n, s in fake_upstream.stats()["accounts"].items()}
+    for _ in range(4):
+        assert oai.chat.completions.create(model="claude-opus-4-7", messages=MESSAGES).choices[0].message.content
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key=KEY, max_retries=0, timeout=30)
+    for _ in range(4):
+        assert claude.messages.create(model="glm-5", max_tokens=64, messages=MESSAGES).content
+    after = {n: s["chat_requests"] for n, s in fake_upstream.stats()["accounts"].items()}
+    assert (after["a"] - before["a"], after["b"] - before["b"]) == (4, 4)
+    refused = [r for r in fake_upstream.requests() if r.get("status") == 400]
+    assert refused == []  # routed by the lists: no account was asked for a model it lacks
+
+    with pytest.raises(openai.NotFoundError) as info:
+        oai.chat.completions.create(model="claude-opus-4-6", messages=MESSAGES)
+    assert "claude-opus-4.7" in info.value.message and "glm-5" in info.value.message
