@@ -175,3 +175,10 @@ def test_other_workers_read_the_list_one_of_them_fetched(settings, pool_dir, fak
     assert listed(two.test_client(), auth) == ["claude-3-5-haiku-20241022", "claude-haiku-4-5-20251001",
                                               "claude-haiku-4-5", "claude-haiku-4.5", "auto"]
     assert fake_upstream.stats()["accounts"]["a"]["models_calls"] == 1
+
+
+def test_input_tokens_of_a_captured_auto_answer_use_autos_1m_window(client, auth, fake_upstream):
+    # Capture row 06 answered an `auto` request with contextUsagePercentage 1.938 (of auto's 1M-token window).
+    fake_upstream.script({"fixture": "06"})
+    body = chat(client, auth, "auto").get_json()
+    assert body["usage"]["prompt_tokens"] == 19_380  # with a 200k window it would be 3,876: too low by 5x
