@@ -3,6 +3,8 @@ from the fake Kiro at start (different lists per account), listed through the of
 SDKs, and requests routed to the accounts that list their model."""
 from __future__ import annotations
 
+import shutil
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anthropic
@@ -74,3 +76,28 @@ def test_auto_works_and_a_model_one_account_lists_goes_to_it(gateway, fake_upstr
     with pytest.raises(openai.NotFoundError) as info:
         oai.chat.completions.create(model="claude-opus-4-6", messages=MESSAGES)
     assert "claude-opus-4.7" in info.value.message and "glm-5" in info.value.message
+
+
+def test_two_replicas_sharing_redis_fetch_each_list_once_and_route_alike(start_gateway, fake_upstream, tmp_path,
+                                                                         redis_server):
+    write_token_dir(tmp_path / "tokens", "a", "b")
+    fake_upstream.reset(accounts=fake_accounts("a", "b", a={"models": A_MODELS}, b={"models": B_MODELS}))
+    replicas = []
+    for name in ("one", "two"):  # separate token copies and state directories, as on separate machines
+        directory = tmp_path / name / "tokens"
+        shutil.copytree(tmp_path / "tokens", directory)
+        replicas.append(start_gateway(workers=2, KIRO_TOKEN_DIR=str(directory), REDIS_URL=redis_server.url,
+                                      KI2API_STATE_DIR=str(tmp_path / name / "state"), KIRO_MODELS_INTERVAL="3600"))
+    clients = [openai.OpenAI(base_url=f"{gw.url}/v1", api_key=KEY, max_retries=0, timeout=30) for gw in replicas]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # every worker of both replicas starts its fetcher
+        assert all(pool.map(lambda i: clients[i % 2].models.list().data, range(16)))
+    for gw in replicas:
+        wait_for(lambda: all(row["models"] for row in health(gw)["models"]["accounts"]), "both lists on /health")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = pool.map(lambda i: clients[i % 2].chat.completions.create(model="claude-sonnet-4-6",
+                                                                            messages=MESSAGES), range(10))
+        assert all(a.choices[0].message.content for a in answers)
+    stats = fake_upstream.stats()["accounts"]
+    assert (stats["a"]["models_calls"], stats["b"]["models_calls"]) == (1, 1)  # 4 workers, 2 replicas: once each
+    assert (stats["a"]["chat_requests"], stats["b"]["chat_requests"]) == (0, 10)  # only b lists sonnet 4.6
+    assert [m.id for m in clients[0].models.list()] == [m.id for m in clients[1].models.list()]
