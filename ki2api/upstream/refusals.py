@@ -73,7 +73,7 @@ def refusal_kind(response: requests.Response) -> str | None:
     body = error_body(response)
     reason = str(body.get("reason") or "")
     status = response.status_code
-    if reason == INVALID_MODEL or (status == 400 and str(body.get("message", "")).lower().startswith("invalid model")):
+    if reason == INVALID_MODEL or (status == 400 and str(body.get("message", "")).startswith("Invalid model")):
         return MODEL_REFUSED
     if reason == CAPACITY:
         return "capacity"

@@ -1,9 +1,9 @@
 """Error responses: each API's envelope, written once, and the HTTP headers an error carries, set once.
 
 Requests under /v1/messages, and under /v1/models with an `anthropic-version` header, get Anthropic's envelope
-(`{"type": "error", "error": {type, message}}`), all others OpenAI's (`{"error": {message, type, param, code}}`), also where no route matched (404, 405). Every
-error response carries Retry-After when the error knows when to retry, Allow on a 405 (RFC 9110), and
-WWW-Authenticate on a 401.
+(`{"type": "error", "error": {type, message}}`), all others OpenAI's (`{"error": {message, type, param, code}}`),
+also where no route matched (404, 405). Every error response carries Retry-After when the error knows when to
+retry, Allow on a 405 (RFC 9110), and WWW-Authenticate on a 401.
 """
 from __future__ import annotations
 
