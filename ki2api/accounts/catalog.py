@@ -4,7 +4,8 @@ One fetcher per worker process, started at the worker's first request (after gev
 `threading`, so its thread is a greenlet); its first round runs at once. A shared claim lets only one worker
 of one replica fetch an account per round; every worker reads the lists from the shared state (field
 "models", entitlement.py), so all of them route and list alike. Requests never wait for a fetch: until a
-list is in, or when none can be had, the built-in table (the captured answer) serves, and /health says so.
+list is in, or when none can be had, the built-in table (the captured answer) serves, and /health says so;
+only a name the built-in table does not know waits for the worker's first round (at most FIRST_WAIT).
 
 The call is the IDE's: `GET {KIRO_API_BASE}/ListAvailableModels?origin=AI_EDITOR&maxResults=50
 [&profileArn=...][&nextToken=...]`, with the account's credential (refreshed once if rejected), following
@@ -36,6 +37,7 @@ RETRY_FAILED = 60.0  # a failed fetch is retried (by anyone) after this long
 FETCH_TIMEOUT = 30.0
 PAGE_SIZE = 50  # the IDE's maxResults
 MAX_PAGES = 20  # a nextToken that never ends is the service's bug, not a reason to loop forever
+FIRST_WAIT = 10.0  # seconds a request for a name unknown at start waits for the worker's first round
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class ModelCatalog:
         self._cache = ListCache()
         self._started = False
         self._lock = threading.Lock()
+        self._first_round = threading.Event()
 
     def ensure_started(self) -> None:
         """Start the background loop once (cheap to call on every request)."""
@@ -70,12 +73,21 @@ class ModelCatalog:
             self._started = True
             threading.Thread(target=self._run, name="kiro-model-lists", daemon=True).start()
 
+    def wait_first_round(self) -> bool:
+        """Wait (at most FIRST_WAIT s) for this worker's first round of fetches; False if it was not running."""
+        if not self._started or self._first_round.is_set():
+            return False
+        self._first_round.wait(FIRST_WAIT)
+        return True
+
     def _run(self) -> None:
         while True:
             try:
                 self.poll_once()
             except Exception:  # a fetcher that dies would leave the catalog silently stale
                 log.exception("fetching Kiro's model lists failed")
+            finally:
+                self._first_round.set()
             time.sleep(min(CHECK_EVERY, self.interval))
 
     # -- fetching --------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, ModelNotFound
 from ..models import CREATED, Model, ModelInfo, model_names, resolve_model
 from ..web.auth import require_key
 
@@ -23,8 +23,18 @@ ANTHROPIC_PAGE, ANTHROPIC_MAX_PAGE = 20, 1000  # Anthropic's default and largest
 
 
 def served_model(name: object) -> Model:
-    """The model a client asked for, among those the accounts may use now (404 naming them otherwise)."""
-    return resolve_model(name, current_app.extensions["ki2api"].catalog.view().models)
+    """The model a client asked for, among those the accounts may use now (404 naming them otherwise).
+
+    A name unknown while the worker's first fetch of the lists runs (a model newer than the built-in table,
+    asked for at start) waits for that fetch.
+    """
+    catalog = current_app.extensions["ki2api"].catalog
+    try:
+        return resolve_model(name, catalog.view().models)
+    except ModelNotFound:
+        if not catalog.wait_first_round():
+            raise
+    return resolve_model(name, catalog.view().models)
 
 
 def wants_anthropic() -> bool:

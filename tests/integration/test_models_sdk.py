@@ -101,3 +101,16 @@ def test_two_replicas_sharing_redis_fetch_each_list_once_and_route_alike(start_g
     assert (stats["a"]["models_calls"], stats["b"]["models_calls"]) == (1, 1)  # 4 workers, 2 replicas: once each
     assert (stats["a"]["chat_requests"], stats["b"]["chat_requests"]) == (0, 10)  # only b lists sonnet 4.6
     assert [m.id for m in clients[0].models.list()] == [m.id for m in clients[1].models.list()]
+
+
+def test_a_model_newer_than_the_builtin_table_is_served_from_the_first_request(start_gateway, fake_upstream,
+                                                                               tmp_path):
+    write_token_dir(tmp_path / "tokens", "b")
+    fake_upstream.reset(accounts=fake_accounts("b", b={"models": ["auto", "claude-opus-5"]}), models_delay=2.0)
+    gateway = start_gateway(workers=1, KIRO_TOKEN_DIR=str(tmp_path / "tokens"), KIRO_MODELS_INTERVAL="3600")
+    # The list takes Kiro 2 s: the chat comes while the worker's first fetch (begun by the start-up /health
+    # check) is still out, and asks for a model only the service's list has.
+    assert health(gateway)["models"]["source"] == "builtin"
+    oai = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=0, timeout=30)
+    answer = oai.chat.completions.create(model="claude-opus-5", messages=MESSAGES)
+    assert answer.choices[0].message.content and answer.model == "claude-opus-5"

@@ -254,6 +254,8 @@ class FakeKiroServer:
         named = state.accounts.get(account)
         if named is not None:
             named.models_calls += 1
+        if state.models_delay:
+            gevent.sleep(state.models_delay)
         if state.models_status is not None:
             conn.send_json(state.models_status, {"message": "scripted"}, request.keep_alive)
             return

@@ -15,10 +15,11 @@ from tests.fakes.kiro.script import SpecError
 MAX_RECORDS = 2000  # benchmarks send many thousands of requests; keep only the newest
 MAX_MALFORMED = 100
 STATE_KEYS = ("access_tokens", "refresh_token", "rotate", "refresh_delay", "refresh_status", "refresh_body",
-              "refresh_hold", "accounts", "models", "models_page", "models_status")
+              "refresh_hold", "accounts", "models", "models_page", "models_status", "models_delay")
 DEFAULT_STATE: dict[str, Any] = {"access_tokens": [], "refresh_token": None, "rotate": True, "refresh_delay": 0.0,
                                  "refresh_status": None, "refresh_body": None, "refresh_hold": False, "accounts": [],
-                                 "models": None, "models_page": None, "models_status": None}
+                                 "models": None, "models_page": None, "models_status": None,
+                                 "models_delay": 0.0}
 ACCOUNT_KEYS = {"name", "access_tokens", "refresh_token", "usage", "default", "models"}
 LEGACY = ""  # the account of the top-level access_tokens/refresh_token
 
@@ -68,10 +69,12 @@ class State:
         self.refresh_hold: bool = bool(config["refresh_hold"])
         self.accounts: dict[str, Account] = {a["name"]: Account(a) for a in config["accounts"]}
         # The top-level account's model list; models_page: answer in pages this long; models_status: refuse
-        # ListAvailableModels with this HTTP status (the service unreachable, as a test sees it).
+        # ListAvailableModels with this HTTP status (the service unreachable, as a test sees it); models_delay:
+        # seconds before each ListAvailableModels answer.
         self.models: list[dict[str, Any]] = entries(config["models"])
         self.models_page: int | None = config["models_page"]
         self.models_status: int | None = config["models_status"]
+        self.models_delay: float = float(config["models_delay"] or 0.0)
         self.usage_calls = self.models_calls = 0
         self.issued = 0
         self.queue: deque[list[Any]] = deque()  # [spec, answers left]
