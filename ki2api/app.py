@@ -15,11 +15,12 @@ from .accounts.build import build_pool
 from .observability.metrics import Metrics
 from .observability.requestlog import RequestBook, init_request_log, upstream_opened
 from .accounts.pool import AccountPool
-from .routes import anthropic, dashboard, health, meta, metrics, openai
+from .routes import anthropic, dashboard, health, meta, metrics, models, openai
 from .settings import KEY_WARNED_ENV, Settings
 from .upstream.client import CodeWhispererClient
 from .upstream.session import UpstreamSession
 from .accounts.credits import UsagePoller
+from .accounts.catalog import ModelCatalog
 from .web.auth import key_label
 from .web.cors import init_cors
 from .web.disconnect import WatchedAdapter, init_disconnect_watch
@@ -38,6 +39,7 @@ class Services:
     client: CodeWhispererClient
     pool: AccountPool
     usage: UsagePoller
+    catalog: ModelCatalog
 
 
 def upstream_session(pool_size: int) -> tuple[UpstreamSession, WatchedAdapter]:
@@ -71,12 +73,14 @@ def create_app(config: Settings | None = None) -> Flask:
     session, adapter = upstream_session(settings.worker_connections)
     pool = build_pool(settings, session, on_refresh=requests_book.metrics.token_refreshed)
     usage = UsagePoller(pool, settings, session)
+    catalog = ModelCatalog(pool, settings, session)
     client = CodeWhispererClient(settings, pool, session, on_open=upstream_opened)
     adapter.watch(client.url)  # a chat call ends when its client leaves; refreshes and usage polls never do
-    app.extensions["ki2api"] = Services(settings, client, pool, usage)
+    app.extensions["ki2api"] = Services(settings, client, pool, usage, catalog)
     app.before_request(usage.ensure_started)  # the first request runs after gevent patched threading
+    app.before_request(catalog.ensure_started)
 
-    for blueprint in (openai.bp, anthropic.bp, health.bp, dashboard.bp, metrics.bp):
+    for blueprint in (openai.bp, models.bp, anthropic.bp, health.bp, dashboard.bp, metrics.bp):
         app.register_blueprint(blueprint)
     meta.register(app, settings.debug_endpoints)
     register_error_handlers(app)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,7 +30,6 @@ MODEL_ALIASES: dict[str, str] = {
     "claude-opus-4-6": "claude-opus-4.6",
     "claude-opus-4-7": "claude-opus-4.7",
 }
-KIRO_MODEL_IDS: tuple[str, ...] = tuple(dict.fromkeys(MODEL_ALIASES.values()))
 CREATED = 1735689600  # 2025-01-01, a fixed `created` for the model list
 DEFAULT_WINDOW = 200_000  # a model Kiro says nothing of
 
@@ -75,11 +75,13 @@ class Model:
 
     name: str
     kiro_id: str
+    # What the live catalog (the service's lists, joined over the accounts) says of it; None: the built-in table.
+    listed: ModelInfo | None = field(default=None, compare=False)
 
     @property
     def info(self) -> ModelInfo:
-        """Kiro's description of the model (the built-in table's)."""
-        return BUILTIN.get(self.kiro_id) or ModelInfo(self.kiro_id)
+        """Kiro's description of the model: the service's own list when fetched, else the built-in table's."""
+        return self.listed or BUILTIN.get(self.kiro_id) or ModelInfo(self.kiro_id)
 
     @property
     def context_window(self) -> int:
@@ -87,18 +89,41 @@ class Model:
         return self.info.max_input_tokens
 
 
-def model_names() -> list[str]:
-    """Every model name accepted, client names first, then Kiro's own ids."""
-    return list(MODEL_ALIASES) + list(KIRO_MODEL_IDS)
+_DATE = re.compile(r"-(?:\d{8}|latest)$")  # Anthropic's dated names: claude-opus-4-5-20251101, ...-latest
+_DASHED_VERSION = re.compile(r"(?<=\d)-(?=\d)")  # 4-5 -> 4.5, 3-7 -> 3.7
 
 
-def resolve_model(name: object) -> Model:
-    """Map a client model name (or a Kiro id) to a Model; raise ModelNotFound naming the valid ones."""
+def kiro_id_for(name: str, models: Mapping[str, ModelInfo]) -> str | None:
+    """The Kiro id a (lowercased) client name maps to among `models`, or None.
+
+    A listed id is taken as it is; then the alias table; then, generically, Anthropic's dated and dashed
+    names: the date dropped, dashes between digits made dots (`claude-opus-4-7-20260101` -> `claude-opus-4.7`).
+    """
+    if name in models:
+        return name
+    alias = MODEL_ALIASES.get(name)
+    if alias in models:
+        return alias
+    dotted = _DASHED_VERSION.sub(".", _DATE.sub("", name))
+    return dotted if dotted in models else None
+
+
+def model_names(models: Mapping[str, ModelInfo] | None = None) -> list[str]:
+    """Every model name accepted, each once: the client names whose model is listed, then Kiro's own ids."""
+    models = BUILTIN if models is None else models
+    return [a for a, kiro_id in MODEL_ALIASES.items() if kiro_id in models and a not in models] + list(models)
+
+
+def resolve_model(name: object, models: Mapping[str, ModelInfo] | None = None) -> Model:
+    """Map a client model name (or a Kiro id) to a Model among `models` (the live catalog; default: the
+    built-in table); raise ModelNotFound naming the models that can be served."""
+    models = BUILTIN if models is None else models
     key = name.strip().lower() if isinstance(name, str) else ""
-    kiro_id = MODEL_ALIASES.get(key) or (key if key in KIRO_MODEL_IDS else None)
+    kiro_id = kiro_id_for(key, models) if key else None
     if kiro_id is None:
         raise ModelNotFound(
-            f"The model {name!r} does not exist. Valid models: {', '.join(model_names())}",
+            f"The model {name!r} does not exist or no Kiro account may use it. "
+            f"Valid models: {', '.join(model_names(models))}",
             param="model",
         )
-    return Model(name=name, kiro_id=kiro_id)
+    return Model(name=name, kiro_id=kiro_id, listed=models.get(kiro_id))

@@ -141,6 +141,11 @@ class Settings:
         "KIRO_USAGE_INTERVAL", 900.0, v.seconds_or_off,
         "seconds between fetches of each account's usage limits (remaining credits) in the background; `0` "
         "turns them off", ACCOUNTS)
+    models_interval: float = setting(
+        "KIRO_MODELS_INTERVAL", 3600.0, v.seconds_or_off,
+        "seconds between fetches of each account's model list (Kiro's ListAvailableModels: the models it may use, "
+        "their context windows) in the background, the first at start; `0` turns them off and serves the "
+        "built-in table", ACCOUNTS)
     cooldown_base: float = setting(
         "KIRO_COOLDOWN_BASE", 5.0, v.positive,
         "seconds: first rest of a throttled account when Kiro sends no `Retry-After` (doubling, with jitter)",

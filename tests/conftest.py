@@ -52,7 +52,8 @@ def settings(fake_upstream, token_file, tmp_path):
     return Settings(api_keys=(KEY,), token_file=str(token_file), api_base=fake_upstream.url,
                     refresh_url=fake_upstream.refresh_url, oidc_url=fake_upstream.oidc_url,
                     state_dir=str(tmp_path / "state"), read_timeout=5.0, connect_timeout=2.0,
-                    usage_interval=0.0)  # no background usage polling: it would outlive the test
+                    usage_interval=0.0,  # no background usage polling: it would outlive the test
+                    models_interval=0.0)  # nor model-list fetching: tests that want it turn it on
 
 
 @pytest.fixture
@@ -76,7 +77,8 @@ def gateway_env(fake_upstream, token_file, tmp_path):
     return {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(token_file), "KIRO_API_BASE": fake_upstream.url,
             "KIRO_REFRESH_URL": fake_upstream.refresh_url, "KIRO_OIDC_URL": fake_upstream.oidc_url,
             "KI2API_STATE_DIR": str(tmp_path / "state"), "UPSTREAM_READ_TIMEOUT": "10",
-            "KIRO_USAGE_INTERVAL": "0"}  # tests that want the background usage poll turn it on
+            "KIRO_USAGE_INTERVAL": "0",  # tests that want the background usage poll turn it on
+            "KIRO_MODELS_INTERVAL": "0"}  # and the model-list fetch
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from ki2api.observability.requestlog import upstream_opened
 
 
 def test_services_hold_the_pool_and_no_single_token_manager(app):
-    assert [f.name for f in fields(Services)] == ["settings", "client", "pool", "usage"]
+    assert [f.name for f in fields(Services)] == ["settings", "client", "pool", "usage", "catalog"]
 
 
 def test_the_client_tells_the_request_log_of_every_call_it_opens(app):

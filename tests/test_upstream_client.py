@@ -39,6 +39,20 @@ def test_expired_or_invalid_without_token_is_not_a_token_problem(status, message
     assert isinstance(error, PermissionDenied) and message in error.message
 
 
+@pytest.mark.parametrize("body", [
+    {"message": "Invalid model. Please select a different model to continue.", "reason": "INVALID_MODEL_ID"},
+    {"message": "Invalid model. Please select a different model to continue."},
+])
+def test_an_invalid_model_is_a_refusal_of_that_model_only(body):
+    assert refusal_kind(response(400, body)) == "model_unavailable"
+
+
+def test_other_validation_errors_are_no_refusal():
+    image = {"message": "This model doesn't support the image content block", "reason": "IMAGE_FORMAT_UNSUPPORTED"}
+    assert refusal_kind(response(400, image)) is None
+    assert refusal_kind(response(400, {"message": "Improperly formed request."})) is None
+
+
 @pytest.mark.parametrize("status,kind", [(429, RateLimited), (503, UpstreamUnavailable), (504, UpstreamUnavailable)])
 def test_throttles_and_outages_always_say_when_to_retry(status, kind):
     error = map_status(response(status, {"message": "later"}))

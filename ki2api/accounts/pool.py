@@ -9,6 +9,9 @@ any state shared between workers.
 
 Account state (cooldowns, disabled flags, usage, last error) lives in a SharedState and is read at most
 once per VIEW_TTL per worker; counters are summed locally and added to the shared state once per second.
+
+A request for a model goes only to accounts that may use it (entitlement.py: the account's fetched model list,
+less the models Kiro lately refused it); a model no account may use is a 404 naming those that can be served.
 """
 from __future__ import annotations
 
@@ -20,8 +23,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Collection
 
-from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamUnavailable
+from ..errors import ApiError, AuthenticationError, ModelNotFound, RateLimited, UpstreamUnavailable
 from .cooldown import CooldownPolicy, describe, iso
+from .entitlement import may_serve, refused_ids, servable_ids
 from .protocols import AccountStates, SharedState
 from .token_manager import TokenManager
 
@@ -32,6 +36,8 @@ FLUSH_INTERVAL = 1.0  # seconds between counter flushes to the shared state
 ERROR_NOTE_INTERVAL = 1.0  # at most one shared last_error write per account per second
 RECHECK_DISABLED = 30.0  # seconds between looks for a newer shared token of a disabled account
 POLICY = "weighted least-in-flight (ties broken at random by weight)"
+MODEL_REFUSED = "model_unavailable"  # the refusal kind of Kiro's INVALID_MODEL_ID: one model, not the account
+MODEL_REFUSAL_TTL = 3600.0  # seconds an account is not offered a model Kiro refused it
 
 
 @dataclass(eq=False)
@@ -60,9 +66,10 @@ class Availability:
 class Lease:
     """One request's hold on one account; every outcome method also releases it (once)."""
 
-    def __init__(self, pool: "AccountPool", account: Account) -> None:
+    def __init__(self, pool: "AccountPool", account: Account, model: str | None = None) -> None:
         self.pool = pool
         self.account = account
+        self.model = model  # the Kiro model id the lease was taken for, if known
         self._held = True
 
     def served(self) -> None:
@@ -70,8 +77,13 @@ class Lease:
         self.pool.served(self.account)
 
     def refused(self, kind: str, error: ApiError, retry_after: float | None) -> None:
-        """Kiro refused this account (throttled, quota, ...): rest it and let the request try another."""
-        self.pool.cool(self.account, kind, error, retry_after)
+        """Kiro refused this account (throttled, quota, ...): rest it and let the request try another.
+
+        A refused model (MODEL_REFUSED) rests the account for that model only."""
+        if kind == MODEL_REFUSED and self.model is not None:
+            self.pool.refuse_model(self.account, self.model, error)
+        else:
+            self.pool.cool(self.account, kind, error, retry_after)
         self.release()
 
     def disable(self, error: ApiError) -> None:
@@ -112,19 +124,24 @@ class AccountPool:
 
     # -- picking ---------------------------------------------------------------------------------------------------
 
-    def acquire(self, exclude: Collection[str] = (), last: ApiError | None = None) -> Lease:
-        """A lease on the best available account not in `exclude`; else the error saying when to retry."""
+    def acquire(self, exclude: Collection[str] = (), last: ApiError | None = None, model: str | None = None
+                ) -> Lease:
+        """A lease on the best available account not in `exclude` that may use `model` (a Kiro id); else the
+        error saying when to retry, or a 404 if no account may use that model."""
         states, now = self.states(), time.time()
         candidates = [a for a in self.accounts if a.name not in exclude
+                      and (model is None or may_serve(states.get(a.name, {}), model, now))
                       and self.availability(a, states.get(a.name, {}), now).state == "healthy"]
         if not candidates:
+            if model is not None and not any(may_serve(states.get(a.name, {}), model, now) for a in self.accounts):
+                raise self.not_entitled(model, states, now)
             raise self.unavailable(last)
         with self._lock:
             best = min(a.in_flight / a.weight for a in candidates)
             ties = [a for a in candidates if a.in_flight / a.weight == best]
             account = ties[0] if len(ties) == 1 else self._rng.choices(ties, [a.weight for a in ties])[0]
             account.in_flight += 1
-        return Lease(self, account)
+        return Lease(self, account, model)
 
     def release(self, account: Account) -> None:
         """Called by Lease.release."""
@@ -166,6 +183,12 @@ class AccountPool:
         return last or UpstreamUnavailable("No Kiro account could serve this request; retry shortly.",
                                            retry_after=5.0)
 
+    def not_entitled(self, model: str, states: AccountStates, now: float) -> ModelNotFound:
+        """The 404 for a model no account may use, naming the models that can be served."""
+        servable = servable_ids((states.get(a.name, {}) for a in self.accounts if a.enabled), now)
+        return ModelNotFound(f"No Kiro account may use the model {model!r}. Models that can be served: "
+                             f"{', '.join(servable) or 'none'}", param="model")
+
     # -- outcomes --------------------------------------------------------------------------------------------------
 
     def served(self, account: Account) -> None:
@@ -194,6 +217,18 @@ class AccountPool:
                                               "failures": failures, "at": now})
         log.warning("Kiro account %s: %s; resting it for %.0f s, until %s", account.name, describe(kind),
                     until - now, iso(until))
+
+    def refuse_model(self, account: Account, model: str, error: ApiError) -> None:
+        """Kiro refused this account one model: offer it that model again only after MODEL_REFUSAL_TTL."""
+        self.note_error(account, MODEL_REFUSED, error)
+        now = time.time()
+        fields = self.states(fresh=True).get(account.name, {})
+        refused = refused_ids(fields, now)
+        marks = {k: v for k, v in (fields.get("model_refusals") or {}).items() if k in refused}
+        marks[model] = {"at": now, "until": now + MODEL_REFUSAL_TTL, "message": error.message[:300]}
+        self.write(account.name, "model_refusals", marks)
+        log.warning("Kiro account %s may not use the model %s (%s); that model goes to other accounts for %.0f s",
+                    account.name, model, error.message, MODEL_REFUSAL_TTL)
 
     def disable(self, account: Account, error: ApiError) -> None:
         """Take an account out until its login changes (the flag carries the refresh token's fingerprint)."""

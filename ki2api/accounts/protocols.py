@@ -6,7 +6,8 @@ workers on one machine) and `redis_state.RedisState` (Redis, for several machine
 
 Account state is one JSON value per (field, account): field "cooldown" {until, kind, message, failures, at},
 "disabled" {why, at, fingerprint}, "usage" (credits.parse_usage plus fetched_at), "last_error"
-{at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process).
+{at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process),
+"models" and "model_refusals" (the account's model list and the models Kiro refused it: entitlement.py).
 Counters are integers per (counter, account): "requests", "errors", "credits_micro" (millionths of the credits
 Kiro charged, from its meteringEvents; usage's `credits_counted` is its value when the usage was fetched).
 """
@@ -17,7 +18,7 @@ from typing import Any, ContextManager, Protocol
 
 from .files import Stamp
 
-FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh")
+FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh", "models", "model_refusals")
 COUNTERS = ("requests", "errors", "credits_micro")
 AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
 

@@ -13,7 +13,6 @@ from typing import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
-from ..models import resolve_model
 from ..observability.credits import note_credits, with_credits
 from ..observability.requestlog import first_byte, note
 from ..translate.anthropic_request import parse_conversation, parse_options
@@ -27,6 +26,7 @@ from ..web.envelopes import anthropic_body
 from ..web.heartbeat import Heartbeat
 from ..web.sse import PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
+from .models import served_model
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 _END = object()  # the answer had no parts at all
@@ -38,7 +38,7 @@ bp.before_request(require_key)
 def messages() -> Response:
     body = json_body()
     options = parse_options(body)
-    model = resolve_model(options.model)
+    model = served_model(options.model)
     conversation = parse_conversation(body, options.thinking_budget)
     apply_reasoning(conversation, anthropic_ask(body), model.info.request_fields_schema, model.name,
                     options.max_tokens)
@@ -68,7 +68,7 @@ def messages() -> Response:
 def count_tokens() -> Response:
     body = json_body()
     options = parse_options(body, count_only=True)
-    model = resolve_model(options.model)
+    model = served_model(options.model)
     conversation = parse_conversation(body, options.thinking_budget)
     apply_reasoning(conversation, anthropic_ask(body), model.info.request_fields_schema, model.name, None)
     payload = build_payload(conversation, model.kiro_id, image_bounds())

@@ -51,7 +51,7 @@ def data() -> Response:
         "totals": requests_book.metrics.totals(),
         "recent_requests": requests_book.recent.latest(),
         "recent_errors": requests_book.errors.latest(),
-        "models": list(dict.fromkeys(model_names())),  # once each: a Kiro id may equal a client name
+        "models": model_names(current_app.extensions["ki2api"].catalog.view().models),
         "client": client_settings(request.host_url),
     })
     response.headers["Cache-Control"] = "no-store"

@@ -10,7 +10,10 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> Response:
-    report = health_report(current_app.extensions["ki2api"].pool)
+    services = current_app.extensions["ki2api"]
+    report = health_report(services.pool)
+    models = services.catalog.report()  # where the served models come from (the service, or the built-in table)
+    report["warnings"] += models.pop("warnings")
     status = "degraded" if report["warnings"] else "ok"
     # The first account's credential, as its row has it (from the same read of the shared state).
-    return jsonify({"status": status, "credential": report["accounts"][0]["credential"], **report})
+    return jsonify({"status": status, "credential": report["accounts"][0]["credential"], **report, "models": models})

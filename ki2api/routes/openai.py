@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API: /v1/models and /v1/chat/completions.
+"""The OpenAI-compatible API: /v1/chat/completions (/v1/models is in routes/models.py, for both APIs).
 
 Streams read the upstream in the request's own greenlet, unlike /v1/messages (routes/anthropic.py): OpenAI's
 chunk format has no keep-alive event, so nothing needs to be written while Kiro is silent and a blocking read
@@ -8,11 +8,10 @@ upstream). Keep-alives on this side would need the heartbeat design too.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, stream_with_context
 
-from ..models import CREATED, model_names, resolve_model
 from ..observability.credits import note_credits, with_credits
 from ..observability.requestlog import first_byte, note
 from ..translate.answer import Answer, prompt_estimate
@@ -27,6 +26,7 @@ from ..web.disconnect import watch_client
 from ..web.envelopes import openai_body
 from ..web.sse import DONE, PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
+from .models import served_model
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 
@@ -34,26 +34,11 @@ bp = Blueprint("openai", __name__, url_prefix="/v1")
 bp.before_request(require_key)
 
 
-def _model_entry(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": CREATED, "owned_by": "anthropic"}
-
-
-@bp.get("/models")
-def list_models() -> Response:
-    return jsonify({"object": "list", "data": [_model_entry(name) for name in model_names()]})
-
-
-@bp.get("/models/<path:name>")
-def get_model(name: str) -> Response:
-    resolve_model(name)
-    return jsonify(_model_entry(name))
-
-
 @bp.post("/chat/completions")
 def chat_completions() -> Response:
     body = json_body()
     options = parse_options(body)
-    model = resolve_model(options.base_model)
+    model = served_model(options.base_model)
     conversation = parse_conversation(body)
     ask = openai_ask(body, split_thinking_suffix(options.model)[1])
     apply_reasoning(conversation, ask, model.info.request_fields_schema, options.model, options.max_tokens)

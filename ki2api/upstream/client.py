@@ -4,7 +4,8 @@ Kiro's refusals mean is read in refusals.py).
 Each call takes an account from the pool. If Kiro refuses that account before anything has reached the
 client (throttled, quota used up, capacity, a dead login; or a throttle as the answer's very first frame),
 the account is rested or disabled and the call is made again with the next account; once the answer has
-started, the account is kept.
+started, the account is kept. Only accounts that may use the payload's model are offered it; one that Kiro
+refuses that model (INVALID_MODEL_ID) is rested for that model only.
 """
 from __future__ import annotations
 
@@ -168,6 +169,15 @@ class UpstreamStream:
             self._lease.release()
 
 
+def _model_of(payload: dict[str, Any]) -> str | None:
+    """The Kiro model id a generateAssistantResponse payload asks for, if it names one."""
+    try:
+        model = payload["conversationState"]["currentMessage"]["userInputMessage"]["modelId"]
+    except (KeyError, TypeError):
+        return None
+    return model if isinstance(model, str) else None
+
+
 class _Refused(Exception):
     """This account cannot take the call; the pool already knows, try the next one."""
 
@@ -191,17 +201,19 @@ class CodeWhispererClient:
     def send(self, payload: dict[str, Any]) -> UpstreamStream:
         """Start a call, failing over between accounts; raise an ApiError before any byte reaches the client."""
         tried: set[str] = set()
-        response, lease = self._start(payload, tried, None)
-        upstream = UpstreamStream(response, lease, partial(self._start, payload, tried))
+        model = _model_of(payload)
+        response, lease = self._start(payload, tried, None, model)
+        upstream = UpstreamStream(response, lease, partial(self._start, payload, tried, model=model))
         if self.on_open is not None:
             self.on_open(upstream)
         return upstream
 
-    def _start(self, payload: dict[str, Any], tried: set[str], last: ApiError | None
+    def _start(self, payload: dict[str, Any], tried: set[str], last: ApiError | None, model: str | None = None
                ) -> tuple[requests.Response, Lease]:
-        """Open the call on the best account not in `tried` (added to it), then on the next, until one answers 200."""
+        """Open the call on the best account not in `tried` (added to it) that may use `model`, then on the
+        next, until one answers 200."""
         while True:
-            lease = self.pool.acquire(tried, last)
+            lease = self.pool.acquire(tried, last, model)
             tried.add(lease.account.name)
             try:
                 response = self._open(lease, payload)

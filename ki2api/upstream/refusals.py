@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from ..accounts.pool import MODEL_REFUSED
 from ..errors import (ApiError, AuthenticationError, ContextLengthExceeded, InvalidRequest, PermissionDenied,
                       RateLimited, UpstreamError, UpstreamUnavailable)
 
@@ -16,6 +17,9 @@ TOKEN_FAULTS = ("invalid", "expired")  # said of a "token": a reason to refresh 
 THROTTLE_KINDS = ("ThrottlingException", "ServiceQuotaExceededException")
 CAPACITY = "INSUFFICIENT_MODEL_CAPACITY"
 QUOTA = "MONTHLY_REQUEST_COUNT"
+# "Invalid model. Please select a different model to continue." (protocol notes, section 6): this account may
+# not use the model asked for (not on its plan, not in its region), though another account may.
+INVALID_MODEL = "INVALID_MODEL_ID"
 RETRY_UNAVAILABLE = 5.0  # Retry-After (s) for a throttle or an outage when Kiro names no time
 
 
@@ -64,9 +68,13 @@ def map_status(response: requests.Response) -> ApiError:
 
 
 def refusal_kind(response: requests.Response) -> str | None:
-    """What a non-200 answer says about the account (accounts.cooldown.KINDS), or None if not the account's fault."""
-    reason = str(error_body(response).get("reason") or "")
+    """What a non-200 answer says about the account (accounts.cooldown.KINDS, or MODEL_REFUSED: the account may
+    not use this model), or None if not the account's fault."""
+    body = error_body(response)
+    reason = str(body.get("reason") or "")
     status = response.status_code
+    if reason == INVALID_MODEL or (status == 400 and str(body.get("message", "")).startswith("Invalid model")):
+        return MODEL_REFUSED
     if reason == CAPACITY:
         return "capacity"
     if status == 402 or reason == QUOTA:

@@ -1,9 +1,9 @@
 """Error responses: each API's envelope, written once, and the HTTP headers an error carries, set once.
 
-Requests under /v1/messages get Anthropic's envelope (`{"type": "error", "error": {type, message}}`), all
-others OpenAI's (`{"error": {message, type, param, code}}`), also where no route matched (404, 405). Every
-error response carries Retry-After when the error knows when to retry, Allow on a 405 (RFC 9110), and
-WWW-Authenticate on a 401.
+Requests under /v1/messages, and under /v1/models with an `anthropic-version` header, get Anthropic's envelope
+(`{"type": "error", "error": {type, message}}`), all others OpenAI's (`{"error": {message, type, param, code}}`),
+also where no route matched (404, 405). Every error response carries Retry-After when the error knows when to
+retry, Allow on a 405 (RFC 9110), and WWW-Authenticate on a 401.
 """
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ def anthropic_body(exc: ApiError) -> dict[str, Any]:
 
 
 def _anthropic_path() -> bool:
+    if request.path == "/v1/models" or request.path.startswith("/v1/models/"):  # both APIs' path: by the header
+        return "anthropic-version" in request.headers
     return request.path == "/v1/messages" or request.path.startswith("/v1/messages/")
 
 

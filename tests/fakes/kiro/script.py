@@ -14,7 +14,8 @@ fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteri
 - first_delay (s before the first frame), pace (s between writes: frames, or chunk_size pieces), chunk_size,
   hold_after (N frames, then wait for /_control/release), repeat (requests answered, default 1).
 - account: the spec answers (or, sent to /_control/default, is the default of) only that named account's
-  requests (state "accounts": [{"name", "access_tokens", "refresh_token", "usage", "default"}]).
+  requests (state "accounts": [{"name", "access_tokens", "refresh_token", "usage", "default", "models"}];
+  "models" is the account's ListAvailableModels list, see models.py).
 - fault with fault_after (frames sent first, counting initial-response; default 1): reset_before, reset_after,
   stall, truncate, bad_crc (that frame's message CRC is flipped), non_eventstream, unknown_event (a mysteryEvent
   frame right after initial-response).

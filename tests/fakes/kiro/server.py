@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from typing import Any, NoReturn
+from urllib.parse import parse_qsl
 
 import gevent
 import gevent.event
@@ -17,6 +18,7 @@ from gevent.server import StreamServer
 
 from tests.fakes.kiro.http import Closed, Connection, HttpError, Reader, Request, read_request
 from tests.fakes.kiro.reasoning import SIGNATURE_INVALID, fields_problem, shape_problem, signature_problem
+from tests.fakes.kiro.models import INVALID_MODEL, page
 from tests.fakes.kiro.script import Plan, SpecError, check_spec, plan_response
 from tests.fakes.kiro.state import State
 from tests.helpers.kiro_request import assert_well_formed
@@ -159,7 +161,8 @@ class FakeKiroServer:
     def dispatch(self, conn: Connection, request: Request) -> None:
         """Answer one request."""
         routes = {("POST", "/generateAssistantResponse"): self.chat, ("POST", "/refreshToken"): self.social_refresh,
-                  ("POST", "/token"): self.oidc_refresh, ("GET", "/getUsageLimits"): self.usage_limits}
+                  ("POST", "/token"): self.oidc_refresh, ("GET", "/getUsageLimits"): self.usage_limits,
+                  ("GET", "/ListAvailableModels"): self.list_models}
         handler = routes.get((request.method, request.path))
         if handler is not None:
             handler(conn, request)
@@ -205,6 +208,11 @@ class FakeKiroServer:
             record["status"], record["refused"] = 400, forged
             conn.send_json(400, SIGNATURE_INVALID, request.keep_alive)
             return
+        listed = state.accounts[account].models if account in state.accounts else state.models
+        if not any(entry["modelId"] == model_id for entry in listed):  # not on this account's list
+            record["status"] = 400
+            conn.send_json(400, INVALID_MODEL, request.keep_alive)
+            return
         spec = state.next_spec(account)
         plan = plan_response(spec, model_id)
         record["status"] = plan.status
@@ -243,6 +251,27 @@ class FakeKiroServer:
         if named is not None:
             named.usage_calls += 1
         conn.send_json(200, named.usage if named and named.usage is not None else DEFAULT_USAGE, request.keep_alive)
+
+    def list_models(self, conn: Connection, request: Request) -> None:
+        """GET /ListAvailableModels (the IDE's form): the account's model list, a page at a time."""
+        state = self.state
+        token = request.headers.get("authorization", "")
+        account = state.account_of(token[7:]) if token.startswith("Bearer ") else None
+        if account is None:
+            conn.send_json(403, ACCESS_DENIED, request.keep_alive)
+            return
+        state.models_calls += 1
+        named = state.accounts.get(account)
+        if named is not None:
+            named.models_calls += 1
+        if state.models_delay:
+            gevent.sleep(state.models_delay)
+        if state.models_status is not None:
+            conn.send_json(state.models_status, {"message": "scripted"}, request.keep_alive)
+            return
+        query = dict(parse_qsl(request.query, keep_blank_values=True))
+        status, body = page(named.models if named else state.models, query, state.models_page)
+        conn.send_json(status, body, request.keep_alive)
 
     def social_refresh(self, conn: Connection, request: Request) -> None:
         """POST /refreshToken: rotate the social refresh token."""

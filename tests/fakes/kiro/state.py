@@ -9,15 +9,18 @@ from typing import Any
 
 import gevent.event
 
+from tests.fakes.kiro.models import entries
 from tests.fakes.kiro.script import SpecError
 
 MAX_RECORDS = 2000  # benchmarks send many thousands of requests; keep only the newest
 MAX_MALFORMED = 100
 STATE_KEYS = ("access_tokens", "refresh_token", "rotate", "refresh_delay", "refresh_status", "refresh_body",
-              "refresh_hold", "accounts")
+              "refresh_hold", "accounts", "models", "models_page", "models_status", "models_delay")
 DEFAULT_STATE: dict[str, Any] = {"access_tokens": [], "refresh_token": None, "rotate": True, "refresh_delay": 0.0,
-                                 "refresh_status": None, "refresh_body": None, "refresh_hold": False, "accounts": []}
-ACCOUNT_KEYS = {"name", "access_tokens", "refresh_token", "usage", "default"}
+                                 "refresh_status": None, "refresh_body": None, "refresh_hold": False, "accounts": [],
+                                 "models": None, "models_page": None, "models_status": None,
+                                 "models_delay": 0.0}
+ACCOUNT_KEYS = {"name", "access_tokens", "refresh_token", "usage", "default", "models"}
 LEGACY = ""  # the account of the top-level access_tokens/refresh_token
 
 
@@ -31,12 +34,14 @@ class Account:
         self.refresh_token: str | None = config.get("refresh_token")
         self.usage: dict[str, Any] | None = config.get("usage")
         self.default: dict[str, Any] | None = config.get("default")
-        self.chat_requests = self.refresh_calls = self.usage_calls = 0
+        self.models: list[dict[str, Any]] = entries(config.get("models"))  # ListAvailableModels; chat checks it
+        self.chat_requests = self.refresh_calls = self.usage_calls = self.models_calls = 0
 
     def stats(self) -> dict[str, Any]:
         """This account's counters and current tokens."""
         return {"chat_requests": self.chat_requests, "refresh_calls": self.refresh_calls,
-                "usage_calls": self.usage_calls, "access_tokens": sorted(self.access_tokens),
+                "usage_calls": self.usage_calls, "models_calls": self.models_calls,
+                "access_tokens": sorted(self.access_tokens),
                 "refresh_token": self.refresh_token}
 
 
@@ -63,7 +68,14 @@ class State:
         # refresh_hold: rotate the tokens, then hold the answer until /_control/release (a crash window test)
         self.refresh_hold: bool = bool(config["refresh_hold"])
         self.accounts: dict[str, Account] = {a["name"]: Account(a) for a in config["accounts"]}
-        self.usage_calls = 0
+        # The top-level account's model list; models_page: answer in pages this long; models_status: refuse
+        # ListAvailableModels with this HTTP status (the service unreachable, as a test sees it); models_delay:
+        # seconds before each ListAvailableModels answer.
+        self.models: list[dict[str, Any]] = entries(config["models"])
+        self.models_page: int | None = config["models_page"]
+        self.models_status: int | None = config["models_status"]
+        self.models_delay: float = float(config["models_delay"] or 0.0)
+        self.usage_calls = self.models_calls = 0
         self.issued = 0
         self.queue: deque[list[Any]] = deque()  # [spec, answers left]
         self.default: dict[str, Any] = {}
@@ -167,7 +179,7 @@ class State:
                 "bytes_sent": self.bytes_sent, "last_frame_sent_at": self.last_frame_sent_at,
                 "queued": self.queued(), "access_tokens": sorted(self.access_tokens),
                 "refresh_token": self.refresh_token, "tokens_issued": self.issued, "usage_calls": self.usage_calls,
-                "malformed": list(self.malformed),
+                "models_calls": self.models_calls, "malformed": list(self.malformed),
                 "accounts": {name: account.stats() for name, account in self.accounts.items()}}
 
 

@@ -1,0 +1,208 @@
+"""Each account's models, from Kiro's ListAvailableModels, fetched at start and then on a slow schedule.
+
+One fetcher per worker process, started at the worker's first request (after gevent has patched
+`threading`, so its thread is a greenlet); its first round runs at once. A shared claim lets only one worker
+of one replica fetch an account per round; every worker reads the lists from the shared state (field
+"models", entitlement.py), so all of them route and list alike. Requests never wait for a fetch: until a
+list is in, or when none can be had, the built-in table (the captured answer) serves, and /health says so;
+only a name the built-in table does not know waits for the worker's first round (at most FIRST_WAIT).
+
+The call is the IDE's: `GET {KIRO_API_BASE}/ListAvailableModels?origin=AI_EDITOR&maxResults=50
+[&profileArn=...][&nextToken=...]`, with the account's credential (refreshed once if rejected), following
+`nextToken` while the answer has one.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from ..errors import ApiError
+from ..models import BUILTIN, ModelInfo
+from ..settings import Settings
+from ..upstream.headers import kiro_headers
+from .cooldown import iso
+from .credential import Credential
+from .entitlement import ListCache, listed_ids, refused_ids
+from .pool import Account, AccountPool
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY = 30.0  # seconds between looks at which accounts are due
+RETRY_FAILED = 60.0  # a failed fetch is retried (by anyone) after this long
+FETCH_TIMEOUT = 30.0
+PAGE_SIZE = 50  # the IDE's maxResults
+MAX_PAGES = 20  # a nextToken that never ends is the service's bug, not a reason to loop forever
+FIRST_WAIT = 10.0  # seconds a request for a name unknown at start waits for the worker's first round
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    """The models ki2api serves now: the union of the accounts' lists, or the built-in table and why."""
+
+    models: dict[str, ModelInfo]
+    source: str  # service | builtin
+    why: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class ModelCatalog:
+    """Fetches every account's model list every `settings.models_interval` seconds (0: never) and joins them."""
+
+    def __init__(self, pool: AccountPool, settings: Settings, session: requests.Session) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.session = session
+        self.interval = settings.models_interval
+        self._cache = ListCache()
+        self._started = False
+        self._lock = threading.Lock()
+        self._first_round = threading.Event()
+
+    def ensure_started(self) -> None:
+        """Start the background loop once (cheap to call on every request)."""
+        if self._started or self.interval <= 0:
+            return
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            threading.Thread(target=self._run, name="kiro-model-lists", daemon=True).start()
+
+    def wait_first_round(self) -> bool:
+        """Wait (at most FIRST_WAIT s) for this worker's first round of fetches; False if it was not running."""
+        if not self._started or self._first_round.is_set():
+            return False
+        self._first_round.wait(FIRST_WAIT)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.poll_once()
+            except Exception:  # a fetcher that dies would leave the catalog silently stale
+                log.exception("fetching Kiro's model lists failed")
+            finally:
+                self._first_round.set()
+            time.sleep(min(CHECK_EVERY, self.interval))
+
+    # -- fetching --------------------------------------------------------------------------------------------------
+
+    def poll_once(self) -> int:
+        """Fetch the lists that are due and not claimed by another worker; return how many were fetched."""
+        states, now, fetched = self.pool.states(fresh=True), time.time(), 0
+        for account in self.pool.accounts:
+            fields = states.get(account.name, {})
+            previous = fields.get("models") or {}
+            if now - float(previous.get("fetched_at", 0)) < self.interval \
+                    or now - float(previous.get("failed_at", 0)) < RETRY_FAILED:
+                continue
+            if self.pool.availability(account, fields, now).state in ("disabled", "off"):
+                continue
+            if not self.pool.shared.claim(f"models:{account.name}", min(self.interval, RETRY_FAILED)):
+                continue
+            entries, error = self.fetch(account)
+            if entries is not None:
+                ids = [e["modelId"] for e in entries if isinstance(e, dict) and isinstance(e.get("modelId"), str)]
+                self.pool.write(account.name, "models", {"fetched_at": time.time(), "ids": ids, "models": entries})
+                log.info("Kiro account %s may use %d models: %s", account.name, len(ids), ", ".join(ids))
+                fetched += 1
+            else:
+                kept = {k: previous[k] for k in ("fetched_at", "ids", "models") if k in previous}
+                self.pool.write(account.name, "models", {**kept, "error": error, "failed_at": time.time()})
+        return fetched
+
+    def fetch(self, account: Account) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """(the account's model entries, None), or (None, why not)."""
+        entries: list[dict[str, Any]] = []
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            body, error = self._page(account, token)
+            if body is None:
+                log.info("no model list for Kiro account %s: %s", account.name, error)
+                return None, error
+            entries += [e for e in body.get("models") or [] if isinstance(e, dict)]
+            token = body.get("nextToken") if isinstance(body.get("nextToken"), str) else None
+            if not token:
+                return entries, None
+        return None, f"the list did not end after {MAX_PAGES} pages"
+
+    def _page(self, account: Account, token: str | None) -> tuple[dict[str, Any] | None, str | None]:
+        """One page of the answer, refreshing the credential once if Kiro rejects it."""
+        try:
+            credential = account.tokens.current()
+            response = self._get(credential, token)
+            if response.status_code in (401, 403):
+                response.close()
+                response = self._get(account.tokens.refresh(credential), token)
+        except ApiError as exc:
+            return None, exc.message
+        except requests.RequestException as exc:
+            return None, f"Kiro unreachable ({type(exc).__name__})"
+        try:
+            if response.status_code != 200:
+                return None, f"HTTP {response.status_code}: {response.text[:200]}"
+            body = response.json()
+        except ValueError:
+            return None, "the answer is not JSON"
+        finally:
+            response.close()
+        return (body, None) if isinstance(body, dict) else (None, "the answer is not a JSON object")
+
+    def _get(self, credential: Credential, token: str | None) -> requests.Response:
+        params = {"origin": "AI_EDITOR", "maxResults": str(PAGE_SIZE)}
+        arn = self.settings.profile_arn or credential.profile_arn
+        if arn:
+            params["profileArn"] = arn
+        if token:
+            params["nextToken"] = token
+        return self.session.get(f"{self.settings.api_base}/ListAvailableModels", params=params,
+                                headers=kiro_headers(credential),
+                                timeout=(self.settings.connect_timeout, FETCH_TIMEOUT))
+
+    # -- reading ---------------------------------------------------------------------------------------------------
+
+    def view(self) -> CatalogView:
+        """The models served now: the union of the fetched lists (less the models Kiro refused an account), in
+        the service's order; the built-in table while no list is in."""
+        states, now = self.pool.states(), time.time()
+        union: dict[str, ModelInfo] = {}
+        errors, fetched = [], 0
+        for account in self.pool.accounts:
+            fields = states.get(account.name, {})
+            error = (fields.get("models") or {}).get("error")
+            if error and account.enabled:
+                errors.append(f"the model list of Kiro account {account.name} could not be fetched: {error}")
+            models = self._cache.models(account.name, fields) if account.enabled else None
+            if models is None:
+                continue
+            fetched += 1
+            refused = refused_ids(fields, now)
+            union.update((k, v) for k, v in models.items() if k not in refused and k not in union)
+        if fetched:
+            return CatalogView(union, "service", warnings=errors)
+        if errors:
+            return CatalogView(BUILTIN, "builtin", "; ".join(errors), [f"serving the built-in model table: {e}"
+                                                                      for e in errors])
+        if self.interval <= 0:
+            return CatalogView(BUILTIN, "builtin", "KIRO_MODELS_INTERVAL is 0: the model lists are not fetched")
+        return CatalogView(BUILTIN, "builtin", "the model lists have not been fetched yet")
+
+    def report(self) -> dict[str, Any]:
+        """The catalog part of /health: where the models come from, and each account's list."""
+        view, states, now = self.view(), self.pool.states(), time.time()
+        accounts = []
+        for account in self.pool.accounts:
+            fields = states.get(account.name, {})
+            models = fields.get("models") or {}
+            ids = listed_ids(fields)
+            accounts.append({"name": account.name,
+                             "fetched_at": iso(float(models["fetched_at"])) if models.get("fetched_at") else None,
+                             "models": ids, "error": models.get("error"),
+                             "refused": sorted(refused_ids(fields, now))})
+        return {"source": view.source, "why": view.why, "served": list(view.models),
+                "interval_seconds": self.interval, "accounts": accounts, "warnings": view.warnings}
