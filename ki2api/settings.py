@@ -91,7 +91,7 @@ class Settings:
         "origins allowed to call ki2api from a browser, comma-separated (`https://app.example.com,"
         "http://localhost:3000`), or `*`", KEYS, "unset: CORS off")
     auth_fail_limit: int = setting(
-        "AUTH_FAIL_LIMIT", 0, v.integer(0),
+        "AUTH_FAIL_LIMIT", 20, v.integer(0),
         "after this many requests with a wrong or missing key from one address within `AUTH_FAIL_WINDOW`, on any "
         "path that checks the key, that address gets 429 on every path but those that need no key until the "
         "oldest failure leaves the window; 0 turns the limit off", KEYS)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from ki2api.app import create_app
+from ki2api.observability.wrong_keys import WrongKeyLog
 from ki2api.web.auth import key_is_valid
 from ki2api.web.key_throttle import PUBLIC_ENDPOINTS, FailedKeyLimiter
 from ki2api.settings import ConfigError, Settings
@@ -79,10 +81,35 @@ def test_limiter_blocks_after_n_failures_until_the_oldest_leaves_the_window():
     assert limiter.retry_after("10.0.0.1") is None
 
 
-def test_failed_key_limit_is_off_by_default(client):
+def test_failed_key_limit_is_on_by_default_and_can_be_turned_off(settings):
+    assert Settings.from_env({}).auth_fail_limit == 20
+    guessed = app_with(settings, auth_fail_limit=Settings.from_env({}).auth_fail_limit)
+    for _ in range(20):
+        assert guessed.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert guessed.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 429
+    assert guessed.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 429
+    unlimited = app_with(settings, auth_fail_limit=0)
     for _ in range(50):
-        assert client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+        assert unlimited.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert unlimited.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+
+
+def test_a_flood_of_wrong_keys_is_one_line_per_address_then_one_summary(settings, caplog):
+    """10,000 guesses must not write 10,000 log lines: the first gets its request line, the rest one summary."""
+    clock = Clock()
+    client = app_with(settings, auth_fail_limit=0)
+    client.application.extensions["ki2api.requests"].wrong_keys = WrongKeyLog(clock=clock)
+    caplog.set_level(logging.INFO)
+    for _ in range(300):
+        with client.get("/v1/models", headers={"Authorization": "Bearer wrong"}) as refused:  # closed: logged
+            assert refused.status_code == 401
+    clock.now += 61
+    client.get("/v1/models", headers={"Authorization": "Bearer wrong"}).close()  # the next minute's: the summary
+    lines = [r.getMessage() for r in caplog.records if r.name in ("ki2api.request", "ki2api.auth")]
+    assert lines[0] == "request" and lines[-1] == "request" and len(lines) == 3
+    assert lines[1].startswith("refused 299 more requests with a wrong or missing API key in the last 61 s from 1 ")
+    routes = client.application.extensions["ki2api.requests"].metrics.totals()["routes"]
+    assert routes["/v1/models"] == {"requests": 301, "errors": 301}  # every one still counted
 
 
 def test_failed_key_limit_answers_429_in_each_apis_format_even_to_the_right_key(settings):

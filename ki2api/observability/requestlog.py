@@ -19,6 +19,7 @@ from flask import Flask, Response, current_app, g, has_request_context, request
 
 from .metrics import Metrics
 from .recent import RecentLog
+from .wrong_keys import WrongKeyLog
 
 log = logging.getLogger("ki2api.request")
 
@@ -41,6 +42,7 @@ class RequestBook:
     started: float = field(default_factory=time.time)
     recent: RecentLog = field(init=False)
     errors: RecentLog = field(init=False)
+    wrong_keys: WrongKeyLog = field(default_factory=WrongKeyLog)
 
     def __post_init__(self) -> None:
         self.recent = RecentLog("requests", self.metrics.multiproc_dir, RECENT)
@@ -185,6 +187,7 @@ def init_request_log(app: Flask, requests_book: RequestBook) -> None:
             _from_body(response, fields)
 
         upstream = g.get("ki2api_upstream")
+        wrong_key = g.get("ki2api_wrong_key", False)
 
         def _emit() -> None:
             _account_of(upstream, fields)
@@ -193,6 +196,11 @@ def init_request_log(app: Flask, requests_book: RequestBook) -> None:
             fields["duration_ms"] = round((time.perf_counter() - start) * 1000, 1)
             fields.setdefault("ttfb_ms", fields["duration_ms"])
             summary = _summary(fields)
+            # A wrong key: counted always, but logged and listed once per address and period (a guesser sends
+            # thousands); WrongKeyLog sums up the rest in one line.
+            if wrong_key and not requests_book.wrong_keys.note(fields.get("client_ip") or ""):
+                requests_book.metrics.observe(summary)
+                return
             log.info("request", extra={"fields": summary})
             requests_book.record(summary)
 

@@ -58,6 +58,7 @@ def require_key() -> None:
         if fields is not None and presented:
             fields["key"] = key_label(presented)
         return
+    g.ki2api_wrong_key = True  # logged as a summary, not a line per request (observability/wrong_keys.py)
     raise AuthenticationError("Invalid or missing API key: send 'Authorization: Bearer <key>' or "
                               "'x-api-key: <key>'", code="invalid_api_key")
 

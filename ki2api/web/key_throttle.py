@@ -1,6 +1,6 @@
-"""Optional per-address limit on failed API-key attempts (AUTH_FAIL_LIMIT failures per AUTH_FAIL_WINDOW s).
+"""Per-address limit on failed API-key attempts (AUTH_FAIL_LIMIT failures per AUTH_FAIL_WINDOW s).
 
-Off by default (AUTH_FAIL_LIMIT=0). When on, an address that sent that many requests with a wrong or
+On by default (20 per 300 s; AUTH_FAIL_LIMIT=0 turns it off). An address that sent that many requests with a wrong or
 missing key within the window, to any path that checks the key (/v1, /metrics, /dashboard/data,
 /debug/runtime), gets 429 for every request but those that need no key until its oldest failure leaves the
 window, with the right key too (otherwise the limit would not slow a guesser down). Counted per worker
