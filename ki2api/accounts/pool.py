@@ -42,6 +42,8 @@ class Account:
     weight: float
     enabled: bool
     tokens: TokenManager
+    max_concurrency: int | None = None  # the accounts file's limits (None: none)
+    rpm: int | None = None
     in_flight: int = 0
     noted_at: float = 0.0
     rechecked_at: float = 0.0

@@ -8,6 +8,8 @@ Account state is one JSON value per (field, account): field "cooldown" {until, k
 "disabled" {why, at, fingerprint}, "usage" (credits.parse_usage plus fetched_at), "last_error"
 {at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process).
 Counters are integers per (counter, account): "requests", "errors".
+Each account also has a machine id (64 hex, identity.py), created once by whichever process asks first and
+never changed by ki2api afterwards.
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field ->
 
 
 class TokenShare(Protocol):
-    """Where refreshed tokens, refresh locks and account flags are shared between processes: token records by
-    account name (Redis) or key (files), `publish_tokens` only over an ancestor, `update`/`states` as above."""
+    """Where refreshed tokens, refresh locks, account flags and machine ids are shared between processes: token
+    records by account name (Redis) or key (files), `publish_tokens` only over an ancestor, `update`/`states` as
+    above, `machine_id` creating the account's id under the state's lock if it has none yet."""
 
     def read_tokens(self, name: str, key: str) -> list[dict[str, Any]]: ...
 
@@ -39,6 +42,8 @@ class TokenShare(Protocol):
     def states(self) -> AccountStates: ...
 
     def update(self, name: str, field: str, value: dict[str, Any] | None) -> None: ...
+
+    def machine_id(self, name: str) -> str: ...
 
 
 class SharedState(TokenShare, Protocol):

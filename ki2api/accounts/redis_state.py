@@ -8,7 +8,8 @@ Redis every few seconds in the background, and on its return pushes what this pr
 
 Keys, under KI2API_REDIS_PREFIX (default "ki2api"): `P:tokens:<account>` (JSON token record with lineage),
 `P:lock:refresh:<account>` (redis-py lock with expiry), `P:state:<field>` (hash account -> JSON),
-`P:count:<counter>` (hash account -> int), `P:claim:<job>` (SET NX PX).
+`P:count:<counter>` (hash account -> int), `P:claim:<job>` (SET NX PX), `P:machine_id` (hash account -> id,
+set with HSETNX so the first replica's id wins; mirrored in the local machine-ids.json).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import redis
 
 from .cooldown import iso
 from .file_state import FileState
-from .files import Stamp
+from .files import Stamp, StoreError, read_json
+from .identity import is_machine_id, new_machine_id
 from .protocols import COUNTERS, FIELDS, AccountStates
 from .redis_link import RedisDown, RedisLink
 
@@ -152,6 +154,28 @@ class RedisState:
         except RedisDown:
             self._changed[(name, field)] = time.time()
 
+    def machine_id(self, name: str) -> str:
+        """The account's machine id in Redis (offering this machine's, or a new one, if Redis has none); the
+        local one while Redis is away."""
+        known = (read_ids(self.local) or {}).get(name)
+        offer = known if is_machine_id(known) else new_machine_id()
+        key = self._key("machine_id")
+
+        def run(client: redis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=True)
+            pipe.hsetnx(key, name, offer)
+            pipe.hget(key, name)
+            return pipe.execute()
+        try:
+            shared = self.link.call(run)[1]
+        except RedisDown:
+            return self.local.machine_id(name)
+        value = shared.decode() if isinstance(shared, bytes) else str(shared)
+        if value != known:
+            with contextlib.suppress(OSError, TimeoutError):
+                self.local.keep_machine_id(name, value)
+        return value
+
     def add_counts(self, deltas: dict[str, dict[str, int]]) -> None:
         """Add counter increments in Redis; while it is away, hold them until it returns."""
         for name, counters in deltas.items():
@@ -250,6 +274,14 @@ class RedisState:
             self.link.call(lambda r: r.hdel(key, name))
         else:
             self.link.call(lambda r: r.hset(key, name, json.dumps(value)))
+
+
+def read_ids(local: FileState) -> dict[str, Any] | None:
+    """The local machine-ids.json, or None if it is missing or unreadable."""
+    try:
+        return read_json(local.ids_path)
+    except StoreError:
+        return None
 
 
 def _loads(raw: Any) -> dict[str, Any] | None:
