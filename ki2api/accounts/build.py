@@ -51,7 +51,8 @@ def build_pool(settings: Settings, session: requests.Session,
         tokens = TokenManager(settings, session, store, on_refresh, MachineId(spec.name, shared, configured))
         accounts.append(Account(spec.name, spec.weight, spec.enabled, tokens, max_concurrency=spec.max_concurrency,
                                 rpm=spec.rpm))
-    policy = CooldownPolicy(settings.cooldown_base, settings.cooldown_max, settings.quota_cooldown)
+    policy = CooldownPolicy(settings.cooldown_base, settings.cooldown_max, settings.quota_cooldown,
+                            settings.suspension_hold)
     pool = AccountPool(accounts, shared, policy)
     if redis_state is not None:
         redis_state.on_return(pool.republish)

@@ -31,6 +31,7 @@ class FileState:
         self.counts_path = self.dir / "pool-counts.json"
         self.lock_path = self.dir / "pool.lock"
         self.ids_path = self.dir / "machine-ids.json"
+        self.starts_path = self.dir / "pool-starts.json"
         self._cache: tuple[Stamp, dict[str, Any]] = (None, {})
 
     # -- tokens --------------------------------------------------------------------------------------------------
@@ -128,6 +129,22 @@ class FileState:
                 claims[name], won = now, True
         self._modify(self.state_path, change)
         return won
+
+    def take(self, name: str, limit: int, window: float) -> float:
+        """Note a request start on account `name` if fewer than `limit` started in the last `window` seconds (0.0);
+        else the seconds until the oldest leaves the window. A state that cannot be written lets it through."""
+        now, wait = time.time(), 0.0
+
+        def change(data: dict[str, Any]) -> None:
+            nonlocal wait
+            starts = [float(t) for t in data.get(name, []) if isinstance(t, (int, float)) and t > now - window]
+            if len(starts) >= limit:
+                wait = min(starts) + window - now
+            else:
+                starts.append(now)
+            data[name] = starts
+        self._modify(self.starts_path, change)
+        return max(0.0, wait)
 
     def status(self) -> dict[str, Any]:
         """The backend for /health."""

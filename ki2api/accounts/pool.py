@@ -32,6 +32,8 @@ FLUSH_INTERVAL = 1.0  # seconds between counter flushes to the shared state
 ERROR_NOTE_INTERVAL = 1.0  # at most one shared last_error write per account per second
 RECHECK_DISABLED = 30.0  # seconds between looks for a newer shared token of a disabled account
 POLICY = "weighted least-in-flight (ties broken at random by weight)"
+RPM_WINDOW = 60.0  # seconds over which an account's `rpm` is counted
+SUSPENDED = "suspended"  # the refusal kind that quarantines (cooldown.KINDS)
 
 
 @dataclass(eq=False)
@@ -53,7 +55,7 @@ class Account:
 class Availability:
     """Whether an account may take a request now; if not, until when or why."""
 
-    state: str  # healthy | cooling_down | disabled | off
+    state: str  # healthy | cooling_down | quarantined | disabled | off
     until: float | None = None
     kind: str | None = None
     why: str | None = None
@@ -111,18 +113,29 @@ class AccountPool:
     # -- picking ---------------------------------------------------------------------------------------------------
 
     def acquire(self, exclude: Collection[str] = (), last: ApiError | None = None) -> Lease:
-        """A lease on the best available account not in `exclude`; else the error saying when to retry."""
+        """A lease on the best available account not in `exclude` and under its limits (`max_concurrency` in
+        this worker, `rpm` over every process); else the error saying when to retry."""
         states, now = self.states(), time.time()
         candidates = [a for a in self.accounts if a.name not in exclude
                       and self.availability(a, states.get(a.name, {}), now).state == "healthy"]
         if not candidates:
             raise self.unavailable(last)
-        with self._lock:
-            best = min(a.in_flight / a.weight for a in candidates)
-            ties = [a for a in candidates if a.in_flight / a.weight == best]
-            account = ties[0] if len(ties) == 1 else self._rng.choices(ties, [a.weight for a in ties])[0]
-            account.in_flight += 1
-        return Lease(self, account)
+        waits: list[float] = []
+        while True:
+            with self._lock:
+                free = [a for a in candidates if a.max_concurrency is None or a.in_flight < a.max_concurrency]
+                if not free:
+                    raise at_limits(len(candidates), waits)
+                best = min(a.in_flight / a.weight for a in free)
+                ties = [a for a in free if a.in_flight / a.weight == best]
+                account = ties[0] if len(ties) == 1 else self._rng.choices(ties, [a.weight for a in ties])[0]
+                account.in_flight += 1
+            wait = self.shared.take(account.name, account.rpm, RPM_WINDOW) if account.rpm else 0.0
+            if not wait:
+                return Lease(self, account)
+            self.release(account)  # this minute's requests are used up: try the others
+            candidates.remove(account)
+            waits.append(wait)
 
     def release(self, account: Account) -> None:
         """Called by Lease.release."""
@@ -133,6 +146,11 @@ class AccountPool:
         """An account's availability from its shared fields."""
         if not account.enabled:
             return Availability("off", why="enabled: false in KIRO_ACCOUNTS_FILE")
+        quarantine = fields.get("quarantine")
+        if quarantine and (quarantine.get("until") is None or float(quarantine["until"]) > now):
+            until = quarantine.get("until")
+            return Availability("quarantined", until=None if until is None else float(until), kind="suspended",
+                                why=str(quarantine.get("why")))
         disabled = fields.get("disabled")
         if disabled and disabled.get("fingerprint") == account.tokens.fingerprint():
             if now - account.rechecked_at >= RECHECK_DISABLED:  # a replica may have shared a newer login
@@ -159,8 +177,9 @@ class AccountPool:
             return RateLimited(f"All {len(rows)} Kiro accounts are unavailable ({summary}); the first is back in "
                                f"{max(1, round(soonest - now))} s, at {iso(soonest)}.", code=code,
                                retry_after=max(1.0, soonest - now))
-        if all(av.state in ("disabled", "off") for _, av in rows):
-            return UpstreamUnavailable(f"No Kiro account can serve: {summary}. Log the disabled accounts in again.")
+        if all(av.state in ("disabled", "off", "quarantined") for _, av in rows):
+            return UpstreamUnavailable(f"No Kiro account can serve: {summary}. Log the disabled accounts in again; "
+                                       "a quarantined one is cleared by a person (docs/accounts.md).")
         return last or UpstreamUnavailable("No Kiro account could serve this request; retry shortly.",
                                            retry_after=5.0)
 
@@ -175,9 +194,18 @@ class AccountPool:
             self.write(account.name, "cooldown", None)
         if fields.get("disabled"):
             self.write(account.name, "disabled", None)
+        quarantine = fields.get("quarantine")
+        if quarantine and quarantine.get("until") is not None and float(quarantine["until"]) <= now:
+            # its hold passed and Kiro served it again (a request begun before the quarantine clears nothing)
+            self.write(account.name, "quarantine", None)
+            log.warning("Kiro account %s served a request again: its quarantine is over", account.name)
 
     def cool(self, account: Account, kind: str, error: ApiError, retry_after: float | None) -> None:
-        """Rest an account: backoff growing with consecutive refusals, unless already resting as long."""
+        """Rest an account: backoff growing with consecutive refusals, unless already resting as long; a
+        suspension quarantines it instead."""
+        if kind == SUSPENDED:
+            self.quarantine(account, error)
+            return
         now = time.time()
         fields = self.states(fresh=True).get(account.name, {})  # rare: worth the newest failures and usage
         previous = fields.get("cooldown") or {}
@@ -192,6 +220,29 @@ class AccountPool:
                                               "failures": failures, "at": now})
         log.warning("Kiro account %s: %s; resting it for %.0f s, until %s", account.name, describe(kind),
                     until - now, iso(until))
+
+    def quarantine(self, account: Account, error: ApiError) -> None:
+        """Take an account Kiro suspended out of service: no traffic until a person clears it or the hold passes."""
+        self._count(account.name, "errors")
+        now = time.time()
+        current = self.states(fresh=True).get(account.name, {}).get("quarantine")
+        if current and (current.get("until") is None or float(current["until"]) > now):
+            return  # another request or worker got there first: one warning is enough
+        until = self.policy.quarantine_until(now)
+        self.write(account.name, "quarantine", {"at": now, "until": until, "why": error.message[:300]})
+        log.warning("Kiro account %s is SUSPENDED by Kiro (%s). It is quarantined and takes no traffic %s; "
+                    "retrying a suspended account makes things worse. Clear it with POST /dashboard/accounts/%s/clear "
+                    "once Kiro has restored it.", account.name, error.message,
+                    f"until {iso(until)}" if until else "until a person clears it", account.name)
+
+    def clear(self, name: str) -> bool:
+        """A person cleared an account: end its quarantine and rest; False if there is no such account."""
+        if not any(a.name == name for a in self.accounts):
+            return False
+        self.write(name, "quarantine", None)
+        self.write(name, "cooldown", None)
+        log.warning("Kiro account %s was cleared by a person: it takes traffic again", name)
+        return True
 
     def disable(self, account: Account, error: ApiError) -> None:
         """Take an account out until its login changes (the flag carries the refresh token's fingerprint)."""
@@ -278,7 +329,18 @@ class AccountPool:
                     return
 
 
+def at_limits(candidates: int, waits: list[float]) -> RateLimited:
+    """The 429 for a request every usable account is too busy for (its max_concurrency or rpm reached)."""
+    retry = max(1.0, min(waits)) if waits else 1.0
+    which = "the Kiro account is" if candidates == 1 else f"all {candidates} usable Kiro accounts are"
+    return RateLimited(f"Busy: {which} at the limits set for them (max_concurrency, rpm); retry in "
+                       f"{round(retry)} s.", code="rate_limit_exceeded", retry_after=retry)
+
+
 def _describe(name: str, availability: Availability) -> str:
+    if availability.state == "quarantined":
+        until = f"until {iso(availability.until)}" if availability.until else "until a person clears it"
+        return f"{name}: quarantined {until} ({availability.why})"
     if availability.state == "cooling_down":
         return f"{name}: resting until {iso(availability.until or 0)} ({describe(availability.kind or '')})"
     return f"{name}: {availability.why}"
@@ -297,4 +359,6 @@ def _single(availability: Availability, last: ApiError | None, now: float) -> Ap
                            f"retry in {max(1, round(until - now))} s.", code=code, retry_after=max(1.0, until - now))
     if availability.state == "off":
         return UpstreamUnavailable(f"The only Kiro account is disabled ({availability.why}).")
+    if availability.state == "quarantined":
+        return UpstreamUnavailable(f"The only Kiro account is quarantined: {_describe('it', availability)}.")
     return AuthenticationError(availability.why or "The Kiro login is unusable: log in to Kiro IDE again.")

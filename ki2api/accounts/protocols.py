@@ -6,7 +6,8 @@ workers on one machine) and `redis_state.RedisState` (Redis, for several machine
 
 Account state is one JSON value per (field, account): field "cooldown" {until, kind, message, failures, at},
 "disabled" {why, at, fingerprint}, "usage" (credits.parse_usage plus fetched_at), "last_error"
-{at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process).
+{at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process),
+"quarantine" {at, until (None: until a person clears it), why} (Kiro suspended or locked the account).
 Counters are integers per (counter, account): "requests", "errors".
 Each account also has a machine id (64 hex, identity.py), created once by whichever process asks first and
 never changed by ki2api afterwards.
@@ -18,7 +19,7 @@ from typing import Any, ContextManager, Protocol
 
 from .files import Stamp
 
-FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh")
+FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh", "quarantine")
 COUNTERS = ("requests", "errors")
 AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
 
@@ -47,7 +48,8 @@ class TokenShare(Protocol):
 
 
 class SharedState(TokenShare, Protocol):
-    """What the pool needs besides the token share: account states, counters, claims, a status."""
+    """What the pool needs besides the token share: account states, counters, claims, a status, and `take`:
+    one of `limit` request starts per `window` seconds for an account (0.0), or the seconds until one frees."""
 
     backend: str
 
@@ -56,5 +58,7 @@ class SharedState(TokenShare, Protocol):
     def counts(self) -> dict[str, dict[str, int]]: ...
 
     def claim(self, name: str, ttl: float) -> bool: ...
+
+    def take(self, name: str, limit: int, window: float) -> float: ...
 
     def status(self) -> dict[str, Any]: ...

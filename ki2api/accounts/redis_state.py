@@ -8,7 +8,8 @@ Redis every few seconds in the background, and on its return pushes what this pr
 
 Keys, under KI2API_REDIS_PREFIX (default "ki2api"): `P:tokens:<account>` (JSON token record with lineage),
 `P:lock:refresh:<account>` (redis-py lock with expiry), `P:state:<field>` (hash account -> JSON),
-`P:count:<counter>` (hash account -> int), `P:claim:<job>` (SET NX PX), `P:machine_id` (hash account -> id,
+`P:count:<counter>` (hash account -> int), `P:claim:<job>` (SET NX PX), `P:starts:<account>` (sorted set of
+request starts in the last minute, for `rpm`), `P:machine_id` (hash account -> id,
 set with HSETNX so the first replica's id wins; mirrored in the local machine-ids.json).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -47,6 +49,19 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
+# A sliding window of request starts per account: drop the old ones, then add one if there is room.
+_TAKE = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+return '0'
+"""
+
 
 class RedisState:
     """SharedState in Redis, written through to a FileState that serves while Redis is away."""
@@ -58,6 +73,7 @@ class RedisState:
         self.prefix = prefix
         self.link = RedisLink(url, self._resync)
         self._publish = self.link.client.register_script(_PUBLISH)
+        self._take = self.link.client.register_script(_TAKE)
         self._pending: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._last_counts: dict[str, dict[str, int]] = {}
         # (account, field) -> when this process set or cleared it while Redis was away: pushed on its return
@@ -204,6 +220,17 @@ class RedisState:
             return bool(self.link.call(lambda r: r.set(self._key("claim", name), "1", nx=True, px=int(ttl * 1000))))
         except RedisDown:
             return self.local.claim(name, ttl)
+
+    def take(self, name: str, limit: int, window: float) -> float:
+        """A request start within `limit` per `window` seconds over every replica (0.0), or the seconds to wait;
+        this machine's own count while Redis is away."""
+        now = time.time()
+        try:
+            wait = self.link.call(lambda r: self._take(keys=[self._key("starts", name)],
+                                                       args=[repr(now), repr(window), limit, uuid.uuid4().hex]))
+        except RedisDown:
+            return self.local.take(name, limit, window)
+        return max(0.0, float(wait))
 
     def status(self) -> dict[str, Any]:
         """Backend health for /health: connected, or since when not and why."""
