@@ -86,9 +86,9 @@ def test_kiro_sees_one_id_per_conversation(client, fake_upstream, auth):
     chat([SYSTEM, FIRST])
     chat([SYSTEM, FIRST, CALL, RESULT])
     chat([SYSTEM, {"role": "user", "content": "Something else."}])
-    message = client.post("/v1/messages", json={"model": "claude-sonnet-4-5", "max_tokens": 50, "system": "You are terse.",
-                                                 "messages": [{"role": "user", "content": "List the files."}]},
-                          headers=auth)
+    message = client.post("/v1/messages", headers=auth, json={
+        "model": "claude-sonnet-4-5", "max_tokens": 50, "system": "You are terse.",
+        "messages": [{"role": "user", "content": "List the files."}]})
     assert message.status_code == 200
     records = fake_upstream.requests()
     ids = [r["conversation_id"] for r in records]

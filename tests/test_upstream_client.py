@@ -54,8 +54,9 @@ def test_a_suspended_or_locked_account_is_a_suspension_not_a_throttle(status, bo
     assert isinstance(error, PermissionDenied) and "suspended or locked" in error.message
 
 
-@pytest.mark.parametrize("status,body", [(429, {"message": "Too many requests", "reason": "USER_REQUEST_RATE_EXCEEDED"}),
-                                         (403, {"message": "User is not authorized to make this call."})])
+@pytest.mark.parametrize("status,body", [
+    (429, {"message": "Too many requests", "reason": "USER_REQUEST_RATE_EXCEEDED"}),
+    (403, {"message": "User is not authorized to make this call."})])
 def test_throttles_and_refusals_are_no_suspension(status, body):
     assert refusal_kind(response(status, body)) in ("throttled", "forbidden")
 

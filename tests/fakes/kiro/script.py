@@ -100,7 +100,8 @@ def plan_response(spec: dict[str, Any], model_id: str) -> Plan:
     """Turn a checked spec into the status, headers and bytes or frames to send for one request."""
     if spec.get("suspended"):
         locked = spec["suspended"] == "locked"
-        return Plan(status=423 if locked else 403, headers={}, body=json.dumps(LOCKED if locked else SUSPENDED).encode())
+        body = json.dumps(LOCKED if locked else SUSPENDED).encode()
+        return Plan(status=423 if locked else 403, headers={}, body=body)
     status = spec.get("status", 200)
     headers = {str(k): str(v) for k, v in spec.get("headers", {}).items()}
     fault = spec.get("fault")
