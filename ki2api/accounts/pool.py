@@ -277,9 +277,11 @@ class AccountPool:
             self.write(account.name, "cooldown", {**cooldown, "until": reset})
 
     def republish(self) -> None:
-        """Offer each account's newest token to the shared state again (Redis has returned)."""
+        """Offer each account's newest token to the shared state again, and read its machine id from it again
+        (Redis has returned: another replica may have created the id meanwhile)."""
         for account in self.accounts:
             account.tokens.publish()
+            account.tokens.identity.forget()
 
     # -- shared state ----------------------------------------------------------------------------------------------
 

@@ -3,11 +3,15 @@ is away; a quarantine and an rpm window shared by replicas."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
+import requests
 
+from ki2api.accounts.build import build_pool
 from ki2api.accounts.identity import is_machine_id
 from ki2api.accounts.redis_state import RedisState
+from tests.helpers.credentials import write_token_file
 from tests.helpers.together import all_at_once
 
 pytestmark = pytest.mark.integration
@@ -62,3 +66,18 @@ def test_the_rpm_window_is_shared_by_replicas(tmp_path, redis_server):
     assert 55 < wait <= 60
     assert one.take("bob", 3, 60.0) == 0.0  # per account
     assert one.take("quick", 1, 0.2) == 0.0 and one.take("quick", 1, 0.2) > 0
+
+
+
+def test_a_pool_reads_machine_ids_again_when_redis_returns(settings, tmp_path, redis_proxy, redis_server):
+    token_file = write_token_file(tmp_path / "kiro-auth-token.json")
+    mine = replace(settings, redis_url=redis_proxy.url, redis_prefix="test", token_file=str(token_file),
+                   state_dir=str(tmp_path / "one"))
+    redis_proxy.set_mode("refuse")
+    pool = build_pool(mine, requests.Session())
+    local = pool.accounts[0].tokens.machine_id()  # Redis away at start: this machine's own id
+    other = RedisState(redis_server.url, "test", str(tmp_path / "two")).machine_id("default")  # another replica's
+    assert other != local
+    redis_proxy.set_mode("forward")
+    assert pool.shared.link.probe_once() is True  # Redis is back: the pool republishes and forgets its ids
+    assert pool.accounts[0].tokens.machine_id() == other
