@@ -223,7 +223,7 @@ class AccountPool:
 
     def quarantine(self, account: Account, error: ApiError) -> None:
         """Take an account Kiro suspended out of service: no traffic until a person clears it or the hold passes."""
-        self._count(account.name, "errors")
+        self.note_error(account, SUSPENDED, error)
         now = time.time()
         current = self.states(fresh=True).get(account.name, {}).get("quarantine")
         if current and (current.get("until") is None or float(current["until"]) > now):
