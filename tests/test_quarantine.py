@@ -146,3 +146,12 @@ def test_an_account_at_its_rpm_lets_the_others_serve(settings, fake_upstream, tm
     served = fake_upstream.stats()["accounts"]
     assert served["alice"]["chat_requests"] <= 2 and served["bob"]["chat_requests"] >= 6
     assert row(client, "alice")["limits"] == {"max_concurrency": None, "rpm": 2}
+
+
+def test_a_quarantined_account_is_not_polled_for_usage_either(app, client, fake_upstream, auth):
+    fake_upstream.script({"suspended": True})
+    assert chat(client, auth) == 403
+    services = app.extensions["ki2api"]
+    assert services.usage.poll_once() == 0 and fake_upstream.stats()["usage_calls"] == 0
+    services.pool.clear("default")
+    assert services.usage.poll_once() == 1 and fake_upstream.stats()["usage_calls"] == 1

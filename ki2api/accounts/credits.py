@@ -102,7 +102,7 @@ class UsagePoller:
             usage = fields.get("usage") or {}
             if now - float(usage.get("fetched_at", 0)) < self.interval:
                 continue
-            if self.pool.availability(account, fields, now).state in ("disabled", "off"):
+            if self.pool.availability(account, fields, now).state in ("disabled", "off", "quarantined"):
                 continue
             if not self.pool.shared.claim(f"usage:{account.name}", min(self.interval, CLAIM_MAX)):
                 continue
