@@ -10,8 +10,8 @@ any state shared between workers.
 Accounts at their limits (`max_concurrency` in this worker, `rpm` over every process) are skipped; an account
 Kiro suspended is quarantined: no traffic at all until a person clears it or its hold passes.
 
-Account state (cooldowns, quarantines, disabled flags, usage, last error) lives in a SharedState and is read at most
-once per VIEW_TTL per worker; counters are summed locally and added to the shared state once per second.
+Account state (cooldowns, quarantines, disabled flags, usage, last error) lives in a SharedState and is read
+at most once per VIEW_TTL per worker; counters are summed locally and added to the shared state once per second.
 """
 from __future__ import annotations
 

@@ -188,7 +188,7 @@ class RedisState:
             return self.local.machine_id(name)
         value = shared.decode() if isinstance(shared, bytes) else str(shared)
         if value != known:
-            with contextlib.suppress(OSError, TimeoutError):
+            with contextlib.suppress(OSError, TimeoutError, StoreError):  # the mirror is only a fallback
                 self.local.keep_machine_id(name, value)
         return value
 

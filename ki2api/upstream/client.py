@@ -22,9 +22,9 @@ from ..accounts.credential import Credential
 from ..accounts.pool import AccountPool, Lease
 from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..settings import Settings
+from ..translate.conversation import with_conversation
 from .eventstream import EventStreamError
 from .events import Event, NoAnswer, UpstreamException, iter_events
-from ..translate.conversation import with_conversation
 from .headers import chat_headers
 from .refusals import (RETRY_UNAVAILABLE, THROTTLE_KINDS, error_body, map_status, refusal_kind, retry_after,
                        says_token)
