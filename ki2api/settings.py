@@ -110,6 +110,11 @@ class Settings:
                                         "a refresh token given directly; overrides the file", KIRO)
     profile_arn: str | None = setting("KIRO_PROFILE_ARN", None, v.optional,
                                       "overrides the credential's `profileArn`", KIRO, "from the credential")
+    machine_id: str | None = setting(
+        "KIRO_MACHINE_ID", None, v.machine_id,
+        "the machine id (64 hex) the single `KIRO_TOKEN_FILE` login shows Kiro, e.g. your own IDE's; accounts "
+        "of `KIRO_ACCOUNTS_FILE` take `machine_id` there", KIRO,
+        "a random one, created once and kept in `KI2API_STATE_DIR` (or Redis)")
     refresh_url: str = setting("KIRO_REFRESH_URL", "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken",
                                v.url, "refresh endpoint for social (Google/GitHub) logins", KIRO)
     oidc_url: str = setting("KIRO_OIDC_URL", "https://oidc.us-east-1.amazonaws.com/token", v.url,
@@ -155,6 +160,14 @@ class Settings:
     quota_cooldown: float = setting(
         "KIRO_QUOTA_COOLDOWN", 3600.0, v.positive,
         "seconds an account whose monthly quota is used up rests when its reset date is not known", ACCOUNTS)
+    suspension_hold: float = setting(
+        "KIRO_SUSPENSION_HOLD", 86400.0, v.seconds_or_off,
+        "seconds an account Kiro called suspended or locked (403 `TEMPORARILY_SUSPENDED`, 423) takes no traffic "
+        "before one request tries it again; `0`: until a person clears it (`POST /dashboard/accounts/<name>/clear`"
+        ")", ACCOUNTS)
+    client_version: str = setting(
+        "KIRO_CLIENT_VERSION", "0.11.107", v.version,
+        "the Kiro IDE version ki2api names in every user agent it sends to Kiro (chat, usage, refresh)", UPSTREAM)
     api_base: str = setting("KIRO_API_BASE", "https://q.us-east-1.amazonaws.com", v.url,
                             "Kiro API base; ki2api posts to `{base}/generateAssistantResponse`", UPSTREAM)
     connect_timeout: float = setting("UPSTREAM_CONNECT_TIMEOUT", 10.0, v.positive,

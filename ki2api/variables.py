@@ -5,6 +5,7 @@ Standard library only (see ki2api.settings). A malformed value raises ConfigErro
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Callable
 
 Parser = Callable[[str, "str | None", Any], Any]
@@ -54,6 +55,24 @@ def seconds_or_off(name: str, raw: str | None, default: float) -> float:
 def text(name: str, raw: str | None, default: str) -> str:
     """The value stripped; unset or blank: the default."""
     return (raw or "").strip() or default
+
+
+def version(name: str, raw: str | None, default: str) -> str:
+    """A dotted version number such as 0.11.107; unset or blank: the default."""
+    value = (raw or "").strip() or default
+    if not re.fullmatch(r"\d{1,4}(\.\d{1,6}){1,3}", value):
+        raise ConfigError(f"{name} must be a dotted version number such as 0.11.107, got {value!r}")
+    return value
+
+
+def machine_id(name: str, raw: str | None, default: None) -> str | None:
+    """64 lower-case hex digits (a Kiro machine id), or None if unset or blank."""
+    value = (raw or "").strip()
+    if not value:
+        return default
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ConfigError(f"{name} must be 64 lower-case hex digits (a Kiro IDE machine id)")
+    return value
 
 
 def optional(name: str, raw: str | None, default: None) -> str | None:

@@ -34,7 +34,8 @@ def test_token_wording_is_a_token_problem(status, message):
                                      "Your account has been suspended", "Invalid request"])
 def test_expired_or_invalid_without_token_is_not_a_token_problem(status, message):
     reply = response(status, {"message": message})
-    assert refusal_kind(reply) == "forbidden"
+    # a 403 saying "suspended" is a suspension (quarantine), below; as a 401 it is only a refusal
+    assert refusal_kind(reply) == ("suspended" if status == 403 and "suspended" in message else "forbidden")
     error = map_status(reply)
     assert isinstance(error, PermissionDenied) and message in error.message
 
@@ -51,6 +52,27 @@ def test_other_validation_errors_are_no_refusal():
     image = {"message": "This model doesn't support the image content block", "reason": "IMAGE_FORMAT_UNSUPPORTED"}
     assert refusal_kind(response(400, image)) is None
     assert refusal_kind(response(400, {"message": "Improperly formed request."})) is None
+
+
+@pytest.mark.parametrize("status,body", [
+    (403, {"__type": "com.amazon.kiro.runtimeservice#AccessDeniedException", "reason": "TEMPORARILY_SUSPENDED",
+           "message": "Your User ID temporarily is suspended."}),
+    (403, {"message": "We've locked your account as a security precaution."}),
+    (403, {"error": {"reason": "TEMPORARILY_SUSPENDED", "message": "no detail"}}),
+    (423, {"message": "Locked"}),
+])
+def test_a_suspended_or_locked_account_is_a_suspension_not_a_throttle(status, body):
+    reply = response(status, body)
+    assert refusal_kind(reply) == "suspended"
+    error = map_status(reply)
+    assert isinstance(error, PermissionDenied) and "suspended or locked" in error.message
+
+
+@pytest.mark.parametrize("status,body", [
+    (429, {"message": "Too many requests", "reason": "USER_REQUEST_RATE_EXCEEDED"}),
+    (403, {"message": "User is not authorized to make this call."})])
+def test_throttles_and_refusals_are_no_suspension(status, body):
+    assert refusal_kind(response(status, body)) in ("throttled", "forbidden")
 
 
 @pytest.mark.parametrize("status,kind", [(429, RateLimited), (503, UpstreamUnavailable), (504, UpstreamUnavailable)])

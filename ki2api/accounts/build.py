@@ -13,6 +13,7 @@ from ..settings import Settings
 from .config import DEFAULT_NAME, account_specs
 from .cooldown import CooldownPolicy
 from .file_state import FileState
+from .identity import MachineId
 from .pool import Account, AccountPool
 from .protocols import SharedState
 from .token_manager import TokenManager
@@ -42,11 +43,16 @@ def build_pool(settings: Settings, session: requests.Session,
         if spec.name == DEFAULT_NAME and spec.token_file == settings.token_file:  # the zero-configuration login
             store = TokenStore(settings.token_file, settings.state_dir, settings.access_token, settings.refresh_token,
                                share=shared, name=spec.name)
+            configured = settings.machine_id
         else:
             store = TokenStore(spec.token_file or "", settings.state_dir, None, None, share=shared, name=spec.name,
                                accounts_file=spec.accounts_file)
-        accounts.append(Account(spec.name, spec.weight, spec.enabled, TokenManager(settings, session, store, on_refresh)))
-    policy = CooldownPolicy(settings.cooldown_base, settings.cooldown_max, settings.quota_cooldown)
+            configured = spec.machine_id
+        tokens = TokenManager(settings, session, store, on_refresh, MachineId(spec.name, shared, configured))
+        accounts.append(Account(spec.name, spec.weight, spec.enabled, tokens, max_concurrency=spec.max_concurrency,
+                                rpm=spec.rpm))
+    policy = CooldownPolicy(settings.cooldown_base, settings.cooldown_max, settings.quota_cooldown,
+                            settings.suspension_hold)
     pool = AccountPool(accounts, shared, policy)
     if redis_state is not None:
         redis_state.on_return(pool.republish)

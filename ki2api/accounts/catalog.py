@@ -24,7 +24,7 @@ import requests
 from ..errors import ApiError
 from ..models import BUILTIN, ModelInfo
 from ..settings import Settings
-from ..upstream.headers import kiro_headers
+from ..upstream.headers import usage_headers
 from .cooldown import iso
 from .credential import Credential
 from .entitlement import ListCache, listed_ids, refused_ids
@@ -101,7 +101,7 @@ class ModelCatalog:
             if now - float(previous.get("fetched_at", 0)) < self.interval \
                     or now - float(previous.get("failed_at", 0)) < RETRY_FAILED:
                 continue
-            if self.pool.availability(account, fields, now).state in ("disabled", "off"):
+            if self.pool.availability(account, fields, now).state in ("disabled", "off", "quarantined"):
                 continue
             if not self.pool.shared.claim(f"models:{account.name}", min(self.interval, RETRY_FAILED)):
                 continue
@@ -135,10 +135,10 @@ class ModelCatalog:
         """One page of the answer, refreshing the credential once if Kiro rejects it."""
         try:
             credential = account.tokens.current()
-            response = self._get(credential, token)
+            response = self._get(account, credential, token)
             if response.status_code in (401, 403):
                 response.close()
-                response = self._get(account.tokens.refresh(credential), token)
+                response = self._get(account, account.tokens.refresh(credential), token)
         except ApiError as exc:
             return None, exc.message
         except requests.RequestException as exc:
@@ -153,7 +153,8 @@ class ModelCatalog:
             response.close()
         return (body, None) if isinstance(body, dict) else (None, "the answer is not a JSON object")
 
-    def _get(self, credential: Credential, token: str | None) -> requests.Response:
+    def _get(self, account: Account, credential: Credential, token: str | None) -> requests.Response:
+        """One page of the account's model list, asked as the IDE's runtime client asks (the usage poll's headers)."""
         params = {"origin": "AI_EDITOR", "maxResults": str(PAGE_SIZE)}
         arn = self.settings.profile_arn or credential.profile_arn
         if arn:
@@ -161,7 +162,8 @@ class ModelCatalog:
         if token:
             params["nextToken"] = token
         return self.session.get(f"{self.settings.api_base}/ListAvailableModels", params=params,
-                                headers=kiro_headers(credential),
+                                headers=usage_headers(credential, self.settings.client_version,
+                                                      account.tokens.machine_id()),
                                 timeout=(self.settings.connect_timeout, FETCH_TIMEOUT))
 
     # -- reading ---------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ KIRO_ACCOUNTS_FILE holds a JSON list (or {"accounts": [...]}), one object per ac
     {"name": "bob", "refreshToken": "aorAAAAA...", "authMethod": "social"}
     {"name": "carol", "refreshToken": "aorAAAAA...", "authMethod": "IdC", "clientId": "...",
      "clientSecret": "...", "region": "us-east-1", "enabled": false}
+    {"name": "dave", "tokenFile": "dave.json", "machine_id": "<64 hex>", "max_concurrency": 2, "rpm": 20}
 `tokenFile` (relative to the accounts file) points at a Kiro IDE token file, kept fresh in place; otherwise the
 credential is inline (the IDE's field names) and refreshed tokens go to the shared state, not back to this file.
 KIRO_TOKEN_DIR: every `*.json` in it is one account's IDE token file, named after the file (IdC client
@@ -21,12 +22,13 @@ from typing import Any
 
 from ..settings import ConfigError, Settings
 from .files import StoreError, read_json
+from .identity import is_machine_id
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "default"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
-_OWN_KEYS = {"name", "weight", "enabled", "tokenFile"}
+_OWN_KEYS = {"name", "weight", "enabled", "tokenFile", "machine_id", "max_concurrency", "rpm"}
 _CREDENTIAL_KEYS = {"accessToken", "refreshToken", "expiresAt", "authMethod", "provider", "profileArn", "region",
                     "clientId", "clientSecret", "clientIdHash", "startUrl"}
 
@@ -40,6 +42,9 @@ class AccountSpec:
     enabled: bool = True
     token_file: str | None = None  # an IDE token file
     accounts_file: str | None = None  # the accounts file holding the inline credential
+    machine_id: str | None = None  # the id Kiro sees (identity.py); None: ki2api's own for this account
+    max_concurrency: int | None = None  # most requests in flight at once on this account (per worker)
+    rpm: int | None = None  # most requests started in any 60 s on this account (shared by every process)
 
 
 def read_entries(path: Path) -> list[dict[str, Any]]:
@@ -73,6 +78,12 @@ def _entry(path: Path, index: int, entry: Any) -> dict[str, Any]:
         raise StoreError(f"{where}: weight must be a number above 0 and at most 1000")
     if not isinstance(entry.get("enabled", True), bool):
         raise StoreError(f"{where}: enabled must be true or false")
+    if "machine_id" in entry and not is_machine_id(entry["machine_id"]):
+        raise StoreError(f"{where}: machine_id must be 64 lower-case hex digits (as the Kiro IDE's)")
+    for key in ("max_concurrency", "rpm"):
+        limit = entry.get(key)
+        if key in entry and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise StoreError(f"{where}: {key} must be a whole number of at least 1")
     if "tokenFile" in entry:
         if not isinstance(entry["tokenFile"], str) or set(entry) & _CREDENTIAL_KEYS:
             raise StoreError(f"{where}: give either tokenFile (a path) or the credential fields, not both")
@@ -89,7 +100,9 @@ def _from_accounts_file(path: Path) -> list[AccountSpec]:
             resolved = Path(token_file).expanduser()
             token_file = str(resolved if resolved.is_absolute() else path.parent / resolved)
         specs.append(AccountSpec(entry["name"], float(entry.get("weight", 1)), entry.get("enabled", True),
-                                 token_file=token_file, accounts_file=None if token_file else str(path)))
+                                 token_file=token_file, accounts_file=None if token_file else str(path),
+                                 machine_id=entry.get("machine_id"), max_concurrency=entry.get("max_concurrency"),
+                                 rpm=entry.get("rpm")))
     return specs
 
 

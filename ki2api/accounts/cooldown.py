@@ -7,7 +7,9 @@ Kinds of refusal that put an account on cooldown (and let a request fail over to
 - "capacity": INSUFFICIENT_MODEL_CAPACITY (any status);
 - "quota": HTTP 402 or MONTHLY_REQUEST_COUNT: the monthly credits are used up;
 - "rejected": the access token is refused even after a refresh (401/403);
-- "forbidden": a 403 that is not about the token (a suspended account, say).
+- "forbidden": a 403 that is not about the token nor a suspension.
+A "suspended" refusal (403 TEMPORARILY_SUSPENDED or saying the account is locked, 423) is no rest but a
+quarantine: `suspension_hold` seconds (0: until a person clears it), never shortened by a Retry-After.
 """
 from __future__ import annotations
 
@@ -15,20 +17,27 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-KINDS = ("throttled", "capacity", "quota", "rejected", "forbidden")
+KINDS = ("throttled", "capacity", "quota", "rejected", "forbidden", "suspended")
 DESCRIPTIONS = {"throttled": "throttled by Kiro", "capacity": "Kiro reported insufficient model capacity",
                 "quota": "the monthly quota is used up", "rejected": "Kiro rejected its token after a refresh",
-                "forbidden": "Kiro refused the account"}
+                "forbidden": "Kiro refused the account",
+                "suspended": "Kiro suspended or locked the account"}
 CAPACITY_CAP = 60.0  # capacity shortages are brief and not the account's fault: never rest long
 
 
 @dataclass(frozen=True)
 class CooldownPolicy:
-    """base: the first backoff; cap: the longest; quota_default: a quota rest when no reset date is known."""
+    """base: the first backoff; cap: the longest; quota_default: a quota rest when no reset date is known;
+    suspension_hold: a quarantine's length (0: until a person clears it)."""
 
     base: float = 5.0
     cap: float = 300.0
     quota_default: float = 3600.0
+    suspension_hold: float = 86400.0
+
+    def quarantine_until(self, now: float) -> float | None:
+        """When a quarantine that starts now ends by itself; None if only a person ends it."""
+        return now + self.suspension_hold if self.suspension_hold > 0 else None
 
     def until(self, kind: str, failures: int, retry_after: float | None, quota_reset: float | None,
               now: float, rng: random.Random) -> float:

@@ -22,7 +22,7 @@ import requests
 
 from ..errors import ApiError
 from ..settings import Settings
-from ..upstream.headers import kiro_headers
+from ..upstream.headers import usage_headers
 from .cooldown import iso
 from .credential import Credential
 from .pool import Account, AccountPool
@@ -107,7 +107,7 @@ class UsagePoller:
             usage = fields.get("usage") or {}
             if now - float(usage.get("fetched_at", 0)) < self.interval:
                 continue
-            if self.pool.availability(account, fields, now).state in ("disabled", "off"):
+            if self.pool.availability(account, fields, now).state in ("disabled", "off", "quarantined"):
                 continue
             if not self.pool.shared.claim(f"usage:{account.name}", min(self.interval, CLAIM_MAX)):
                 continue
@@ -122,10 +122,10 @@ class UsagePoller:
         """One getUsageLimits call with the account's credential (refreshed once if rejected); None on failure."""
         try:
             credential = account.tokens.current()
-            response = self._get(credential)
+            response = self._get(credential, account)
             if response.status_code in (401, 403):
                 response.close()
-                response = self._get(account.tokens.refresh(credential))
+                response = self._get(account.tokens.refresh(credential), account)
         except ApiError as exc:
             log.info("no usage limits for Kiro account %s: %s", account.name, exc.message)
             return None
@@ -144,11 +144,12 @@ class UsagePoller:
             response.close()
         return parse_usage(body, time.time()) if isinstance(body, dict) else None
 
-    def _get(self, credential: Credential) -> requests.Response:
+    def _get(self, credential: Credential, account: Account) -> requests.Response:
         params = {"origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST"}
         arn = self.settings.profile_arn or credential.profile_arn
         if arn:
             params["profileArn"] = arn
         return self.session.get(f"{self.settings.api_base}/getUsageLimits", params=params,
-                                headers=kiro_headers(credential),
+                                headers=usage_headers(credential, self.settings.client_version,
+                                                      account.tokens.machine_id()),
                                 timeout=(self.settings.connect_timeout, FETCH_TIMEOUT))

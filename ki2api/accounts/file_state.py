@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ContextManager
 
 from .files import Stamp, StoreError, file_lock, file_stamp, read_json, write_json_atomic
+from .identity import is_machine_id, new_machine_id
 from .protocols import AccountStates
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ STATE_LOCK_TIMEOUT = 5.0
 
 class FileState:
     """SharedState in files: `<key>.json` token records with `<key>.lock` (unless the token file's own lock is
-    used), plus pool-state.json and pool-counts.json."""
+    used), plus pool-state.json, pool-counts.json and machine-ids.json."""
 
     backend = "files"
 
@@ -29,6 +30,8 @@ class FileState:
         self.state_path = self.dir / "pool-state.json"
         self.counts_path = self.dir / "pool-counts.json"
         self.lock_path = self.dir / "pool.lock"
+        self.ids_path = self.dir / "machine-ids.json"
+        self.starts_path = self.dir / "pool-starts.json"
         self._cache: tuple[Stamp, dict[str, Any]] = (None, {})
 
     # -- tokens --------------------------------------------------------------------------------------------------
@@ -82,6 +85,25 @@ class FileState:
                 fields[field] = value
         self._modify(self.state_path, change)
 
+    def machine_id(self, name: str) -> str:
+        """The account's machine id; the first process to ask creates it, under the pool lock (raises OSError,
+        TimeoutError or StoreError if the state directory cannot be used)."""
+        return self.keep_machine_id(name, None)
+
+    def keep_machine_id(self, name: str, value: str | None) -> str:
+        """Store `value` as the account's machine id (None: keep the stored one, or create one); return it."""
+        known = read_json(self.ids_path) or {}
+        if is_machine_id(known.get(name)) and value in (None, known[name]):
+            return str(known[name])
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with file_lock(self.lock_path, STATE_LOCK_TIMEOUT):
+            known = read_json(self.ids_path) or {}
+            if value is None and is_machine_id(known.get(name)):
+                return str(known[name])  # another process created it meanwhile
+            known[name] = value or new_machine_id()
+            write_json_atomic(self.ids_path, known)
+        return str(known[name])
+
     def add_counts(self, deltas: dict[str, dict[str, int]]) -> None:
         """Add per-account counter increments."""
         def change(data: dict[str, Any]) -> None:
@@ -107,6 +129,22 @@ class FileState:
                 claims[name], won = now, True
         self._modify(self.state_path, change)
         return won
+
+    def take(self, name: str, limit: int, window: float) -> float:
+        """Note a request start on account `name` if fewer than `limit` started in the last `window` seconds (0.0);
+        else the seconds until the oldest leaves the window. A state that cannot be written lets it through."""
+        now, wait = time.time(), 0.0
+
+        def change(data: dict[str, Any]) -> None:
+            nonlocal wait
+            starts = [float(t) for t in data.get(name, []) if isinstance(t, (int, float)) and t > now - window]
+            if len(starts) >= limit:
+                wait = min(starts) + window - now
+            else:
+                starts.append(now)
+            data[name] = starts
+        self._modify(self.starts_path, change)
+        return max(0.0, wait)
 
     def status(self) -> dict[str, Any]:
         """The backend for /health."""

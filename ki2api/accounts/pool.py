@@ -7,8 +7,11 @@ the upstream actually limits (concurrent work per account) better than a round r
 which piles long streams onto one account; the random tie-break spreads idle traffic by weight without
 any state shared between workers.
 
-Account state (cooldowns, disabled flags, usage, last error) lives in a SharedState and is read at most
-once per VIEW_TTL per worker; counters are summed locally and added to the shared state once per second.
+Accounts at their limits (`max_concurrency` in this worker, `rpm` over every process) are skipped; an account
+Kiro suspended is quarantined: no traffic at all until a person clears it or its hold passes.
+
+Account state (cooldowns, quarantines, disabled flags, usage, last error) lives in a SharedState and is read
+at most once per VIEW_TTL per worker; counters are summed locally and added to the shared state once per second.
 
 A request for a model goes only to accounts that may use it (entitlement.py: the account's fetched model list,
 less the models Kiro lately refused it); a model no account may use is a 404 naming those that can be served.
@@ -38,6 +41,8 @@ RECHECK_DISABLED = 30.0  # seconds between looks for a newer shared token of a d
 POLICY = "weighted least-in-flight (ties broken at random by weight)"
 MODEL_REFUSED = "model_unavailable"  # the refusal kind of Kiro's INVALID_MODEL_ID: one model, not the account
 MODEL_REFUSAL_TTL = 3600.0  # seconds an account is not offered a model Kiro refused it
+RPM_WINDOW = 60.0  # seconds over which an account's `rpm` is counted
+SUSPENDED = "suspended"  # the refusal kind that quarantines (cooldown.KINDS)
 
 
 @dataclass(eq=False)
@@ -48,6 +53,8 @@ class Account:
     weight: float
     enabled: bool
     tokens: TokenManager
+    max_concurrency: int | None = None  # the accounts file's limits (None: none)
+    rpm: int | None = None
     in_flight: int = 0
     noted_at: float = 0.0
     rechecked_at: float = 0.0
@@ -57,7 +64,7 @@ class Account:
 class Availability:
     """Whether an account may take a request now; if not, until when or why."""
 
-    state: str  # healthy | cooling_down | disabled | off
+    state: str  # healthy | cooling_down | quarantined | disabled | off
     until: float | None = None
     kind: str | None = None
     why: str | None = None
@@ -126,8 +133,9 @@ class AccountPool:
 
     def acquire(self, exclude: Collection[str] = (), last: ApiError | None = None, model: str | None = None
                 ) -> Lease:
-        """A lease on the best available account not in `exclude` that may use `model` (a Kiro id); else the
-        error saying when to retry, or a 404 if no account may use that model."""
+        """A lease on the best available account not in `exclude` that may use `model` (a Kiro id) and is under
+        its limits (`max_concurrency` in this worker, `rpm` over every process); else the error saying when to
+        retry, or a 404 if no account may use that model."""
         states, now = self.states(), time.time()
         candidates = [a for a in self.accounts if a.name not in exclude
                       and (model is None or may_serve(states.get(a.name, {}), model, now))
@@ -136,12 +144,22 @@ class AccountPool:
             if model is not None and not any(may_serve(states.get(a.name, {}), model, now) for a in self.accounts):
                 raise self.not_entitled(model, states, now)
             raise self.unavailable(last)
-        with self._lock:
-            best = min(a.in_flight / a.weight for a in candidates)
-            ties = [a for a in candidates if a.in_flight / a.weight == best]
-            account = ties[0] if len(ties) == 1 else self._rng.choices(ties, [a.weight for a in ties])[0]
-            account.in_flight += 1
-        return Lease(self, account, model)
+        waits: list[float] = []
+        while True:
+            with self._lock:
+                free = [a for a in candidates if a.max_concurrency is None or a.in_flight < a.max_concurrency]
+                if not free:
+                    raise at_limits(len(candidates), waits)
+                best = min(a.in_flight / a.weight for a in free)
+                ties = [a for a in free if a.in_flight / a.weight == best]
+                account = ties[0] if len(ties) == 1 else self._rng.choices(ties, [a.weight for a in ties])[0]
+                account.in_flight += 1
+            wait = self.shared.take(account.name, account.rpm, RPM_WINDOW) if account.rpm else 0.0
+            if not wait:
+                return Lease(self, account, model)
+            self.release(account)  # this minute's requests are used up: try the others
+            candidates.remove(account)
+            waits.append(wait)
 
     def release(self, account: Account) -> None:
         """Called by Lease.release."""
@@ -152,6 +170,11 @@ class AccountPool:
         """An account's availability from its shared fields."""
         if not account.enabled:
             return Availability("off", why="enabled: false in KIRO_ACCOUNTS_FILE")
+        quarantine = fields.get("quarantine")
+        if quarantine and (quarantine.get("until") is None or float(quarantine["until"]) > now):
+            until = quarantine.get("until")
+            return Availability("quarantined", until=None if until is None else float(until), kind="suspended",
+                                why=str(quarantine.get("why")))
         disabled = fields.get("disabled")
         if disabled and disabled.get("fingerprint") == account.tokens.fingerprint():
             if now - account.rechecked_at >= RECHECK_DISABLED:  # a replica may have shared a newer login
@@ -178,8 +201,9 @@ class AccountPool:
             return RateLimited(f"All {len(rows)} Kiro accounts are unavailable ({summary}); the first is back in "
                                f"{max(1, round(soonest - now))} s, at {iso(soonest)}.", code=code,
                                retry_after=max(1.0, soonest - now))
-        if all(av.state in ("disabled", "off") for _, av in rows):
-            return UpstreamUnavailable(f"No Kiro account can serve: {summary}. Log the disabled accounts in again.")
+        if all(av.state in ("disabled", "off", "quarantined") for _, av in rows):
+            return UpstreamUnavailable(f"No Kiro account can serve: {summary}. Log the disabled accounts in again; "
+                                       "a quarantined one is cleared by a person (docs/accounts.md).")
         return last or UpstreamUnavailable("No Kiro account could serve this request; retry shortly.",
                                            retry_after=5.0)
 
@@ -200,9 +224,18 @@ class AccountPool:
             self.write(account.name, "cooldown", None)
         if fields.get("disabled"):
             self.write(account.name, "disabled", None)
+        quarantine = fields.get("quarantine")
+        if quarantine and quarantine.get("until") is not None and float(quarantine["until"]) <= now:
+            # its hold passed and Kiro served it again (a request begun before the quarantine clears nothing)
+            self.write(account.name, "quarantine", None)
+            log.warning("Kiro account %s served a request again: its quarantine is over", account.name)
 
     def cool(self, account: Account, kind: str, error: ApiError, retry_after: float | None) -> None:
-        """Rest an account: backoff growing with consecutive refusals, unless already resting as long."""
+        """Rest an account: backoff growing with consecutive refusals, unless already resting as long; a
+        suspension quarantines it instead."""
+        if kind == SUSPENDED:
+            self.quarantine(account, error)
+            return
         now = time.time()
         fields = self.states(fresh=True).get(account.name, {})  # rare: worth the newest failures and usage
         previous = fields.get("cooldown") or {}
@@ -229,6 +262,29 @@ class AccountPool:
         self.write(account.name, "model_refusals", marks)
         log.warning("Kiro account %s may not use the model %s (%s); that model goes to other accounts for %.0f s",
                     account.name, model, error.message, MODEL_REFUSAL_TTL)
+
+    def quarantine(self, account: Account, error: ApiError) -> None:
+        """Take an account Kiro suspended out of service: no traffic until a person clears it or the hold passes."""
+        self.note_error(account, SUSPENDED, error)
+        now = time.time()
+        current = self.states(fresh=True).get(account.name, {}).get("quarantine")
+        if current and (current.get("until") is None or float(current["until"]) > now):
+            return  # another request or worker got there first: one warning is enough
+        until = self.policy.quarantine_until(now)
+        self.write(account.name, "quarantine", {"at": now, "until": until, "why": error.message[:300]})
+        log.warning("Kiro account %s is SUSPENDED by Kiro (%s). It is quarantined and takes no traffic %s; "
+                    "retrying a suspended account makes things worse. Clear it with POST /dashboard/accounts/%s/clear "
+                    "once Kiro has restored it.", account.name, error.message,
+                    f"until {iso(until)}" if until else "until a person clears it", account.name)
+
+    def clear(self, name: str) -> bool:
+        """A person cleared an account: end its quarantine and rest; False if there is no such account."""
+        if not any(a.name == name for a in self.accounts):
+            return False
+        self.write(name, "quarantine", None)
+        self.write(name, "cooldown", None)
+        log.warning("Kiro account %s was cleared by a person: it takes traffic again", name)
+        return True
 
     def disable(self, account: Account, error: ApiError) -> None:
         """Take an account out until its login changes (the flag carries the refresh token's fingerprint)."""
@@ -269,9 +325,11 @@ class AccountPool:
             self.write(account.name, "cooldown", {**cooldown, "until": reset})
 
     def republish(self) -> None:
-        """Offer each account's newest token to the shared state again (Redis has returned)."""
+        """Offer each account's newest token to the shared state again, and read its machine id from it again
+        (Redis has returned: another replica may have created the id meanwhile)."""
         for account in self.accounts:
             account.tokens.publish()
+            account.tokens.identity.forget()
 
     # -- shared state ----------------------------------------------------------------------------------------------
 
@@ -321,7 +379,18 @@ class AccountPool:
                     return
 
 
+def at_limits(candidates: int, waits: list[float]) -> RateLimited:
+    """The 429 for a request every usable account is too busy for (its max_concurrency or rpm reached)."""
+    retry = max(1.0, min(waits)) if waits else 1.0
+    which = "the Kiro account is" if candidates == 1 else f"all {candidates} usable Kiro accounts are"
+    return RateLimited(f"Busy: {which} at the limits set for them (max_concurrency, rpm); retry in "
+                       f"{round(retry)} s.", code="rate_limit_exceeded", retry_after=retry)
+
+
 def _describe(name: str, availability: Availability) -> str:
+    if availability.state == "quarantined":
+        until = f"until {iso(availability.until)}" if availability.until else "until a person clears it"
+        return f"{name}: quarantined {until} ({availability.why})"
     if availability.state == "cooling_down":
         return f"{name}: resting until {iso(availability.until or 0)} ({describe(availability.kind or '')})"
     return f"{name}: {availability.why}"
@@ -340,4 +409,6 @@ def _single(availability: Availability, last: ApiError | None, now: float) -> Ap
                            f"retry in {max(1, round(until - now))} s.", code=code, retry_after=max(1.0, until - now))
     if availability.state == "off":
         return UpstreamUnavailable(f"The only Kiro account is disabled ({availability.why}).")
+    if availability.state == "quarantined":
+        return UpstreamUnavailable(f"The only Kiro account is quarantined: {_describe('it', availability)}.")
     return AuthenticationError(availability.why or "The Kiro login is unusable: log in to Kiro IDE again.")

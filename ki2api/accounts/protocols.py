@@ -7,9 +7,12 @@ workers on one machine) and `redis_state.RedisState` (Redis, for several machine
 Account state is one JSON value per (field, account): field "cooldown" {until, kind, message, failures, at},
 "disabled" {why, at, fingerprint}, "usage" (credits.parse_usage plus fetched_at), "last_error"
 {at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process),
-"models" and "model_refusals" (the account's model list and the models Kiro refused it: entitlement.py).
+"models" and "model_refusals" (the account's model list and the models Kiro refused it: entitlement.py),
+"quarantine" {at, until (None: until a person clears it), why} (Kiro suspended or locked the account).
 Counters are integers per (counter, account): "requests", "errors", "credits_micro" (millionths of the credits
 Kiro charged, from its meteringEvents; usage's `credits_counted` is its value when the usage was fetched).
+Each account also has a machine id (64 hex, identity.py), created once by whichever process asks first and
+never changed by ki2api afterwards.
 """
 from __future__ import annotations
 
@@ -18,14 +21,16 @@ from typing import Any, ContextManager, Protocol
 
 from .files import Stamp
 
-FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh", "models", "model_refusals")
+FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh", "models", "model_refusals",
+          "quarantine")
 COUNTERS = ("requests", "errors", "credits_micro")
 AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
 
 
 class TokenShare(Protocol):
-    """Where refreshed tokens, refresh locks and account flags are shared between processes: token records by
-    account name (Redis) or key (files), `publish_tokens` only over an ancestor, `update`/`states` as above."""
+    """Where refreshed tokens, refresh locks, account flags and machine ids are shared between processes: token
+    records by account name (Redis) or key (files), `publish_tokens` only over an ancestor, `update`/`states` as
+    above, `machine_id` creating the account's id under the state's lock if it has none yet."""
 
     def read_tokens(self, name: str, key: str) -> list[dict[str, Any]]: ...
 
@@ -42,9 +47,12 @@ class TokenShare(Protocol):
 
     def update(self, name: str, field: str, value: dict[str, Any] | None) -> None: ...
 
+    def machine_id(self, name: str) -> str: ...
+
 
 class SharedState(TokenShare, Protocol):
-    """What the pool needs besides the token share: account states, counters, claims, a status."""
+    """What the pool needs besides the token share: account states, counters, claims, a status, and `take`:
+    one of `limit` request starts per `window` seconds for an account (0.0), or the seconds until one frees."""
 
     backend: str
 
@@ -53,5 +61,7 @@ class SharedState(TokenShare, Protocol):
     def counts(self) -> dict[str, dict[str, int]]: ...
 
     def claim(self, name: str, ttl: float) -> bool: ...
+
+    def take(self, name: str, limit: int, window: float) -> float: ...
 
     def status(self) -> dict[str, Any]: ...

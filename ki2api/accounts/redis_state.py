@@ -8,7 +8,9 @@ Redis every few seconds in the background, and on its return pushes what this pr
 
 Keys, under KI2API_REDIS_PREFIX (default "ki2api"): `P:tokens:<account>` (JSON token record with lineage),
 `P:lock:refresh:<account>` (redis-py lock with expiry), `P:state:<field>` (hash account -> JSON),
-`P:count:<counter>` (hash account -> int), `P:claim:<job>` (SET NX PX).
+`P:count:<counter>` (hash account -> int), `P:claim:<job>` (SET NX PX), `P:starts:<account>` (sorted set of
+request starts in the last minute, for `rpm`), `P:machine_id` (hash account -> id,
+set with HSETNX so the first replica's id wins; mirrored in the local machine-ids.json).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,7 +27,8 @@ import redis
 
 from .cooldown import iso
 from .file_state import FileState
-from .files import Stamp
+from .files import Stamp, StoreError, read_json
+from .identity import is_machine_id, new_machine_id
 from .protocols import COUNTERS, FIELDS, AccountStates
 from .redis_link import RedisDown, RedisLink
 
@@ -45,6 +49,19 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
+# A sliding window of request starts per account: drop the old ones, then add one if there is room.
+_TAKE = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+return '0'
+"""
+
 
 class RedisState:
     """SharedState in Redis, written through to a FileState that serves while Redis is away."""
@@ -56,6 +73,7 @@ class RedisState:
         self.prefix = prefix
         self.link = RedisLink(url, self._resync)
         self._publish = self.link.client.register_script(_PUBLISH)
+        self._take = self.link.client.register_script(_TAKE)
         self._pending: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._last_counts: dict[str, dict[str, int]] = {}
         # (account, field) -> when this process set or cleared it while Redis was away: pushed on its return
@@ -152,6 +170,28 @@ class RedisState:
         except RedisDown:
             self._changed[(name, field)] = time.time()
 
+    def machine_id(self, name: str) -> str:
+        """The account's machine id in Redis (offering this machine's, or a new one, if Redis has none); the
+        local one while Redis is away."""
+        known = (read_ids(self.local) or {}).get(name)
+        offer = known if is_machine_id(known) else new_machine_id()
+        key = self._key("machine_id")
+
+        def run(client: redis.Redis) -> list[Any]:
+            pipe = client.pipeline(transaction=True)
+            pipe.hsetnx(key, name, offer)
+            pipe.hget(key, name)
+            return pipe.execute()
+        try:
+            shared = self.link.call(run)[1]
+        except RedisDown:
+            return self.local.machine_id(name)
+        value = shared.decode() if isinstance(shared, bytes) else str(shared)
+        if value != known:
+            with contextlib.suppress(OSError, TimeoutError, StoreError):  # the mirror is only a fallback
+                self.local.keep_machine_id(name, value)
+        return value
+
     def add_counts(self, deltas: dict[str, dict[str, int]]) -> None:
         """Add counter increments in Redis; while it is away, hold them until it returns."""
         for name, counters in deltas.items():
@@ -180,6 +220,17 @@ class RedisState:
             return bool(self.link.call(lambda r: r.set(self._key("claim", name), "1", nx=True, px=int(ttl * 1000))))
         except RedisDown:
             return self.local.claim(name, ttl)
+
+    def take(self, name: str, limit: int, window: float) -> float:
+        """A request start within `limit` per `window` seconds over every replica (0.0), or the seconds to wait;
+        this machine's own count while Redis is away."""
+        now = time.time()
+        try:
+            wait = self.link.call(lambda r: self._take(keys=[self._key("starts", name)],
+                                                       args=[repr(now), repr(window), limit, uuid.uuid4().hex]))
+        except RedisDown:
+            return self.local.take(name, limit, window)
+        return max(0.0, float(wait))
 
     def status(self) -> dict[str, Any]:
         """Backend health for /health: connected, or since when not and why."""
@@ -250,6 +301,14 @@ class RedisState:
             self.link.call(lambda r: r.hdel(key, name))
         else:
             self.link.call(lambda r: r.hset(key, name, json.dumps(value)))
+
+
+def read_ids(local: FileState) -> dict[str, Any] | None:
+    """The local machine-ids.json, or None if it is missing or unreadable."""
+    try:
+        return read_json(local.ids_path)
+    except StoreError:
+        return None
 
 
 def _loads(raw: Any) -> dict[str, Any] | None:

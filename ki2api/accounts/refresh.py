@@ -16,27 +16,27 @@ import requests
 
 from ..errors import AuthenticationError, UpstreamError, UpstreamUnavailable
 from ..settings import Settings
+from ..upstream.headers import idc_refresh_headers, social_refresh_headers
 from .credential import Credential
 
 _DEAD_WORDS = ("invalid_grant", "invalidgrant", "invalid_client", "invalidclient", "unauthorized_client",
                "refresh token", "expired")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-_SOCIAL_HEADERS = {"Accept": "application/json, text/plain, */*", "User-Agent": "KiroIDE"}
-_OIDC_HEADERS = {"x-amz-user-agent": "aws-sdk-js/3.738.0 ua/2.1 os/other lang/js md/browser#unknown_unknown "
-                                     "api/sso-oidc#3.738.0 m/E KiroIDE"}
 
 
-def refresh_request(credential: Credential, settings: Settings) -> tuple[str, dict[str, str], dict[str, str]]:
+def refresh_request(credential: Credential, settings: Settings, machine_id: str
+                    ) -> tuple[str, dict[str, str], dict[str, str]]:
     """The URL, JSON body and headers that refresh this credential (social or IdC, in its own region)."""
     token = credential.refresh_token or ""
     if credential.auth_method == "social":
-        return settings.refresh_url, {"refreshToken": token}, _SOCIAL_HEADERS
+        headers = social_refresh_headers(settings.client_version, machine_id)
+        return settings.refresh_url, {"refreshToken": token}, headers
     url = settings.oidc_url
     if url == Settings.oidc_url and credential.region != "us-east-1" and _REGION.fullmatch(credential.region):
         url = f"https://oidc.{credential.region}.amazonaws.com/token"  # IdC tokens refresh in their own region
     body = {"clientId": credential.client_id or "", "clientSecret": credential.client_secret or "",
             "grantType": "refresh_token", "refreshToken": token}
-    return url, body, _OIDC_HEADERS
+    return url, body, idc_refresh_headers()
 
 
 def post_within(session: requests.Session, url: str, body: dict[str, str], headers: dict[str, str],

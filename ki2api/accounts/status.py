@@ -20,12 +20,16 @@ def account_rows(pool: AccountPool) -> list[dict[str, Any]]:
         if state == "healthy" and credential["needs_login"]:
             state = "needs_login"
         cooldown = fields.get("cooldown") if state == "cooling_down" else None
+        quarantine = fields.get("quarantine") if state == "quarantined" else None
         disabled = fields.get("disabled") if state == "disabled" else None
         rows.append({
             "name": account.name,
-            "state": state,  # healthy | cooling_down | disabled | needs_login | off
+            "state": state,  # healthy | cooling_down | quarantined | disabled | needs_login | off
             "weight": account.weight,
+            "limits": {"max_concurrency": account.max_concurrency, "rpm": account.rpm},
+            "machine_id_source": account.tokens.identity.source,
             "cooldown": _cooldown(cooldown, now) if cooldown else None,
+            "quarantine": _quarantine(quarantine, now) if quarantine else None,
             "disabled": {"why": disabled.get("why"), "since": iso(float(disabled.get("at", now)))}
             if disabled else ({"why": availability.why, "since": None} if state == "off" else None),
             "expires_at": credential["expires_at"],
@@ -50,6 +54,10 @@ def health_report(pool: AccountPool) -> dict[str, Any]:
                         f"({shared.get('error')}): this replica serves from its local view in "
                         f"{shared.get('local_dir')}; cooldowns, refreshed tokens and counters are not shared "
                         "with other replicas until Redis returns")
+    quarantined = [row["name"] for row in rows if row["state"] == "quarantined"]
+    if quarantined:
+        warnings.append(f"Kiro suspended or locked {', '.join(quarantined)}: quarantined, no traffic until a person "
+                        "clears it (POST /dashboard/accounts/<name>/clear) or its hold passes")
     available = sum(row["state"] == "healthy" for row in rows)
     if not available:
         warnings.append("no Kiro account can take requests now: see accounts[].state")
@@ -62,6 +70,13 @@ def _cooldown(cooldown: dict[str, Any], now: float) -> dict[str, Any]:
     kind = str(cooldown.get("kind", ""))
     return {"until": iso(until), "seconds_left": max(0, round(until - now)), "kind": kind,
             "reason": describe(kind), "message": cooldown.get("message"), "failures": cooldown.get("failures")}
+
+
+def _quarantine(quarantine: dict[str, Any], now: float) -> dict[str, Any]:
+    until = quarantine.get("until")
+    return {"since": iso(float(quarantine.get("at", now))), "until": iso(float(until)) if until else None,
+            "seconds_left": max(0, round(float(until) - now)) if until else None, "why": quarantine.get("why"),
+            "cleared_by": "a person (POST /dashboard/accounts/<name>/clear)" + (" or the hold" if until else "")}
 
 
 def _last_error(error: dict[str, Any] | None) -> dict[str, Any] | None:

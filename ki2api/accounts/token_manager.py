@@ -17,6 +17,7 @@ from ..errors import ApiError, AuthenticationError, UpstreamUnavailable
 from ..settings import Settings
 from .credential import Credential, fingerprint, format_expiry
 from .files import StoreError
+from .identity import MachineId
 from .refresh import dead_token_error, post_within, refresh_request, refreshed
 from .token_store import MissingCredential, Snapshot, TokenStore
 
@@ -30,11 +31,14 @@ class TokenManager:
     """Hands out one account's usable Kiro credential; one per account and worker process, built by create_app."""
 
     def __init__(self, settings: Settings, session: requests.Session, store: TokenStore | None = None,
-                 on_refresh: Callable[[bool, str | None], None] | None = None) -> None:
+                 on_refresh: Callable[[bool, str | None], None] | None = None,
+                 identity: MachineId | None = None) -> None:
         self.settings = settings
         self.session = session
         self.store = store or TokenStore(settings.token_file, settings.state_dir, settings.access_token,
                                          settings.refresh_token)
+        # The machine id this account shows Kiro on every call (chat, usage, social refresh).
+        self.identity = identity or MachineId(self.store.name, self.store.share)
         self._lock = threading.Lock()  # created after gevent patched threading, so greenlets queue on it
         self._snapshot: Snapshot | None = None
         self._error: str | None = None  # why the credential could not be loaded, if it could not
@@ -62,6 +66,10 @@ class TokenManager:
         """A credential newer than `stale` (which upstream rejected): someone else's refresh, or our own."""
         self._loaded()
         return self._refresh_once(stale)
+
+    def machine_id(self) -> str:
+        """The machine id this account shows Kiro (identity.py)."""
+        return self.identity.value()
 
     def fingerprint(self) -> str | None:
         """A digest of the current refresh token (None without one): it changes when the person logs in again."""
@@ -231,7 +239,7 @@ class TokenManager:
 
     def _call(self, credential: Credential, deadline: float) -> Credential:
         """POST the refresh request, answered in full by `deadline`, and turn the answer into the credential."""
-        url, body, headers = refresh_request(credential, self.settings)
+        url, body, headers = refresh_request(credential, self.settings, self.machine_id())
         try:
             response = post_within(self.session, url, body, headers, deadline - time.monotonic())
         except requests.exceptions.Timeout:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import itertools
 from typing import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from ..observability.credits import note_credits, with_credits
 from ..observability.requestlog import first_byte, note
 from ..translate.anthropic_request import parse_conversation, parse_options
 from ..translate.anthropic_response import PING, Event, EventStream, collect_message
 from ..translate.answer import Answer, Part, prompt_estimate
+from ..translate.conversation import conversation_key
 from ..translate.history import build_payload
 from ..translate.reasoning import anthropic_ask, apply_reasoning
-from ..web.auth import require_key
+from ..web.auth import presented_key, require_key
 from ..web.disconnect import watch_client
 from ..web.envelopes import anthropic_body
 from ..web.heartbeat import Heartbeat
@@ -47,7 +48,7 @@ def messages() -> Response:
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop_sequences, options.max_tokens,
                     thinking=conversation.thinking_budget is not None, names=conversation.names)
     services = current_app.extensions["ki2api"]
-    upstream = services.client.send(payload)
+    upstream = services.client.send(payload, conversation_key(conversation, presented_key(request.headers) or ""))
     note(upstream_status=upstream.status)
     if not options.stream:
         try:

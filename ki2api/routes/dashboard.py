@@ -1,4 +1,5 @@
-"""The status page: GET / and /dashboard (HTML, says only "running" without a key), GET /dashboard/data (JSON, key).
+"""The status page: GET / and /dashboard (HTML, says only "running" without a key), GET /dashboard/data (JSON, key),
+and POST /dashboard/accounts/<name>/clear (key): a person ends an account's quarantine.
 
 The page is static HTML + JS in ki2api/static/; it keeps the key the person types in sessionStorage and sends it
 as a Bearer header. The JSON holds no token, secret or key: the page fills the client settings with the key
@@ -56,6 +57,15 @@ def data() -> Response:
     })
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.post("/dashboard/accounts/<name>/clear")
+def clear_account(name: str) -> tuple[Response, int]:
+    """A person says an account may serve again: its quarantine (Kiro suspended it) and any rest end."""
+    require_key()
+    if not current_app.extensions["ki2api"].pool.clear(name):
+        return jsonify({"cleared": False, "error": f"no Kiro account named {name!r}"}), 404
+    return jsonify({"cleared": True, "account": name}), 200
 
 
 def client_settings(host_url: str) -> dict[str, Any]:

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from ..observability.credits import note_credits, with_credits
 from ..observability.requestlog import first_byte, note
 from ..translate.answer import Answer, prompt_estimate
+from ..translate.conversation import conversation_key
 from ..translate.history import build_payload
 from ..translate.openai_request import parse_conversation, parse_options, split_thinking_suffix
 from ..translate.openai_response import ChunkStream, collect_message
 from ..translate.reasoning import apply_reasoning, openai_ask
 from ..upstream.client import UpstreamStream
 from ..upstream.events import Event, prime
-from ..web.auth import require_key
+from ..web.auth import presented_key, require_key
 from ..web.disconnect import watch_client
 from ..web.envelopes import openai_body
 from ..web.sse import DONE, PROXY_HEADERS, format_event, in_band_error
@@ -46,7 +47,8 @@ def chat_completions() -> Response:
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens,
                     thinking=conversation.thinking_budget is not None, names=conversation.names)
-    upstream = current_app.extensions["ki2api"].client.send(payload)
+    key = conversation_key(conversation, presented_key(request.headers) or "")
+    upstream = current_app.extensions["ki2api"].client.send(payload, key)
     watch_client(upstream.abort)  # a client gone mid-silence ends the upstream call at once, not as an account error
     note(upstream_status=upstream.status)
     if not options.stream:

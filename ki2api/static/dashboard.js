@@ -131,7 +131,9 @@ function renderAccounts(accounts) {
     },
     (a) => [a.requests === undefined ? "" : `${a.requests} / ${a.errors}`],
     (a) => {
-      const error = (a.credential || a).error || (a.last_error && a.last_error.message);
+      const quarantined = a.quarantine && `quarantined (${a.quarantine.until ? "until " + a.quarantine.until
+        : "until cleared"}): ${a.quarantine.why}`;
+      const error = quarantined || (a.credential || a).error || (a.last_error && a.last_error.message);
       return [error, error ? "bad" : ""];
     },
     // Kiro's figure at the last poll, less what answers were charged since (see docs/accounts.md)

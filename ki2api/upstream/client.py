@@ -23,9 +23,10 @@ from ..accounts.credential import Credential
 from ..accounts.pool import AccountPool, Lease
 from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..settings import Settings
+from ..translate.conversation import with_conversation
 from .eventstream import EventStreamError
 from .events import Event, Metering, NoAnswer, UpstreamException, iter_events
-from .headers import kiro_headers
+from .headers import chat_headers
 from .refusals import (RETRY_UNAVAILABLE, THROTTLE_KINDS, error_body, map_status, refusal_kind, retry_after,
                        says_token)
 from .session import UpstreamSession
@@ -198,25 +199,30 @@ class CodeWhispererClient:
         self.url = f"{settings.api_base}/generateAssistantResponse"
         self.timeout = (settings.connect_timeout, settings.read_timeout)
 
-    def send(self, payload: dict[str, Any]) -> UpstreamStream:
-        """Start a call, failing over between accounts; raise an ApiError before any byte reaches the client."""
+    def send(self, payload: dict[str, Any], conversation: str | None = None) -> UpstreamStream:
+        """Start a call, failing over between accounts; raise an ApiError before any byte reaches the client.
+
+        `conversation` (translate.conversation.conversation_key) makes the payload's conversationId and
+        agentContinuationId the same for every turn of one conversation on one account; without it they stay
+        as the payload has them.
+        """
         tried: set[str] = set()
         model = _model_of(payload)
-        response, lease = self._start(payload, tried, None, model)
-        upstream = UpstreamStream(response, lease, partial(self._start, payload, tried, model=model))
+        response, lease = self._start(payload, conversation, tried, None, model)
+        upstream = UpstreamStream(response, lease, partial(self._start, payload, conversation, tried, model=model))
         if self.on_open is not None:
             self.on_open(upstream)
         return upstream
 
-    def _start(self, payload: dict[str, Any], tried: set[str], last: ApiError | None, model: str | None = None
-               ) -> tuple[requests.Response, Lease]:
+    def _start(self, payload: dict[str, Any], conversation: str | None, tried: set[str], last: ApiError | None,
+               model: str | None = None) -> tuple[requests.Response, Lease]:
         """Open the call on the best account not in `tried` (added to it) that may use `model`, then on the
         next, until one answers 200."""
         while True:
             lease = self.pool.acquire(tried, last, model)
             tried.add(lease.account.name)
             try:
-                response = self._open(lease, payload)
+                response = self._open(lease, payload, conversation)
             except _Refused as refused:  # the lease is released and the pool knows why
                 last = refused.error
                 if len(self.pool.accounts) > 1:
@@ -234,18 +240,21 @@ class CodeWhispererClient:
             lease.served()
             return response, lease
 
-    def _open(self, lease: Lease, payload: dict[str, Any]) -> requests.Response:
+    def _open(self, lease: Lease, payload: dict[str, Any], conversation: str | None) -> requests.Response:
         """POST with this account's credential (refreshed once if Kiro calls it invalid); 200 or an error."""
         tokens = lease.account.tokens
         credential = self._credential(lease, tokens.current)
-        response = self._post(payload, credential)
+        machine_id = tokens.machine_id()
+        if conversation is not None:
+            payload = with_conversation(payload, conversation, machine_id)
+        response = self._post(payload, credential, machine_id, 1)
         if response.status_code in (401, 403) and says_token(str(error_body(response).get("message", ""))):
             response.close()
             log.info("upstream rejected the access token of %s (HTTP %s); refreshing once", lease.account.name,
                      response.status_code)
             stale = credential
             credential = self._credential(lease, lambda: tokens.refresh(stale))
-            response = self._post(payload, credential)
+            response = self._post(payload, credential, machine_id, 2)
         if response.status_code == 200:
             return response
         try:
@@ -269,12 +278,15 @@ class CodeWhispererClient:
             lease.failed("refresh", exc)
             raise _Refused(exc) from None
 
-    def _post(self, payload: dict[str, Any], credential: Credential) -> requests.Response:
+    def _post(self, payload: dict[str, Any], credential: Credential, machine_id: str, attempt: int
+              ) -> requests.Response:
+        """One try of the call (`attempt` counts this account's tries, as the IDE's SDK counts them)."""
         arn = self.settings.profile_arn or credential.profile_arn
         body = {**payload, "profileArn": arn} if arn else payload
         data = _utf8(json.dumps(body, ensure_ascii=False))
+        headers = chat_headers(credential, self.settings.client_version, machine_id, attempt)
         try:
-            response = self.session.post_stream(self.url, data, kiro_headers(credential), self.timeout)
+            response = self.session.post_stream(self.url, data, headers, self.timeout)
         except requests.exceptions.ConnectTimeout:
             raise UpstreamTimeout("Could not connect to Kiro in time") from None
         except requests.exceptions.ReadTimeout:

@@ -20,6 +20,9 @@ QUOTA = "MONTHLY_REQUEST_COUNT"
 # "Invalid model. Please select a different model to continue." (protocol notes, section 6): this account may
 # not use the model asked for (not on its plan, not in its region), though another account may.
 INVALID_MODEL = "INVALID_MODEL_ID"
+# Said in a 403 (reason or message) when Kiro has suspended or locked the account, e.g. reason
+# TEMPORARILY_SUSPENDED, "Your User ID ... temporarily is suspended. We've locked your account ..."
+SUSPENSION_WORDS = ("suspended", "locked your account", "account is locked", "account has been locked")
 RETRY_UNAVAILABLE = 5.0  # Retry-After (s) for a throttle or an outage when Kiro names no time
 
 
@@ -40,6 +43,19 @@ def retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def says_suspended(response: requests.Response) -> bool:
+    """True if Kiro says the account itself is suspended or locked (a 423, or a 403 saying so): no throttle,
+    and no reason to refresh or retry (protocol notes, section 10)."""
+    status = response.status_code
+    if status == 423:
+        return True
+    if status != 403:
+        return False
+    body = error_body(response)
+    words = f"{body.get('reason') or ''} {body.get('message') or body.get('Message') or ''}".lower()
+    return any(word in words for word in SUSPENSION_WORDS)
+
+
 def map_status(response: requests.Response) -> ApiError:
     """Translate a non-200 upstream answer into the client-facing error."""
     body = error_body(response)
@@ -47,6 +63,8 @@ def map_status(response: requests.Response) -> ApiError:
     reason = body.get("reason")
     detail = f"{message} (reason: {reason})" if reason else message
     status = response.status_code
+    if says_suspended(response):
+        return PermissionDenied(f"Kiro has suspended or locked this Kiro account (HTTP {status}): {detail}")
     if status == 400:
         if reason == "CONTENT_LENGTH_EXCEEDS_THRESHOLD" or "too long" in message.lower():
             return ContextLengthExceeded(f"The conversation is too long for the model: {detail}", param="messages")
@@ -73,6 +91,8 @@ def refusal_kind(response: requests.Response) -> str | None:
     body = error_body(response)
     reason = str(body.get("reason") or "")
     status = response.status_code
+    if says_suspended(response):
+        return "suspended"
     if reason == INVALID_MODEL or (status == 400 and str(body.get("message", "")).startswith("Invalid model")):
         return MODEL_REFUSED
     if reason == CAPACITY:

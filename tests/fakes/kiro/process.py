@@ -86,8 +86,13 @@ class FakeKiro:
         return self._get("stats")
 
     def requests(self) -> list[dict[str, Any]]:
-        """The recorded chat requests, oldest first: time, method, path, headers (lower-case), body, status."""
+        """The recorded chat requests, oldest first: time, method, path, headers (lower-case), body, status, and
+        the machine id (from the user agent) and conversationId each carried."""
         return self._get("requests")
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The recorded refresh and usage calls, oldest first: time, method, path, headers (lower-case), machine_id."""
+        return self._get("calls")
 
     def release(self) -> int:
         """Let streams held by `hold_after` continue; returns how many were held."""

@@ -13,6 +13,8 @@ fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteri
   events get them only when context_usage is given. credits: that meteringEvent's `usage` (default 0.01).
 - first_delay (s before the first frame), pace (s between writes: frames, or chunk_size pieces), chunk_size,
   hold_after (N frames, then wait for /_control/release), repeat (requests answered, default 1).
+- suspended: true answers as Kiro answers an account it has suspended: HTTP 403 with reason
+  TEMPORARILY_SUSPENDED (or, with suspended: "locked", HTTP 423 Locked), whatever else the spec says.
 - account: the spec answers (or, sent to /_control/default, is the default of) only that named account's
   requests (state "accounts": [{"name", "access_tokens", "refresh_token", "usage", "default", "models"}];
   "models" is the account's ListAvailableModels list, see models.py).
@@ -41,7 +43,12 @@ FAULTS = frozenset({"reset_before", "reset_after", "stall", "truncate", "bad_crc
 _NUMBERS = {"first_delay", "pace", "context_usage", "credits"}
 _COUNTS = {"chunk_size", "hold_after", "repeat", "fault_after", "frames_count", "frame_bytes"}
 SPEC_KEYS = frozenset(_NUMBERS | _COUNTS | {"status", "json", "headers", "texts", "events", "fixture", "fault",
-                                            "initial_response", "account", "reasoning", "redacted_reasoning"})
+                                            "initial_response", "account", "reasoning", "redacted_reasoning",
+                                            "suspended"})
+# What Kiro answers an account it suspended (the wording account managers match; protocol notes, section 10).
+SUSPENDED = {"__type": "com.amazon.kiro.runtimeservice#AccessDeniedException", "reason": "TEMPORARILY_SUSPENDED",
+             "message": "Your User ID temporarily is suspended. We've locked your account as a security precaution."}
+LOCKED = {"message": "Locked: the account is locked."}
 
 
 class SpecError(ValueError):
@@ -85,6 +92,8 @@ def check_spec(spec: Any) -> dict[str, Any]:
         raise SpecError("give only one of texts, events, fixture, frames_count")
     if ("frames_count" in spec) != ("frame_bytes" in spec):
         raise SpecError("frames_count and frame_bytes go together")
+    if spec.get("suspended") not in (None, True, "locked"):
+        raise SpecError("suspended must be true or \"locked\"")
     if spec.get("chunk_size") == 0 or spec.get("repeat") == 0:
         raise SpecError("chunk_size and repeat must be at least 1")
     reasoning = spec.get("reasoning", [])
@@ -98,6 +107,10 @@ def check_spec(spec: Any) -> dict[str, Any]:
 
 def plan_response(spec: dict[str, Any], model_id: str) -> Plan:
     """Turn a checked spec into the status, headers and bytes or frames to send for one request."""
+    if spec.get("suspended"):
+        locked = spec["suspended"] == "locked"
+        body = json.dumps(LOCKED if locked else SUSPENDED).encode()
+        return Plan(status=423 if locked else 403, headers={}, body=body)
     status = spec.get("status", 200)
     headers = {str(k): str(v) for k, v in spec.get("headers", {}).items()}
     fault = spec.get("fault")

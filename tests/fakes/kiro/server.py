@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import time
 import uuid
@@ -29,6 +30,7 @@ ACCESS_DENIED = {"__type": "com.amazon.coral.service#AccessDeniedException",
                  "message": "The bearer token included in the request is invalid."}
 MALFORMED = {"__type": "com.amazon.kiro.runtimeservice#ValidationException",
              "message": "Improperly formed request.", "reason": None}
+_IDE_AGENT = re.compile(r"KiroIDE-[0-9.]+-([0-9a-f]{64})$")
 PROFILE_ARN = "arn:aws:codewhisperer:us-east-1:699475941385:profile/EHGA3GRVQMUK"
 # getUsageLimits as caidaoli/kiro2api's types/usage_limits.go describes it (see the protocol notes, section 7).
 DEFAULT_USAGE = {"daysUntilReset": 12, "nextDateReset": 1893456000.0,
@@ -184,7 +186,8 @@ class FakeKiroServer:
         token = request.headers.get("authorization", "")
         body = _json_or_none(request.body)
         record = {"time": time.time(), "method": request.method, "path": request.path,
-                  "headers": request.headers, "body": body}
+                  "headers": request.headers, "body": body, "machine_id": machine_id(request.headers),
+                  "conversation_id": _conversation_id(body)}
         state.records.append(record)
         account = state.account_of(token[7:]) if token.startswith("Bearer ") else None
         if account is None:
@@ -241,6 +244,7 @@ class FakeKiroServer:
     def usage_limits(self, conn: Connection, request: Request) -> None:
         """GET /getUsageLimits: the account's configured usage answer (or a default one), for its tokens only."""
         state = self.state
+        state.note_call(request, machine_id(request.headers))
         token = request.headers.get("authorization", "")
         account = state.account_of(token[7:]) if token.startswith("Bearer ") else None
         if account is None:
@@ -285,6 +289,7 @@ class FakeKiroServer:
 
     def _refresh(self, conn: Connection, request: Request, oidc: bool) -> None:
         state = self.state
+        state.note_call(request, machine_id(request.headers))
         if state.refresh_delay:
             gevent.sleep(state.refresh_delay)
         if state.refresh_status is not None:
@@ -324,6 +329,8 @@ class FakeKiroServer:
                 result: Any = state.stats()
             elif (request.method, name) == ("GET", "requests"):
                 result = list(state.records)
+            elif (request.method, name) == ("GET", "calls"):
+                result = list(state.calls)
             elif request.method != "POST" or not isinstance(body, dict):
                 raise SpecError(f"{request.method} /_control/{name} needs POST with a JSON object")
             elif name == "reset":
@@ -351,6 +358,19 @@ def _json_or_none(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
+        return None
+
+
+def machine_id(headers: dict[str, str]) -> str | None:
+    """The machine id a Kiro client names at the end of its user agent (`KiroIDE-<version>-<64 hex>`), if any."""
+    found = _IDE_AGENT.search(headers.get("user-agent", ""))
+    return found.group(1) if found else None
+
+
+def _conversation_id(body: Any) -> str | None:
+    try:
+        return body["conversationState"]["conversationId"]
+    except (KeyError, TypeError):
         return None
 
 

@@ -4,6 +4,7 @@ All of it is touched from greenlets of one process only, between yields, so it n
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any
 
@@ -80,6 +81,7 @@ class State:
         self.queue: deque[list[Any]] = deque()  # [spec, answers left]
         self.default: dict[str, Any] = {}
         self.records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
+        self.calls: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)  # refresh and usage calls
         self.chat_requests = self.refresh_calls = self.oidc_calls = 0
         self.malformed: deque[str] = deque(maxlen=MAX_MALFORMED)  # why bodies were refused, newest last
         self.frames_sent = self.bytes_sent = 0
@@ -158,6 +160,11 @@ class State:
         self.gate = gevent.event.Event()
         gate.set()
         return held
+
+    def note_call(self, request: Any, machine_id: str | None) -> None:
+        """Record a refresh or usage call: time, method, path, headers (lower-case), the machine id it named."""
+        self.calls.append({"time": time.time(), "method": request.method, "path": request.path,
+                           "headers": request.headers, "machine_id": machine_id})
 
     def refused(self, reason: str) -> None:
         """Note a chat body refused as malformed, and why."""
