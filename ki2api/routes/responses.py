@@ -104,9 +104,10 @@ def _conversation_items(body: dict[str, Any], options: ResponsesOptions) -> tupl
 
 
 def _tools_echo(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The function tools as the response object lists them (namespaced ones by their flattened name)."""
     return [{"type": "function", "name": t["function"]["name"], "description": t["function"].get("description"),
              "parameters": t["function"].get("parameters") or {"type": "object", "properties": {}},
-             "strict": False} for t in function_tools(body.get("tools"))]
+             "strict": False} for t in function_tools(body.get("tools"))[0]]
 
 
 def _prepare(body: dict[str, Any]) -> tuple[ResponsesOptions, Any, dict[str, Any], Answer, list[Any], list[Any]]:
@@ -125,7 +126,8 @@ def _prepare(body: dict[str, Any]) -> tuple[ResponsesOptions, Any, dict[str, Any
 def create() -> Response:
     body = json_body()
     options, _model, payload, answer, earlier, items = _prepare(body)
-    state = ResponseState(options.model, options.echo, tools=_tools_echo(body))
+    state = ResponseState(options.model, options.echo, tools=_tools_echo(body),
+                          namespaces=function_tools(body.get("tools"))[1])
     upstream = current_app.extensions["ki2api"].client.send(payload)
     watch_client(upstream.abort)
     note(upstream_status=upstream.status)
@@ -177,18 +179,16 @@ def _sse(state: ResponseState, answer: Answer, upstream: UpstreamStream, events:
         upstream.close()
 
 
-@bp.get("/<response_id>")
-def retrieve(response_id: str) -> Response:
+@bp.route("/<response_id>", methods=["GET", "DELETE"])
+def by_id(response_id: str) -> Response:
+    """GET: the stored response; DELETE: forget it. 404 when unknown or expired."""
+    if request.method == "DELETE":
+        if not _store().delete(response_id):
+            _record(response_id)  # the 404
+        return jsonify({"id": response_id, "object": "response.deleted", "deleted": True})
     if request.args.get("stream") in ("true", "1"):
         raise InvalidRequest("Streaming a stored response again is not supported; omit 'stream'", param="stream")
     return jsonify(_record(response_id)["response"])
-
-
-@bp.delete("/<response_id>")
-def delete(response_id: str) -> Response:
-    if not _store().delete(response_id):
-        _record(response_id)  # the 404
-    return jsonify({"id": response_id, "object": "response.deleted", "deleted": True})
 
 
 @bp.get("/<response_id>/input_items")

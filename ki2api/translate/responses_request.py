@@ -25,6 +25,7 @@ from .tools import ToolNames
 IGNORED_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26",
                            "web_search_preview_2025_03_11", "image_generation"})
 _MESSAGE_ROLES = ("user", "assistant", "system", "developer")
+NAMESPACE_JOIN = "__"
 COMPACTION_PREFIX = "Summary of the earlier conversation (compacted by ki2api):\n"
 
 
@@ -141,22 +142,37 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     return raw
 
 
-def function_tools(tools: Any) -> list[dict[str, Any]]:
-    """Responses `tools` as chat-completion function tools; hosted tools in IGNORED_TOOLS dropped, others 400."""
+def namespaced(namespace: str | None, name: Any) -> Any:
+    """The one function name a tool of a `namespace` tool group goes by (Kiro has no namespaces)."""
+    return f"{namespace}{NAMESPACE_JOIN}{name}" if namespace else name
+
+
+def function_tools(tools: Any) -> tuple[list[dict[str, Any]], dict[str, tuple[str, str]]]:
+    """Responses `tools` as chat-completion function tools, and the names of namespaced ones; the functions of a
+    `namespace` group are flattened; hosted tools in IGNORED_TOOLS dropped; any other type a 400."""
     if tools is None:
-        return []
+        return [], {}
     if not isinstance(tools, list):
         raise _fail("'tools' must be a list", "tools")
-    out = []
+    out, namespaces = [], {}
     for i, tool in enumerate(tools):
         kind = tool.get("type") if isinstance(tool, dict) else None
+        group = tool.get("tools") if kind == "namespace" else [tool]
         if kind in IGNORED_TOOLS:
             continue
-        if kind != "function":
-            raise _fail(f"tools[{i}]: tool type {kind!r} is not supported by this gateway (only 'function' tools; "
-                        f"{', '.join(sorted(IGNORED_TOOLS))} are ignored)", f"tools[{i}].type")
-        out.append({"type": "function", "function": {k: tool.get(k) for k in ("name", "description", "parameters")}})
-    return out
+        if kind not in ("function", "namespace") or not isinstance(group, list):
+            raise _fail(f"tools[{i}]: tool type {kind!r} is not supported by this gateway (only 'function' and "
+                        f"'namespace' tools; {', '.join(sorted(IGNORED_TOOLS))} are ignored)", f"tools[{i}].type")
+        prefix = tool.get("name") if kind == "namespace" else None
+        for member in group:
+            if not isinstance(member, dict) or member.get("type", "function") != "function":
+                raise _fail(f"tools[{i}]: a namespace holds only function tools", f"tools[{i}].tools")
+            name = namespaced(prefix, member.get("name"))
+            if prefix:
+                namespaces[name] = (prefix, member.get("name"))
+            out.append({"type": "function", "function": {"name": name, "description": member.get("description"),
+                                                         "parameters": member.get("parameters")}})
+    return out, namespaces
 
 
 def _tool_choice(choice: Any) -> Any:
@@ -212,7 +228,8 @@ def _turn(item: dict[str, Any], where: str, names: ToolNames) -> tuple[str, Turn
             return text, None
         return "", Turn(role, text, images=images)
     if kind == "function_call":
-        call = {"id": item.get("call_id"), "function": {"name": item.get("name"), "arguments": item.get("arguments")}}
+        name = namespaced(item.get("namespace"), item.get("name"))
+        call = {"id": item.get("call_id"), "function": {"name": name, "arguments": item.get("arguments")}}
         return "", Turn("assistant", tool_uses=tool_uses([call], where, names))
     if kind == "function_call_output":
         text, images = _output_text(item.get("output"), f"{where}.output")
@@ -228,7 +245,7 @@ def _turn(item: dict[str, Any], where: str, names: ToolNames) -> tuple[str, Turn
 def parse_conversation(body: dict[str, Any], items: list[dict[str, Any]], thinking: int | None) -> Conversation:
     """Instructions, items (earlier ones first), tools, tool_choice and text.format -> a Conversation."""
     names = ToolNames()
-    specs, client_names = parse_tools(function_tools(body.get("tools")), names)
+    specs, client_names = parse_tools(function_tools(body.get("tools"))[0], names)
     instructions = body.get("instructions")
     system = [instructions] if isinstance(instructions, str) and instructions else []
     if isinstance(instructions, list):  # instructions given as input items (rare): developer messages

@@ -44,6 +44,7 @@ class ResponseState:
     created_at: int = field(default_factory=lambda: int(time.time()))
     output: list[dict[str, Any]] = field(default_factory=list)
     tools: list[dict[str, Any]] = field(default_factory=list)
+    namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)  # flattened name -> (namespace, name)
     _open: dict[str, Any] | None = None
     _signature: str | None = None
     _seq: int = 0
@@ -88,6 +89,8 @@ class ResponseState:
         if isinstance(part, ToolStart):
             item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "call_id": part.tool_use_id,
                     "name": part.name, "arguments": ""}
+            if part.name in self.namespaces:
+                item["namespace"], item["name"] = self.namespaces[part.name]
             return self._close() + self._add(item)
         if isinstance(part, ToolArgs) and self._open is not None and self._open["type"] == "function_call":
             self._open["arguments"] += part.fragment
