@@ -16,7 +16,11 @@ TOKEN_FAULTS = ("invalid", "expired")  # said of a "token": a reason to refresh 
 THROTTLE_KINDS = ("ThrottlingException", "ServiceQuotaExceededException")
 CAPACITY = "INSUFFICIENT_MODEL_CAPACITY"
 QUOTA = "MONTHLY_REQUEST_COUNT"
-RETRY_UNAVAILABLE = 5.0  # Retry-After (s) for a throttle or an outage when Kiro names no time
+RETRY_UNAVAILABLE = 5.0
+# Clients recognise a context overflow by its wording: LiteLLM (and so aider) by "maximum context length" from an
+# OpenAI-style API and by "prompt is too long" from Anthropic's; this one sentence carries both.
+CONTEXT_OVERFLOW = ("prompt is too long: This model's maximum context length is exceeded by this conversation "
+                    "(Kiro: {detail}). Shorten the conversation or start a new one.")  # Retry-After (s) for a throttle or an outage when Kiro names no time
 
 
 def error_body(response: requests.Response) -> dict[str, Any]:
@@ -45,7 +49,7 @@ def map_status(response: requests.Response) -> ApiError:
     status = response.status_code
     if status == 400:
         if reason == "CONTENT_LENGTH_EXCEEDS_THRESHOLD" or "too long" in message.lower():
-            return ContextLengthExceeded(f"The conversation is too long for the model: {detail}", param="messages")
+            return ContextLengthExceeded(CONTEXT_OVERFLOW.format(detail=detail), param="messages")
         return InvalidRequest(f"Kiro rejected the request: {detail}")
     if status in (401, 403):
         if says_token(message):
