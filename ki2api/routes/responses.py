@@ -11,6 +11,7 @@ import time
 from typing import Any, Iterator
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, stream_with_context
+from werkzeug.routing import BaseConverter
 
 from ..errors import InvalidRequest, ModelNotFound
 from ..models import resolve_model
@@ -39,8 +40,16 @@ COMPACT_PROMPT = ("Summarise the conversation so far for your own later use: the
 bp.before_request(require_key)
 
 
+class ResponseId(BaseConverter):
+    """A response id in a path: any segment but the names of the routes beside it (so OPTIONS on those lists
+    only their own methods)."""
+
+    regex = r"(?!compact$|input_tokens$)[^/]+"
+
+
 def init_responses(app: Flask, settings: Settings) -> None:
     """Give the app its response store (files, or Redis with REDIS_URL) and register the blueprint."""
+    app.url_map.converters["response_id"] = ResponseId
     app.extensions[EXTENSION] = build_store(settings.state_dir, settings.redis_url, settings.redis_prefix,
                                             settings.responses_ttl, settings.responses_max_bytes)
     app.register_blueprint(bp)
@@ -179,7 +188,7 @@ def _sse(state: ResponseState, answer: Answer, upstream: UpstreamStream, events:
         upstream.close()
 
 
-@bp.route("/<response_id>", methods=["GET", "DELETE"])
+@bp.route("/<response_id:response_id>", methods=["GET", "DELETE"])
 def by_id(response_id: str) -> Response:
     """GET: the stored response; DELETE: forget it. 404 when unknown or expired."""
     if request.method == "DELETE":
@@ -191,7 +200,7 @@ def by_id(response_id: str) -> Response:
     return jsonify(_record(response_id)["response"])
 
 
-@bp.get("/<response_id>/input_items")
+@bp.get("/<response_id:response_id>/input_items")
 def list_input_items(response_id: str) -> Response:
     items = list(_record(response_id)["input"])
     if request.args.get("order", "desc") == "desc":

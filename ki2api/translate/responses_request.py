@@ -63,7 +63,7 @@ def reasoning_budget(body: dict[str, Any]) -> int | None:
     mapping can replace the legacy thinking prompt here alone."""
     reasoning = _optional(body, "reasoning", dict, "an object")
     effort = (reasoning or {}).get("effort")
-    if effort is not None and effort not in EFFORT_BUDGETS:
+    if effort is not None and (not isinstance(effort, str) or effort not in EFFORT_BUDGETS):
         raise _fail(f"'reasoning.effort' must be one of {', '.join(EFFORT_BUDGETS)}", "reasoning.effort")
     model = body.get("model")
     return thinking_budget({"reasoning_effort": effort, "model": model} if effort else {"model": model})
@@ -156,7 +156,7 @@ def function_tools(tools: Any) -> tuple[list[dict[str, Any]], dict[str, tuple[st
         raise _fail("'tools' must be a list", "tools")
     out, namespaces = [], {}
     for i, tool in enumerate(tools):
-        kind = tool.get("type") if isinstance(tool, dict) else None
+        kind = tool.get("type") if isinstance(tool, dict) and isinstance(tool.get("type"), str) else None
         group = tool.get("tools") if kind == "namespace" else [tool]
         if kind in IGNORED_TOOLS:
             continue
@@ -179,7 +179,7 @@ def _tool_choice(choice: Any) -> Any:
     """A Responses tool_choice in the chat-completion shape apply_tool_choice reads."""
     if isinstance(choice, dict) and choice.get("type") == "function":
         return {"type": "function", "function": {"name": choice.get("name")}}
-    if isinstance(choice, dict) and choice.get("type") in IGNORED_TOOLS:
+    if isinstance(choice, dict) and str(choice.get("type")) in IGNORED_TOOLS:
         return "auto"
     return choice
 
@@ -249,7 +249,7 @@ def parse_conversation(body: dict[str, Any], items: list[dict[str, Any]], thinki
     instructions = body.get("instructions")
     system = [instructions] if isinstance(instructions, str) and instructions else []
     if isinstance(instructions, list):  # instructions given as input items (rare): developer messages
-        items = instructions + items
+        items = input_items({"input": instructions}) + items
     turns = []
     for i, item in enumerate(items):
         text, turn = _turn(item, f"input[{i}]", names)
