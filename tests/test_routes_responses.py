@@ -262,3 +262,23 @@ def test_responses_need_the_key(client):
     response = client.post("/v1/responses", json={"model": MODEL, "input": "hi"})
     assert response.status_code == 401
     validate(response.get_json(), "ErrorResponse")
+
+
+def test_status_page_and_metrics_show_the_route(client, auth, fake_upstream):
+    fake_upstream.script({"texts": ["a", "b"]})
+    streamed = post(client, auth, input="hi", stream=True)
+    streamed.get_data()
+    streamed.close()
+    whole = post(client, auth, input="hi")
+    whole.close()
+    data = client.get("/dashboard/data", headers=auth).get_json()
+    assert data["totals"]["routes"]["/v1/responses"] == {"requests": 2, "errors": 0}
+    latest, earlier = data["recent_requests"][:2]
+    assert latest["request_id"] == whole.headers["X-Request-Id"]
+    assert earlier["request_id"] == streamed.headers["X-Request-Id"]
+    for entry, stream in ((latest, False), (earlier, True)):
+        assert entry["route"] == "/v1/responses" and entry["model"] == "claude-sonnet-4-5"
+        assert entry["stream"] is stream and entry["tokens_out"] > 0 and entry["account"]
+    metrics = client.get("/metrics", headers=auth).get_data(as_text=True)
+    assert 'ki2api_requests_total{model="claude-sonnet-4-5",route="/v1/responses",status="200",stream="true"}' \
+        in metrics

@@ -63,6 +63,19 @@ def test_stream_helper_accumulates_the_final_text(gateway, fake_upstream):
     assert final.status == "completed"
 
 
+def test_stream_deltas_arrive_while_kiro_still_holds_the_rest(gateway, fake_upstream):
+    fake_upstream.script({"texts": [f"piece{i} " for i in range(6)], "hold_after": 2})
+    received = []
+    with sdk(gateway).responses.stream(model=MODEL, input="hi") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                received.append(event.delta)
+                if len(received) == 1:  # the fake sent its first frames only and waits: nothing was collected
+                    assert fake_upstream.stats()["open_streams"] == 1
+                    fake_upstream.release()
+    assert received == [f"piece{i} " for i in range(6)]
+
+
 def test_function_tool_call_output_answer(gateway, fake_upstream):
     client = sdk(gateway)
     fake_upstream.script({"events": tool_events("tooluse_w1", "get_weather", ['{"city": ', '"Paris"}'])},
