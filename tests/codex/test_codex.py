@@ -1,8 +1,8 @@
 """The real Codex CLI (`@openai/codex`, pinned in tests/codex/package-lock.json) against ki2api behind the fake Kiro.
 
 `codex exec` runs non-interactively with ki2api as a custom provider (wire_api = "responses") in a temporary
-CODEX_HOME: a plain task, and a task whose scripted answer calls Codex's shell tool, which Codex runs and whose
-output goes back to the model. Codex's update check and analytics are off, and every proxy variable points at
+CODEX_HOME: a plain task; a task whose scripted answer calls Codex's shell tool, which Codex runs and whose
+output goes back to the model; and a session long enough for Codex to compact it (through /v1/responses). Codex's update check and analytics are off, and every proxy variable points at
 a loopback recorder (NO_PROXY only for 127.0.0.1): any attempt to reach beyond loopback would show there.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ MODEL = "claude-sonnet-4-5"
 CONFIG = """model = "{model}"
 model_provider = "ki2api"
 check_for_update_on_startup = false
-
+{extra}
 [model_providers.ki2api]
 name = "ki2api"
 base_url = "{url}/v1"
@@ -84,14 +84,14 @@ def codex(tmp_path, gateway):
     home, work = tmp_path / "codex-home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
-    (home / "config.toml").write_text(CONFIG.format(model=MODEL, url=gateway.url))
     recorder = Recorder()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CODEX_HOME": str(home), "KI2API_API_KEY": KEY,
            "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         env[name] = env[name.lower()] = recorder.url
 
-    def run(prompt: str) -> subprocess.CompletedProcess:
+    def run(prompt: str, extra_config: str = "") -> subprocess.CompletedProcess:
+        (home / "config.toml").write_text(CONFIG.format(model=MODEL, url=gateway.url, extra=extra_config))
         done = subprocess.run([str(CODEX), "exec", "--skip-git-repo-check", "--sandbox", "danger-full-access",
                                "-C", str(work), prompt], env=env, cwd=work, capture_output=True, text=True,
                               timeout=180, stdin=subprocess.DEVNULL)
@@ -138,3 +138,27 @@ def test_codex_runs_the_shell_tool_kiro_asked_for_and_reports_back(codex, fake_u
     assert "ki2api-tool-ok" in results[0]["content"][0]["text"]
     uses = second["history"][-1]["assistantResponseMessage"]["toolUses"]
     assert uses[0]["name"] == "exec_command" and uses[0]["input"]["cmd"].startswith("echo ki2api-tool-ok")
+
+
+def shell_call(tool_id: str, cmd: str) -> list[dict]:
+    return [{"event": "toolUseEvent", "payload": {"name": "exec_command", "toolUseId": tool_id}},
+            {"event": "toolUseEvent", "payload": {"name": "exec_command", "toolUseId": tool_id,
+                                                   "input": json.dumps({"cmd": cmd})}},
+            {"event": "toolUseEvent", "payload": {"name": "exec_command", "toolUseId": tool_id, "stop": True}}]
+
+
+def test_codex_compacts_a_long_session_through_responses_and_goes_on(codex, fake_upstream):
+    run, _work = codex
+    fake_upstream.script({"events": shell_call("tooluse_c1", "echo compact-me")},
+                         {"texts": ["Summary: ran echo compact-me, it printed compact-me."]},
+                         {"texts": ["Finished after compaction."]})
+    done = run("Run echo compact-me", extra_config="model_auto_compact_token_limit = 1000\n")
+    assert done.returncode == 0, done.stderr
+    assert "context compacted" in done.stderr
+    assert done.stdout.strip().endswith("Finished after compaction.")
+    _first, summarise, resume = kiro_calls(fake_upstream)
+    # Codex's own summarising turn, sent with the tool's output, then a fresh history holding the summary.
+    summarising = summarise["currentMessage"]["userInputMessage"]
+    assert "compact-me" in summarising["userInputMessageContext"]["toolResults"][0]["content"][0]["text"]
+    assert resume["currentMessage"]["userInputMessage"]["content"].endswith(
+        "Summary: ran echo compact-me, it printed compact-me.")
