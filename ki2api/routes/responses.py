@@ -8,6 +8,7 @@ any worker.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, stream_with_context
@@ -22,7 +23,7 @@ from ..translate.answer import Answer, prompt_estimate
 from ..translate.history import build_payload
 from ..translate.reasoning_items import encode_reasoning
 from ..translate.responses_request import (ResponsesOptions, function_tools, input_items, parse_conversation,
-                                           parse_options)
+                                           parse_options, tools_echo, with_ids)
 from ..translate.responses_response import ResponseState, collect_response, new_id, usage_dict
 from ..upstream.client import UpstreamStream
 from ..upstream.events import Event, prime
@@ -85,22 +86,6 @@ def _check_limits(items: list[dict[str, Any]]) -> None:
                                     code="image_too_large")
 
 
-def _with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Input items as stored and listed: each with an id (and a status, as OpenAI lists them)."""
-    out = []
-    for item in items:
-        kind = item.get("type", "message")
-        prefix = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
-        entry = {"id": new_id(prefix.get(kind, "item")), **item, "type": kind}
-        if kind in ("message", "function_call", "function_call_output"):
-            entry.setdefault("status", "completed")
-        if kind == "message" and isinstance(entry.get("content"), str):
-            part = "output_text" if entry.get("role") == "assistant" else "input_text"
-            entry["content"] = [{"type": part, "text": entry["content"]}]
-        out.append(entry)
-    return out
-
-
 def _conversation_items(body: dict[str, Any], options: ResponsesOptions) -> tuple[list[Any], list[Any]]:
     """(earlier items from previous_response_id, this request's input items)."""
     items = input_items(body)
@@ -112,14 +97,19 @@ def _conversation_items(body: dict[str, Any], options: ResponsesOptions) -> tupl
     return earlier, items
 
 
-def _tools_echo(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The function tools as the response object lists them (namespaced ones by their flattened name)."""
-    return [{"type": "function", "name": t["function"]["name"], "description": t["function"].get("description"),
-             "parameters": t["function"].get("parameters") or {"type": "object", "properties": {}},
-             "strict": False} for t in function_tools(body.get("tools"))[0]]
+@dataclass
+class _Prepared:
+    """A request checked and translated: its options, Kiro's body, the answer to walk, and what to store."""
+
+    options: ResponsesOptions
+    payload: dict[str, Any]
+    answer: Answer
+    earlier: list[dict[str, Any]]
+    items: list[dict[str, Any]]
 
 
-def _prepare(body: dict[str, Any]) -> tuple[ResponsesOptions, Any, dict[str, Any], Answer, list[Any], list[Any]]:
+def _prepare(body: dict[str, Any]) -> _Prepared:
+    """Validate and translate a Responses request body (earlier items fetched for previous_response_id)."""
     options = parse_options(body)
     model = resolve_model(options.base_model)
     earlier, items = _conversation_items(body, options)
@@ -128,28 +118,28 @@ def _prepare(body: dict[str, Any]) -> tuple[ResponsesOptions, Any, dict[str, Any
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, [], options.max_output_tokens,
                     thinking=options.thinking_budget is not None, names=conversation.names)
-    return options, model, payload, answer, earlier, items
+    return _Prepared(options, payload, answer, earlier, items)
 
 
 @bp.post("")
 def create() -> Response:
     body = json_body()
-    options, _model, payload, answer, earlier, items = _prepare(body)
-    state = ResponseState(options.model, options.echo, tools=_tools_echo(body),
-                          namespaces=function_tools(body.get("tools"))[1])
-    upstream = current_app.extensions["ki2api"].client.send(payload)
+    asked = _prepare(body)
+    tools, namespaces = function_tools(body.get("tools"))
+    state = ResponseState(asked.options.model, asked.options.echo, tools=tools_echo(tools), namespaces=namespaces)
+    upstream = current_app.extensions["ki2api"].client.send(asked.payload)
     watch_client(upstream.abort)
     note(upstream_status=upstream.status)
-    saver = _Saver(options.store, earlier, _with_ids(items))
-    if not options.stream:
+    saver = _Saver(asked.options.store, asked.earlier, with_ids(asked.items))
+    if not asked.options.stream:
         try:
-            response = collect_response(state, answer, upstream.events())
+            response = collect_response(state, asked.answer, upstream.events())
         finally:
             upstream.close()
         saver.save(response)
         return jsonify(response)
     events = prime(upstream.events())
-    stream = _sse(state, answer, upstream, events, saver)
+    stream = _sse(state, asked.answer, upstream, events, saver)
     response = Response(stream_with_context(stream), mimetype="text/event-stream", headers=PROXY_HEADERS)
     response.call_on_close(upstream.close)
     return response
@@ -225,8 +215,8 @@ def _limit(raw: str) -> int:
 def input_tokens() -> Response:
     body = json_body()
     body.setdefault("input", [])
-    options, model, payload, _answer, _earlier, _items = _prepare({**body, "stream": False})
-    return jsonify({"object": "response.input_tokens", "input_tokens": prompt_estimate(payload)})
+    asked = _prepare({**body, "stream": False})
+    return jsonify({"object": "response.input_tokens", "input_tokens": prompt_estimate(asked.payload)})
 
 
 @bp.post("/compact")
@@ -236,17 +226,17 @@ def compact() -> Response:
     asked = {**body, "stream": False, "store": False, "tool_choice": "none", "text": None, "reasoning": None}
     asked["input"] = input_items(body) + [{"type": "message", "role": "user",
                                            "content": [{"type": "input_text", "text": COMPACT_PROMPT}]}]
-    options, _model, payload, answer, _earlier, _items = _prepare(asked)
-    state = ResponseState(options.model, options.echo)
-    upstream = current_app.extensions["ki2api"].client.send(payload)
+    prepared = _prepare(asked)
+    state = ResponseState(prepared.options.model, prepared.options.echo)
+    upstream = current_app.extensions["ki2api"].client.send(prepared.payload)
     watch_client(upstream.abort)
     note(upstream_status=upstream.status)
     try:
-        response = collect_response(state, answer, upstream.events())
+        response = collect_response(state, prepared.answer, upstream.events())
     finally:
         upstream.close()
     summary = "".join(part["text"] for item in response["output"] if item["type"] == "message"
                       for part in item["content"])
     item = {"id": new_id("cmp"), "type": "compaction", "encrypted_content": encode_reasoning(summary)}
     return jsonify({"id": new_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
-                    "output": [item], "usage": usage_dict(answer.usage)})
+                    "output": [item], "usage": usage_dict(prepared.answer.usage)})

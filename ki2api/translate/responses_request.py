@@ -18,6 +18,7 @@ from .images import from_data_url
 from .openai_request import EFFORT_BUDGETS, split_thinking_suffix, thinking_budget
 from .openai_tools import apply_tool_choice, parse_tools, tool_result, tool_uses
 from .reasoning_items import decode_reasoning
+from .responses_response import new_id
 from .tools import ToolNames
 
 # Hosted tools ki2api cannot run; a client that always offers them (Codex offers web_search) still works
@@ -26,6 +27,8 @@ IGNORED_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_2025_
                            "web_search_preview_2025_03_11", "image_generation"})
 _MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 NAMESPACE_JOIN = "__"
+_ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs",
+                "compaction": "cmp"}
 COMPACTION_PREFIX = "Summary of the earlier conversation (compacted by ki2api):\n"
 
 
@@ -263,3 +266,26 @@ def parse_conversation(body: dict[str, Any], items: list[dict[str, Any]], thinki
     notes = [n for n in (note, format_instruction(text_config(body)["format"])) if n]
     return Conversation(system="\n\n".join(s for s in system if s), turns=turns, tools=offered, names=names,
                         thinking_budget=thinking, instruction="\n".join(notes))
+
+
+def tools_echo(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """function_tools' tools as the response object lists them (a namespaced one by its flattened name)."""
+    return [{"type": "function", "name": t["function"]["name"], "description": t["function"].get("description"),
+             "parameters": t["function"].get("parameters") or {"type": "object", "properties": {}},
+             "strict": False} for t in tools]
+
+
+def with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Input items as stored and listed: each with an id, a status where OpenAI lists one, and a message's
+    string content as one text part."""
+    out = []
+    for item in items:
+        kind = item.get("type", "message")
+        entry = {"id": new_id(_ID_PREFIXES.get(kind, "item")), **item, "type": kind}
+        if kind in ("message", "function_call", "function_call_output"):
+            entry.setdefault("status", "completed")
+        if kind == "message" and isinstance(entry.get("content"), str):
+            part = "output_text" if entry.get("role") == "assistant" else "input_text"
+            entry["content"] = [{"type": part, "text": entry["content"]}]
+        out.append(entry)
+    return out
