@@ -9,15 +9,17 @@ that on its own is not kept.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from .accounts.files import StoreError, read_json, write_json_atomic
+from .accounts.files import StoreError, read_json
 from .errors import UpstreamUnavailable
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,20 @@ def _encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _replace(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all (a reader in another worker never sees half a record); not fsynced: a
+    response lost to a power cut is no harm."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 class FileResponses:
     """Records as `<id>.json` files; the file's modification time is the record's age."""
 
@@ -69,12 +85,12 @@ class FileResponses:
 
     def put(self, response_id: str, record: dict[str, Any]) -> bool:
         """Keep `record`; False (logged) if it is larger than the whole store may be."""
-        size = len(_encode(record))
-        if size > self.max_bytes:
-            log.warning("response %s not stored: %d bytes, above RESPONSES_MAX_BYTES", response_id, size)
+        data = _encode(record)
+        if len(data) > self.max_bytes:
+            log.warning("response %s not stored: %d bytes, above RESPONSES_MAX_BYTES", response_id, len(data))
             return False
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_json_atomic(self.dir / f"{response_id}.json", record)
+        _replace(self.dir / f"{response_id}.json", data)
         self._trim()
         return True
 
