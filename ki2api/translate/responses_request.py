@@ -181,7 +181,7 @@ def function_tools(tools: Any) -> tuple[list[dict[str, Any]], dict[str, tuple[st
 def _tool_choice(choice: Any) -> Any:
     """A Responses tool_choice in the chat-completion shape apply_tool_choice reads."""
     if isinstance(choice, dict) and choice.get("type") == "function":
-        return {"type": "function", "function": {"name": choice.get("name")}}
+        return {"type": "function", "function": {"name": namespaced(choice.get("namespace"), choice.get("name"))}}
     if isinstance(choice, dict) and str(choice.get("type")) in IGNORED_TOOLS:
         return "auto"
     return choice

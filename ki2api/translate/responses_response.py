@@ -57,8 +57,7 @@ class ResponseState:
                 "completed_at": int(time.time()) if status == "completed" else None,
                 "error": error, "incomplete_details": incomplete, "model": self.model,
                 "output": [_copy(item) for item in self.output], "tools": self.tools,
-                **{k: v for k, v in self.echo.items() if k != "store"}, "store": self.echo.get("store", True),
-                "service_tier": "default"}
+                **self.echo, "service_tier": "default"}
         if answer is not None:
             body["usage"] = usage_dict(answer.usage, self.reasoning_text())
         return body
