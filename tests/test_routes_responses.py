@@ -282,3 +282,12 @@ def test_status_page_and_metrics_show_the_route(client, auth, fake_upstream):
     metrics = client.get("/metrics", headers=auth).get_data(as_text=True)
     assert 'ki2api_requests_total{model="claude-sonnet-4-5",route="/v1/responses",status="200",stream="true"}' \
         in metrics
+
+
+def test_namespaced_functions_count_against_max_tools(app, client, auth, fake_upstream):
+    limit = app.extensions["ki2api"].settings.max_tools
+    group = {"type": "namespace", "name": "many", "tools": [
+        {"type": "function", "name": f"f{i}", "parameters": {}} for i in range(limit + 1)]}
+    response = post(client, auth, input="hi", tools=[group])
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "too_many_tools"

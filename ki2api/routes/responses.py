@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, stream_with_context
 from werkzeug.routing import BaseConverter
 
-from ..errors import InvalidRequest, ModelNotFound
+from ..errors import InvalidRequest, NotFound
 from ..models import resolve_model
 from ..observability.requestlog import first_byte, note
 from ..responses_store import ResponseStore, build_store
@@ -64,14 +64,19 @@ def _record(response_id: str) -> dict[str, Any]:
     """The stored record of `response_id`; 404 when unknown or expired."""
     record = _store().get(response_id)
     if record is None:
-        raise ModelNotFound(f"No response with id {response_id!r}: unknown, deleted, expired (RESPONSES_TTL) or "
+        raise NotFound(f"No response with id {response_id!r}: unknown, deleted, expired (RESPONSES_TTL) or "
                             "stored with store: false", param="response_id", code="response_not_found")
     return record
 
 
-def _check_limits(items: list[dict[str, Any]]) -> None:
-    """MAX_MESSAGES and MAX_IMAGE_BYTES for `input`, as body_limits checks them for `messages`."""
+def _check_limits(items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+    """MAX_MESSAGES and MAX_IMAGE_BYTES for `input`, as body_limits checks them for `messages`; MAX_TOOLS for the
+    tools once namespace groups are flattened."""
     settings = current_app.extensions["ki2api"].settings
+    if len(tools) > settings.max_tools:
+        raise LimitExceeded(f"'tools' holds {len(tools)} functions (namespaces counted by their functions); this "
+                            f"server takes at most {settings.max_tools} (MAX_TOOLS)", param="tools",
+                            code="too_many_tools")
     if len(items) > settings.max_messages:
         raise LimitExceeded(f"'input' has {len(items)} items; this server takes at most {settings.max_messages} "
                             "(MAX_MESSAGES)", param="input", code="too_many_messages")
@@ -89,7 +94,7 @@ def _check_limits(items: list[dict[str, Any]]) -> None:
 def _conversation_items(body: dict[str, Any], options: ResponsesOptions) -> tuple[list[Any], list[Any]]:
     """(earlier items from previous_response_id, this request's input items)."""
     items = input_items(body)
-    _check_limits(items)
+    _check_limits(items, function_tools(body.get("tools"))[0])
     if not options.previous_response_id:
         return [], items
     record = _record(options.previous_response_id)
