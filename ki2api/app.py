@@ -16,6 +16,7 @@ from .observability.metrics import Metrics
 from .observability.requestlog import RequestBook, init_request_log, upstream_opened
 from .accounts.pool import AccountPool
 from .routes import anthropic, dashboard, health, meta, metrics, models, openai
+from .routes.responses import init_responses
 from .settings import KEY_WARNED_ENV, Settings
 from .upstream.client import CodeWhispererClient
 from .upstream.session import UpstreamSession
@@ -82,6 +83,7 @@ def create_app(config: Settings | None = None) -> Flask:
 
     for blueprint in (openai.bp, models.bp, anthropic.bp, health.bp, dashboard.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    init_responses(app, settings)  # /v1/responses and its store of responses
     meta.register(app, settings.debug_endpoints)
     register_error_handlers(app)
     init_request_log(app, requests_book)

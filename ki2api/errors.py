@@ -6,6 +6,7 @@
     |   +-- PayloadTooLarge (413)
     |   +-- UnsupportedMediaType (415)
     +-- ModelNotFound (404, invalid_request_error, code model_not_found)
+    +-- NotFound (404, invalid_request_error: a stored object, e.g. a response, unknown or expired)
     +-- AuthenticationError (401, authentication_error)
     +-- PermissionDenied (403, permission_error)
     +-- RateLimited (429, rate_limit_error, optional retry_after seconds)
@@ -60,6 +61,12 @@ class ModelNotFound(ApiError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class NotFound(ApiError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
 
 
 class AuthenticationError(ApiError):

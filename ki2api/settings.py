@@ -198,6 +198,14 @@ class Settings:
     body_read_timeout: float = setting(
         "BODY_READ_TIMEOUT", 60.0, v.positive,
         "seconds a client gets to send its whole request body (408 `request_timeout` beyond)", LIMITS)
+    responses_ttl: float = setting(
+        "RESPONSES_TTL", 7 * 86400.0, v.positive,
+        "seconds a stored Responses API response (`store: true`) is kept for `previous_response_id` and "
+        "`GET /v1/responses/{id}`; older ones are gone (404)", LIMITS)
+    responses_max_bytes: int = setting(
+        "RESPONSES_MAX_BYTES", 256 * 1024 * 1024, v.integer(1024),
+        "bytes all stored responses may take together (in `KI2API_STATE_DIR/responses/`, or in Redis with "
+        "`REDIS_URL`); the oldest are dropped beyond it", LIMITS)
     log_level: str = setting("LOG_LEVEL", "INFO", v.level, "`DEBUG`, `INFO`, `WARNING`, `ERROR`", OBSERVE)
     log_format: str = setting("LOG_FORMAT", "logfmt", v.choice("logfmt", "json"),
                               "`logfmt` or `json`: every ki2api log line, including the one line per request",

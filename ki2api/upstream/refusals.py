@@ -24,6 +24,10 @@ INVALID_MODEL = "INVALID_MODEL_ID"
 # TEMPORARILY_SUSPENDED, "Your User ID ... temporarily is suspended. We've locked your account ..."
 SUSPENSION_WORDS = ("suspended", "locked your account", "account is locked", "account has been locked")
 RETRY_UNAVAILABLE = 5.0  # Retry-After (s) for a throttle or an outage when Kiro names no time
+# Clients recognise a context overflow by its wording: LiteLLM (and so aider) by "maximum context length" from an
+# OpenAI-style API and by "prompt is too long" from Anthropic's; this one sentence carries both.
+CONTEXT_OVERFLOW = ("prompt is too long: This model's maximum context length is exceeded by this conversation "
+                    "(Kiro: {detail}). Shorten the conversation or start a new one.")
 
 
 def error_body(response: requests.Response) -> dict[str, Any]:
@@ -67,7 +71,7 @@ def map_status(response: requests.Response) -> ApiError:
         return PermissionDenied(f"Kiro has suspended or locked this Kiro account (HTTP {status}): {detail}")
     if status == 400:
         if reason == "CONTENT_LENGTH_EXCEEDS_THRESHOLD" or "too long" in message.lower():
-            return ContextLengthExceeded(f"The conversation is too long for the model: {detail}", param="messages")
+            return ContextLengthExceeded(CONTEXT_OVERFLOW.format(detail=detail), param="messages")
         return InvalidRequest(f"Kiro rejected the request: {detail}")
     if status in (401, 403):
         if says_token(message):

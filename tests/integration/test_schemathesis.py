@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from schemathesis.config._warnings import OPT_IN_WARNINGS
+from schemathesis.core.warnings import SchemathesisWarning
 
 from ki2api.models import model_names
 from tests.helpers.credentials import KEY
@@ -22,6 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
           "response_schema_conformance,unsupported_method,allow_header_conformance,ignored_auth")
 MAX_EXAMPLES = "40"
+# schemathesis' default warnings but missing_test_data: the operations on a stored response (GET/DELETE
+# /v1/responses/{id}, its input_items) answer 404 to every generated id; the stateful phase reaches them through
+# createResponse's links.
+WARNINGS = ",".join(w.value for w in SchemathesisWarning
+                    if w not in OPT_IN_WARNINGS and w is not SchemathesisWarning.MISSING_TEST_DATA)
 SEED = "7"
 
 
@@ -40,6 +47,7 @@ def test_documented_paths_are_the_routes_ki2api_serves(app):
     """Every route is documented, except the status page's static files (assets, not API)."""
     document = yaml.safe_load((REPO / "openapi.yaml").read_text())
     served = {rule.rule.replace("<path:name>", "{model}").replace("<name>", "{name}")
+              .replace("<response_id:response_id>", "{response_id}")
               for rule in app.url_map.iter_rules() if not rule.rule.startswith("/static/")}
     assert set(document["paths"]) == served
 
@@ -50,7 +58,7 @@ def test_schemathesis_finds_nothing(start_gateway, tmp_path):
     gateway = start_gateway(AUTH_FAIL_LIMIT="0")
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{gateway.url}/openapi.json",
                "--header", f"Authorization: Bearer {KEY}", "--checks", CHECKS, "--max-examples", MAX_EXAMPLES,
-               "--seed", SEED, "--workers", "1", "--request-timeout", "30", "--no-color",
+               "--seed", SEED, "--warnings", WARNINGS, "--workers", "1", "--request-timeout", "30", "--no-color",
                "--report", "junit", "--report-dir", str(tmp_path)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
