@@ -142,7 +142,7 @@ class AccountPool:
                       and self.availability(a, states.get(a.name, {}), now).state == "healthy"]
         if not candidates:
             if model is not None and not any(may_serve(states.get(a.name, {}), model, now) for a in self.accounts):
-                raise self.not_entitled(model, states, now)
+                raise self.not_entitled(model, states, now, last)
             raise self.unavailable(last)
         waits: list[float] = []
         while True:
@@ -207,10 +207,13 @@ class AccountPool:
         return last or UpstreamUnavailable("No Kiro account could serve this request; retry shortly.",
                                            retry_after=5.0)
 
-    def not_entitled(self, model: str, states: AccountStates, now: float) -> ModelNotFound:
-        """The 404 for a model no account may use, naming the models that can be served."""
+    def not_entitled(self, model: str, states: AccountStates, now: float, last: ApiError | None = None
+                     ) -> ModelNotFound:
+        """The 404 for a model no account may use, naming the models that can be served (and Kiro's words, when
+        this request's own refusal is why)."""
         servable = servable_ids((states.get(a.name, {}) for a in self.accounts if a.enabled), now)
-        return ModelNotFound(f"No Kiro account may use the model {model!r}. Models that can be served: "
+        said = f" (Kiro: {last.message})" if last is not None else ""
+        return ModelNotFound(f"No Kiro account may use the model {model!r}{said}. Models that can be served: "
                              f"{', '.join(servable) or 'none'}", param="model")
 
     # -- outcomes --------------------------------------------------------------------------------------------------

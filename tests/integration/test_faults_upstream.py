@@ -17,9 +17,11 @@ pytestmark = pytest.mark.integration
 api_param = pytest.mark.parametrize("api", APIS, ids=[a.name for a in APIS])
 stream_param = pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 ANTHROPIC_KINDS = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                   429: "rate_limit_error", 502: "api_error", 503: "overloaded_error", 504: "timeout_error"}
+                   404: "not_found_error", 429: "rate_limit_error", 502: "api_error", 503: "overloaded_error",
+                   504: "timeout_error"}
 OPENAI_KINDS = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                429: "rate_limit_error", 502: "upstream_error", 503: "upstream_unavailable", 504: "upstream_timeout"}
+                404: "invalid_request_error", 429: "rate_limit_error", 502: "upstream_error", 503: "upstream_unavailable",
+                504: "upstream_timeout"}
 
 
 def expected_kind(api, status: int) -> str:
@@ -294,7 +296,8 @@ SECTION_6 = [
     (400, {"message": "Input is too long.", "reason": "CONTENT_LENGTH_EXCEEDS_THRESHOLD"}, 400,
      "context_length_exceeded"),
     (400, {"message": "Input is too long."}, 400, "context_length_exceeded"),
-    (400, {"message": "Invalid model id", "reason": "INVALID_MODEL_ID"}, 400, None),
+    # the account may not use this model: marked for it, and with no other account that may, a 404 naming the rest
+    (400, {"message": "Invalid model id", "reason": "INVALID_MODEL_ID"}, 404, "model_not_found"),
     (400, {"message": "Invalid signature in thinking block", "reason": "THINKING_SIGNATURE_INVALID"}, 400, None),
     (403, {"__type": "com.amazon.coral.service#AccessDeniedException",
            "message": "Your account has been suspended"}, 403, None),
@@ -326,7 +329,8 @@ SECTION_6 = [
 def test_every_documented_upstream_error_status(shared, fake_upstream, api, stream, upstream_status, upstream_body,
                                                 status, code):
     gw = shared.get()
-    shared.dirty = upstream_status in (401, 402, 403, 429)  # the account pool rests the account after these
+    # the account pool rests the account after these, or marks it for the model
+    shared.dirty = upstream_status in (401, 402, 403, 429) or upstream_body.get("reason") == "INVALID_MODEL_ID"
     fake_upstream.script({"status": upstream_status, "json": upstream_body})
     reply = call(gw, api.path, api.body, stream=stream)
     check_error(api, reply, status, code)
