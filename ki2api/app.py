@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from .accounts.build import build_pool
+from .accounts.live import StoreSync
 from .observability.metrics import Metrics
 from .observability.requestlog import RequestBook, init_request_log, upstream_opened
 from .accounts.pool import AccountPool
@@ -78,6 +79,10 @@ def create_app(config: Settings | None = None) -> Flask:
     client = CodeWhispererClient(settings, pool, session, on_open=upstream_opened)
     adapter.watch(client.url)  # a chat call ends when its client leaves; refreshes and usage polls never do
     app.extensions["ki2api"] = Services(settings, client, pool, usage, catalog)
+    stored = StoreSync(pool, settings, session, on_refresh=requests_book.metrics.token_refreshed)
+    stored.sync()  # accounts added by `login`/`import`; then every request looks for new ones (one stat a second)
+    app.extensions["ki2api.store"] = stored
+    app.before_request(stored.check)
     app.before_request(usage.ensure_started)  # the first request runs after gevent patched threading
     app.before_request(catalog.ensure_started)
 

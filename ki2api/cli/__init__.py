@@ -43,4 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser().print_help(sys.stderr)
         return 2
-    return int(_module(args.command).run(args) or 0)
+    from ..accounts.files import StoreError
+    from .common import CommandError
+
+    try:
+        return int(_module(args.command).run(args) or 0)
+    except (CommandError, StoreError) as exc:
+        print(f"ki2api {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ki2api {args.command}: interrupted", file=sys.stderr)
+        return 130
