@@ -67,13 +67,13 @@ class DeviceFlow:
 
     def __init__(self, session: requests.Session, region: str = DEFAULT_REGION,
                  start_url: str = BUILDER_ID_START_URL, url: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+                 sleep: Callable[[float], None] | None = None, clock: Callable[[], float] | None = None) -> None:
         self.session = session
         self.region = region
         self.start_url = start_url
         self.url = (url or base_url(region)).rstrip("/")
-        self._sleep = sleep
-        self._clock = clock
+        self._sleep = sleep or time.sleep
+        self._clock = clock or time.monotonic
 
     def register(self) -> Client:
         """RegisterClient: a public client allowed the device-code and refresh-token grants."""
