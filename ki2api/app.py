@@ -16,7 +16,7 @@ from .accounts.live import StoreSync
 from .observability.metrics import Metrics
 from .observability.requestlog import RequestBook, init_request_log, upstream_opened
 from .accounts.pool import AccountPool
-from .routes import anthropic, dashboard, health, meta, metrics, models, openai
+from .routes import anthropic, dashboard, health, logins, meta, metrics, models, openai
 from .routes.responses import init_responses
 from .settings import KEY_WARNED_ENV, Settings
 from .upstream.client import CodeWhispererClient
@@ -86,7 +86,7 @@ def create_app(config: Settings | None = None) -> Flask:
     app.before_request(usage.ensure_started)  # the first request runs after gevent patched threading
     app.before_request(catalog.ensure_started)
 
-    for blueprint in (openai.bp, models.bp, anthropic.bp, health.bp, dashboard.bp, metrics.bp):
+    for blueprint in (openai.bp, models.bp, anthropic.bp, health.bp, dashboard.bp, metrics.bp, logins.bp):
         app.register_blueprint(blueprint)
     init_responses(app, settings)  # /v1/responses and its store of responses
     meta.register(app, settings.debug_endpoints)

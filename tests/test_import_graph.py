@@ -19,7 +19,7 @@ ROOT = Path(ki2api.__file__).resolve().parent
 # higher one (and, by the cycle check, never in a circle within a layer).
 ACCOUNT_LAYERS: dict[str, list[str]] = {
     "base": ["files", "protocols", "identity", "credential", "config", "cooldown", "entitlement", "store", "oidc",
-             "social", "importers"],
+             "social", "importers", "pending"],
     "state": ["file_state", "redis_link", "redis_state"],
     "login": ["token_store", "refresh", "token_manager"],
     "pool": ["pool"],

@@ -100,25 +100,32 @@ class DeviceFlow:
         `on_wait(reason, interval)` is told of each pending or slow_down answer.
         """
         interval, deadline = device.interval, self._clock() + device.expires_in
-        body = {"clientId": client.client_id, "clientSecret": client.client_secret, "grantType": DEVICE_GRANT,
-                "deviceCode": device.device_code}
         while True:
             self._sleep(interval)
-            response = self._send("/token", body)
-            if response.status_code == 200:
-                return _json(response)
-            error = _error(response)
-            if error == "authorization_pending":
-                pass
-            elif error == "slow_down":
+            answer = self.poll_once(client, device)
+            if isinstance(answer, dict):
+                return answer
+            if answer == "slow_down":
                 interval += SLOW_DOWN_STEP
-            else:
-                raise LoginError(_MESSAGES.get(error, f"the login service answered {response.status_code} "
-                                                      f"({error or 'no error code'})"))
             if on_wait:
-                on_wait(error, interval)
+                on_wait(answer or "authorization_pending", interval)
             if self._clock() + interval > deadline:
                 raise LoginError(_MESSAGES["expired_token"])
+
+    def poll_once(self, client: Client, device: Device) -> dict[str, Any] | str | None:
+        """One CreateToken call: the token answer, None (still pending), "slow_down", or LoginError."""
+        body = {"clientId": client.client_id, "clientSecret": client.client_secret, "grantType": DEVICE_GRANT,
+                "deviceCode": device.device_code}
+        response = self._send("/token", body)
+        if response.status_code == 200:
+            return _json(response)
+        error = _error(response)
+        if error == "authorization_pending":
+            return None
+        if error == "slow_down":
+            return error
+        raise LoginError(_MESSAGES.get(error, f"the login service answered {response.status_code} "
+                                              f"({error or 'no error code'})"))
 
     def entry(self, client: Client, token: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
         """The account entry (accounts-file fields) of a finished login."""

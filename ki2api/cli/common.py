@@ -6,10 +6,6 @@ import os
 import sys
 from typing import Any, TextIO
 
-import requests
-
-from ..accounts.build import build_pool
-from ..accounts.live import StoreSync
 from ..accounts.pool import AccountPool
 from ..accounts.store import AccountStore
 from ..settings import ConfigError, Settings
@@ -36,11 +32,14 @@ def store(config: Settings) -> AccountStore:
 
 
 def pool(config: Settings) -> AccountPool:
-    """Every account the server would serve from (configured and stored), with their shared state; no network."""
-    logging.getLogger("ki2api").setLevel(logging.WARNING)
-    built = build_pool(config, requests.Session())
-    StoreSync(built, config, requests.Session()).sync()
-    return built
+    """Every account the server would serve from (configured and stored), with their shared state; no network.
+
+    Built by the app factory, the one place that assembles the pool, exactly as a worker does.
+    """
+    from ..app import create_app
+
+    logging.getLogger("ki2api").setLevel(logging.ERROR)  # the start-up notes are for the server
+    return create_app(config).extensions["ki2api"].pool
 
 
 def say(text: str = "", out: TextIO | None = None) -> None:

@@ -39,6 +39,7 @@ class FakeLogins:
         self.calls: dict[str, int] = {}
         self.refused: list[str] = []
         self.issued: list[dict[str, Any]] = []
+        self.device_codes: list[str] = []
         self._lock = threading.Lock()
         fake = self
 
@@ -120,6 +121,7 @@ class FakeLogins:
             return self._refuse("invalid_request", "device_authorization: startUrl required")
         code, user_code = f"device-{secrets.token_hex(8)}", "ABCD-EFGH"
         self.devices[code] = {"client": body["clientId"], "script": list(self.token_script)}
+        self.device_codes.append(code)
         uri = f"{self.url}/device"
         return 200, {"deviceCode": code, "userCode": user_code, "verificationUri": uri,
                      "verificationUriComplete": f"{uri}?user_code={user_code}", "expiresIn": 600,
