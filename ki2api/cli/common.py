@@ -38,8 +38,13 @@ def pool(config: Settings) -> AccountPool:
     """
     from ..app import create_app
 
-    logging.getLogger("ki2api").setLevel(logging.ERROR)  # the start-up notes are for the server
-    return create_app(config).extensions["ki2api"].pool
+    logger = logging.getLogger("ki2api")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the start-up notes are for the server
+    try:
+        return create_app(config).extensions["ki2api"].pool
+    finally:
+        logger.setLevel(level)
 
 
 def say(text: str = "", out: TextIO | None = None) -> None:
