@@ -54,6 +54,7 @@ class StoreSync:
         self._checked_at = float("-inf")
         self._stamp: Stamp = None
         self.names: set[str] = set()  # the pool's accounts that came from the store
+        self._parked: Account | None = None  # the empty zero-configuration account, while stored ones serve
 
     def check(self) -> None:
         """Apply the store's changes if its directory changed since the last look (cheap; call per request)."""
@@ -80,6 +81,7 @@ class StoreSync:
                 log.info("the zero-configuration account (no token file at %s) leaves the pool: the account "
                          "store has accounts", self.settings.token_file)
                 configured.discard(DEFAULT_NAME)
+                self._parked = account
                 continue
             if account.name in self.names and account.name not in stored:
                 log.info("account %s was removed from the account store", account.name)
@@ -93,6 +95,8 @@ class StoreSync:
             elif name not in self.names:
                 accounts.append(stored_account(item, self.settings, self.session, self.pool.shared, self.on_refresh))
                 log.info("account %s joined the pool from the account store (%s)", name, item.via or "stored")
+        if not accounts and self._parked is not None:  # the store emptied: back to the zero-configuration login
+            accounts, self._parked = [self._parked], None
         self.names = {name for name in stored if name not in configured}
         self.pool.accounts = accounts  # one assignment: a request picking meanwhile sees the old or the new list
 
