@@ -158,3 +158,28 @@ def test_social_login_without_a_browser_offers_the_device_flow(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert status == 1
     assert "No browser on this machine" in err and "python -m ki2api login" in err
+
+
+def test_status_page_logins_continue_from_any_process_and_leave_no_secret_behind(tmp_path, monkeypatch):
+    from ki2api.accounts.pending import PendingLogins
+
+    with FakeLogins(interval=1, token_script=["authorization_pending"]) as fake:
+        started = PendingLogins(tmp_path).start(requests.Session(), "us-east-1", oidc.BUILDER_ID_START_URL, fake.url)
+        path = tmp_path / "logins" / f"{started['id']}.json"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and "deviceCode" not in started
+        other = PendingLogins(tmp_path)  # another worker
+        assert other.poll(requests.Session(), started["id"])[0] == "pending"  # too early: no call made
+        assert fake.polls == []
+        clock = [0.0]
+        monkeypatch.setattr("ki2api.accounts.pending.time.time", lambda: clock[0])
+        clock[0] = json.loads(path.read_text())["next_poll"]
+        assert other.poll(requests.Session(), started["id"])[0] == "pending"  # authorization_pending
+        clock[0] += 1
+        status, entry, _ = other.poll(requests.Session(), started["id"])
+        assert status == "done" and entry["refreshToken"] == fake.issued[0]["refreshToken"]
+        assert len(fake.polls) == 2 and not path.exists()
+        abandoned = PendingLogins(tmp_path).start(requests.Session(), "us-east-1", oidc.BUILDER_ID_START_URL,
+                                                  fake.url)
+        clock[0] += 3600
+        PendingLogins(tmp_path).sweep()
+        assert not (tmp_path / "logins" / f"{abandoned['id']}.json").exists()

@@ -29,6 +29,7 @@ class PendingLogins:
 
     def start(self, session: requests.Session, region: str, start_url: str, url: str | None) -> dict[str, Any]:
         """Register, start the device authorization, remember it; what the page shows (no secret)."""
+        self.sweep()
         flow = DeviceFlow(session, region, start_url, url=url)
         client = flow.register()
         device = flow.start(client)
@@ -64,6 +65,18 @@ class PendingLogins:
             return "pending", None, None
         self.forget(login_id)
         return "done", flow.entry(client, answer), flow
+
+    def sweep(self) -> None:
+        """Delete the logins abandoned past their code's expiry (their secrets with them)."""
+        if not self.directory.is_dir():
+            return
+        for path in self.directory.glob("*.json"):
+            try:
+                record = read_json(path) or {}
+            except StoreError:
+                record = {}
+            if float(record.get("deadline", 0)) < time.time():
+                path.unlink(missing_ok=True)
 
     def forget(self, login_id: str) -> None:
         """Delete a login's file (its secrets with it)."""

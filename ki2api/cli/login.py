@@ -81,12 +81,13 @@ def _social(args: argparse.Namespace, session: requests.Session) -> tuple[dict, 
     login = social.SocialLogin(session, args.social, url=args.auth_url or social.AUTH_URL)
     url = login.authorize_url()
     if args.no_browser or not _browser():
+        port = login.redirect_uri.split(":")[2].split("/")[0]
         common.warn("No browser on this machine: Kiro's Google/GitHub sign-in returns to 127.0.0.1 here, so a "
-                    "browser elsewhere cannot finish it (unless it reaches this port through an SSH tunnel: "
-                    f"ssh -L {login.redirect_uri.split(':')[2].split('/')[0]}:127.0.0.1:...). "
-                    "On a server, log in with the device flow instead: `python -m ki2api login` (Builder ID) "
-                    "or `login --start-url ...` (IAM Identity Center).")
-        common.say(f"If you can, open: {url}")
+                    "browser elsewhere cannot finish it, unless this port reaches it through an SSH tunnel "
+                    f"(on your machine: ssh -L {port}:127.0.0.1:{port} <this server>). On a server, log in with "
+                    "the device flow instead: `python -m ki2api login` (Builder ID) or `login --start-url ... "
+                    "--region ...` (IAM Identity Center).")
+        common.say(f"Through a tunnel, open: {url}")
     else:
         common.say(f"Opening your browser; if it does not open, go to: {url}")
         webbrowser.open(url)
