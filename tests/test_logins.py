@@ -183,3 +183,26 @@ def test_status_page_logins_continue_from_any_process_and_leave_no_secret_behind
         clock[0] += 3600
         PendingLogins(tmp_path).sweep()
         assert not (tmp_path / "logins" / f"{abandoned['id']}.json").exists()
+
+
+def test_login_command_with_google_through_a_browser_stores_a_social_account(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KI2API_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("KI2API_DOTENV", str(tmp_path / "none.env"))
+    opened: list[str] = []
+
+    def browser(url: str) -> bool:  # the person's browser: Kiro's page, then the redirect to the loopback port
+        opened.append(url)
+        threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 10}).start()
+        return True
+
+    monkeypatch.setattr("ki2api.cli.login._browser", lambda: True)
+    monkeypatch.setattr("ki2api.cli.login.webbrowser.open", browser)
+    with FakeLogins() as fake:
+        status = main(["login", "--social", "google", "--name", "me", "--auth-url", fake.url])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    assert opened and opened[0].startswith(f"{fake.url}/login?idp=Google")
+    entry = AccountStore(tmp_path / "state").get("me").entry
+    assert entry["authMethod"] == "social" and entry["provider"] == "Google"
+    assert entry["refreshToken"] == fake.issued[0]["refreshToken"] and fake.refused == []
+    assert fake.issued[0]["refreshToken"] not in out.out + out.err
