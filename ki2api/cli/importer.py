@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         if added:
             log.info("account %s imported (%s)", stored.name, item.via)
             common.say(f"{stored.name}: imported ({item.via}), stored in {stored.path}")
+            if item.entry.get("refreshToken"):
+                common.warn(f"{stored.name}: this is a copy of the login; Kiro rotates refresh tokens, so stop "
+                            "using it where it came from (or use that token file in place: KIRO_TOKEN_FILE)")
         else:
             common.say(f"{stored.name}: already stored (the same login); not copied again")
     return 0
