@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test docs
+.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test docs login import accounts
 
 $(BIN)/gunicorn: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ tests/codex/node_modules/.package-lock.json: tests/codex/package-lock.json
 
 run: setup
 	$(BIN)/gunicorn -c config/gunicorn.conf.py wsgi:app
+
+# Getting an account in (docs/getting-started.md): `make login` (Builder ID; ARGS="--start-url ... --region ..."
+# for IAM Identity Center), `make import SOURCE=path` (default: the IDE's token file), `make accounts`.
+login: setup
+	$(BIN)/python -m ki2api login $(ARGS)
+
+import: setup
+	$(BIN)/python -m ki2api import $(SOURCE)
+
+accounts: setup
+	$(BIN)/python -m ki2api accounts list
 
 test: setup-dev system-deps browser-deps
 	$(BIN)/python -m pytest

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from flask import Flask
 
 from .accounts.build import build_pool
+from .accounts.live import StoreSync
 from .observability.metrics import Metrics
 from .observability.requestlog import RequestBook, init_request_log, upstream_opened
 from .accounts.pool import AccountPool
-from .routes import anthropic, dashboard, health, meta, metrics, models, openai
+from .routes import anthropic, dashboard, health, logins, meta, metrics, models, openai
 from .routes.responses import init_responses
 from .settings import KEY_WARNED_ENV, Settings
 from .upstream.client import CodeWhispererClient
@@ -78,10 +79,14 @@ def create_app(config: Settings | None = None) -> Flask:
     client = CodeWhispererClient(settings, pool, session, on_open=upstream_opened)
     adapter.watch(client.url)  # a chat call ends when its client leaves; refreshes and usage polls never do
     app.extensions["ki2api"] = Services(settings, client, pool, usage, catalog)
+    stored = StoreSync(pool, settings, session, on_refresh=requests_book.metrics.token_refreshed)
+    stored.sync()  # accounts added by `login`/`import`; then every request looks for new ones (one stat a second)
+    app.extensions["ki2api.store"] = stored
+    app.before_request(stored.check)
     app.before_request(usage.ensure_started)  # the first request runs after gevent patched threading
     app.before_request(catalog.ensure_started)
 
-    for blueprint in (openai.bp, models.bp, anthropic.bp, health.bp, dashboard.bp, metrics.bp):
+    for blueprint in (openai.bp, models.bp, anthropic.bp, health.bp, dashboard.bp, metrics.bp, logins.bp):
         app.register_blueprint(blueprint)
     init_responses(app, settings)  # /v1/responses and its store of responses
     meta.register(app, settings.debug_endpoints)

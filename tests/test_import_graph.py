@@ -18,12 +18,13 @@ ROOT = Path(ki2api.__file__).resolve().parent
 # The accounts package from the bottom up: a module may import from its own layer or a lower one, never a
 # higher one (and, by the cycle check, never in a circle within a layer).
 ACCOUNT_LAYERS: dict[str, list[str]] = {
-    "base": ["files", "protocols", "identity", "credential", "config", "cooldown", "entitlement"],
+    "base": ["files", "protocols", "identity", "credential", "config", "cooldown", "entitlement", "store", "oidc",
+             "social", "importers", "pending"],
     "state": ["file_state", "redis_link", "redis_state"],
     "login": ["token_store", "refresh", "token_manager"],
     "pool": ["pool"],
     "reports": ["status", "credits", "catalog"],
-    "build": ["build"],
+    "build": ["build", "live"],
 }
 BUILD = f"{PACKAGE}.accounts.build"
 

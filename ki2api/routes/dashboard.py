@@ -49,6 +49,7 @@ def data() -> Response:
         "server": {"started_at": int(requests_book.started), "uptime_seconds": int(time.time() - requests_book.started),
                    "worker_pid": os.getpid(), "workers": settings.workers},
         "accounts": accounts,
+        "stored_accounts": sorted(current_app.extensions["ki2api.store"].names),  # may be disabled/enabled here
         "totals": requests_book.metrics.totals(),
         "recent_requests": requests_book.recent.latest(),
         "recent_errors": requests_book.errors.latest(),

@@ -138,7 +138,72 @@ function renderAccounts(accounts) {
     },
     // Kiro's figure at the last poll, less what answers were charged since (see docs/accounts.md)
     (a) => [a.usage && typeof a.usage.remaining === "number" ? `${a.usage.remaining}` : ""],
+    () => [""],
   ]);
+  const stored = new Set((lastData && lastData.stored_accounts) || []);
+  const rows = $("accounts").querySelectorAll("tbody tr");
+  accounts.forEach((a, index) => {
+    if (!stored.has(a.name) || !rows[index]) return;
+    const off = a.state === "off";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = off ? "Enable" : "Disable";
+    button.dataset.account = a.name;
+    button.addEventListener("click", () => setEnabled(a.name, off));
+    rows[index].lastChild.appendChild(button);
+  });
+}
+
+// -- account actions (each needs the key; the server logs them) -----------------------------------------------
+
+async function post(path, body) {
+  const key = sessionStorage.getItem(KEY_SLOT);
+  const response = await fetch(path, {
+    method: "POST", cache: "no-store",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body || {}),
+  });
+  let data = {};
+  try { data = await response.json(); } catch (error) { /* not JSON */ }
+  return [response.status, data];
+}
+
+async function setEnabled(name, enabled) {
+  const [status, data] = await post(`/dashboard/accounts/${encodeURIComponent(name)}/${enabled ? "enable" : "disable"}`);
+  $("account-message").hidden = false;
+  $("account-message").textContent = status === 200 ? `${name}: ${enabled ? "enabled" : "disabled"}` : data.error;
+  load();
+}
+
+async function addAccount(event) {
+  event.preventDefault();
+  $("add-error").hidden = true;
+  const body = { start_url: $("start-url").value.trim(), region: $("region").value.trim() };
+  const [status, data] = await post("/dashboard/logins", body);
+  if (status !== 200) return addFailed(data.error || `HTTP ${status}`);
+  $("add-link").href = data.verification_uri_complete;
+  $("add-link").textContent = data.verification_uri;
+  $("add-code").textContent = data.user_code;
+  $("add-status").textContent = "Waiting for the approval…";
+  $("add-flow").hidden = false;
+  pollLogin(data.id, data.interval);
+}
+
+async function pollLogin(id, interval) {
+  await new Promise((resolve) => setTimeout(resolve, Math.max(1, interval) * 1000));
+  const [status, data] = await post(`/dashboard/logins/${id}/poll`);
+  if (status === 200 && data.status === "pending") return pollLogin(id, interval);
+  if (status === 200 && data.status === "done") {
+    $("add-status").textContent = data.added ? `Account ${data.account} added.` : `That login is account ${data.account} already.`;
+    return load();
+  }
+  addFailed(data.error || `HTTP ${status}`);
+}
+
+function addFailed(message) {
+  $("add-flow").hidden = true;
+  $("add-error").hidden = false;
+  $("add-error").textContent = `The login did not complete: ${message}`;
 }
 
 function renderTotals(totals) {
@@ -213,6 +278,7 @@ function start() {
     sessionStorage.removeItem(KEY_SLOT);
     showLogin(null);
   });
+  $("add-form").addEventListener("submit", addAccount);
   $("reveal").addEventListener("change", () => {
     const key = sessionStorage.getItem(KEY_SLOT);
     if (lastData && key) renderClients(lastData.client, lastData.models, key);

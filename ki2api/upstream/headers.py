@@ -17,6 +17,7 @@ USAGE_SDK = "1.0.0"  # the IDE's codewhisperer runtime client (getUsageLimits, L
 OIDC_SDK = "3.980.0"  # @aws-sdk/client-sso-oidc of the IDE
 NODE = "22.22.0"  # the IDE's Electron Node, as in its published request
 CHAT_MAX_ATTEMPTS = 3
+API_KEY_PREFIX = "ksk_"  # a Kiro API key is the bearer itself; usage calls say so with `tokentype: API_KEY`
 _NODE_PLATFORMS = {"linux": "linux", "darwin": "darwin", "windows": "win32"}
 
 
@@ -69,6 +70,7 @@ def usage_headers(credential: Login, version: str, machine_id: str) -> dict[str,
                       f"api/codewhispererruntime#1.0.0 m/N,E {agent}",
         "amz-sdk-invocation-id": str(uuid.uuid4()),
         "amz-sdk-request": "attempt=1; max=1",
+        **({"tokentype": "API_KEY"} if credential.access_token.startswith(API_KEY_PREFIX) else {}),
     }
 
 

@@ -247,7 +247,7 @@ class FakeKiroServer:
         state.note_call(request, machine_id(request.headers))
         token = request.headers.get("authorization", "")
         account = state.account_of(token[7:]) if token.startswith("Bearer ") else None
-        if account is None:
+        if account is None or _untyped_api_key(request):
             conn.send_json(403, ACCESS_DENIED, request.keep_alive)
             return
         state.usage_calls += 1
@@ -261,7 +261,7 @@ class FakeKiroServer:
         state = self.state
         token = request.headers.get("authorization", "")
         account = state.account_of(token[7:]) if token.startswith("Bearer ") else None
-        if account is None:
+        if account is None or _untyped_api_key(request):
             conn.send_json(403, ACCESS_DENIED, request.keep_alive)
             return
         state.models_calls += 1
@@ -396,6 +396,12 @@ def malformed(body: Any) -> str | None:
     except RecursionError:
         return "nested too deeply to check"
     return None
+
+
+def _untyped_api_key(request: Request) -> bool:
+    """A Kiro API key (ksk_...) on a usage call without `tokentype: API_KEY`: the service refuses it."""
+    token = request.headers.get("authorization", "")
+    return token.startswith("Bearer ksk_") and request.headers.get("tokentype") != "API_KEY"
 
 
 def _oidc_fields_ok(body: dict[str, Any]) -> bool:
