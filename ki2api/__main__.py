@@ -1,0 +1,4 @@
+"""`python -m ki2api <command>` (ki2api/cli)."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""`python -m ki2api.cli <command>`."""
+from . import main
+
+raise SystemExit(main())
