@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test docs
+.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test docs doctor
 
 $(BIN)/gunicorn: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ tests/codex/node_modules/.package-lock.json: tests/codex/package-lock.json
 
 run: setup
 	$(BIN)/gunicorn -c config/gunicorn.conf.py wsgi:app
+
+# Every check from settings to Kiro and back, one line each (docs/troubleshooting.md); ARGS=--chat, --refresh, --json.
+doctor: setup
+	$(BIN)/python -m ki2api doctor $(ARGS)
 
 test: setup-dev system-deps browser-deps
 	$(BIN)/python -m pytest
