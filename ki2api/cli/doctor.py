@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     load_dotenv(os.environ.get("KI2API_DOTENV", ".env"))  # as wsgi.py does: the environment wins over .env
     logging.basicConfig(level=logging.INFO if args.verbose else logging.CRITICAL, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # doctor's calls are not the server's requests to count
     checks = diagnose(dict(os.environ), args.refresh, args.chat)
     if args.json:
         json.dump([check.as_dict() for check in checks], sys.stdout, indent=2, ensure_ascii=False)
@@ -54,8 +55,6 @@ def diagnose(environ: dict[str, str], force_refresh: bool = False, chat: bool = 
     first, settings = configuration(environ)
     if settings is None:
         return [first]
-    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # doctor's calls are not the server's requests
     try:
         services = create_app(settings).extensions["ki2api"]
     except Exception as exc:  # a bad accounts file or Redis URL: the configuration cannot be used

@@ -13,6 +13,7 @@ from requests.utils import select_proxy
 
 from ..accounts.catalog import ModelCatalog
 from ..accounts.credits import UsagePoller
+from ..accounts.files import StoreError
 from ..accounts.pool import Account
 from ..errors import ApiError, AuthenticationError
 from ..settings import Settings
@@ -113,7 +114,7 @@ def refresh(account: Account, settings: Settings, force: bool) -> Check:
     tokens = account.tokens
     try:
         credential = tokens.store.load().credential
-    except Exception:  # the token check reports it
+    except (StoreError, OSError):  # the token check reports it
         return skipped("refresh", account.name, "not tried: the login cannot be read (see the token check)")
     if credential.refresh_token is None:
         return skipped("refresh", account.name, "not tried: this login has no refresh token")

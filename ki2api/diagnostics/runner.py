@@ -7,6 +7,7 @@ import requests
 
 from ..accounts.catalog import ModelCatalog
 from ..accounts.credits import UsagePoller
+from ..accounts.files import StoreError
 from ..accounts.pool import Account, AccountPool
 from ..accounts.refresh import refresh_request
 from ..settings import Settings
@@ -68,6 +69,6 @@ def endpoints(settings: Settings, pool: AccountPool) -> list[str]:
 def _refresh_url(account: Account, settings: Settings) -> str | None:
     try:
         credential = account.tokens.store.load().credential
-    except Exception:  # unreadable logins are the token check's to report
+    except (StoreError, OSError):  # unreadable logins are the token check's to report
         return None
     return refresh_request(credential, settings, "0" * 64)[0] if credential.refresh_token else None
