@@ -8,9 +8,11 @@ import socket
 import subprocess
 import sys
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 from ki2api.app import create_app
@@ -299,3 +301,58 @@ def test_a_port_where_ki2api_already_answers(env):
 def test_a_port_that_cannot_be_listened_on(env):
     check = by_name(diagnose({**env, "HOST": "192.0.2.1"}))[f"port 192.0.2.1:{env['PORT']}"]
     assert not check.ok and "cannot listen" in check.detail
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy for GETs (the request line holds the absolute URL), counting what it forwards."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.seen.append(self.path)
+        with requests.Session() as session:
+            session.trust_env = False
+            answer = session.get(self.path, headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                                 timeout=5)
+        body = answer.content
+        self.send_response(answer.status_code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_working_proxy_is_named_and_used(env, fake_upstream, monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    proxy = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    _ForwardProxy.seen = []
+    try:
+        found = by_name(diagnose(env))
+    finally:
+        monkeypatch.delenv("HTTP_PROXY")  # the fake's control calls after the test go direct
+        server.shutdown()
+        thread.join(5)
+    check = found[f"network {fake_upstream.url}"]
+    assert check.ok and check.detail.startswith(f"via proxy {proxy}, resolved to 127.0.0.1")
+    assert f"{fake_upstream.url}/" in _ForwardProxy.seen
+    assert found["models default"].ok  # the account's calls went through it too
+    assert any(path.startswith(f"{fake_upstream.url}/ListAvailableModels") for path in _ForwardProxy.seen)
+
+
+def test_an_account_switched_off_is_not_called(env, fake_upstream, tmp_path):
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps([
+        {"name": "on", "accessToken": ACCESS, "refreshToken": REFRESH, "expiresAt": "2099-01-01T00:00:00.000Z"},
+        {"name": "off", "enabled": False, "accessToken": "x", "refreshToken": "y",
+         "expiresAt": "2099-01-01T00:00:00.000Z"}]))
+    found = by_name(diagnose({**env, "KIRO_ACCOUNTS_FILE": str(accounts)}, chat=True))
+    assert found["token off"].ok and found["models on"].ok and found["chat on"].ok
+    assert all(found[f"{name} off"].skipped and "disabled in the accounts file" in found[f"{name} off"].detail
+               for name in ("refresh", "models", "credits"))
+    assert found["chat off"].skipped
+    assert fake_upstream.stats()["chat_requests"] == 1
