@@ -64,13 +64,13 @@ def diagnose(environ: dict[str, str], force_refresh: bool = False, chat: bool = 
 
 
 def write_text(checks: list[Check], out: TextIO) -> None:
-    """One line per check (✓, ✗ or - for skipped), the fix indented under each failure, a summary last."""
+    """One line per check (✓, ✗ or - for skipped), a failure's fix on its line after `what to do:`, a summary
+    last."""
     marks = MARKS if _can_write(out, "".join(MARKS.values())) else ASCII_MARKS
     for check in checks:
         kind = "skip" if check.skipped else "pass" if check.ok else "fail"
-        out.write(f"{marks[kind]} {check.label}: {check.detail}\n")
-        if check.fix and not check.ok:
-            out.write(f"    what to do: {check.fix}\n")
+        fix = f"; what to do: {check.fix}" if check.fix and not check.ok else ""
+        out.write(f"{marks[kind]} {check.label}: {check.detail}{fix}\n")
     failures = sum(not c.ok for c in checks)
     skips = sum(c.skipped for c in checks)
     out.write(f"{len(checks)} checks: {len(checks) - failures - skips} passed, {failures} failed, {skips} skipped\n")

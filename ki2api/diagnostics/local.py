@@ -91,6 +91,12 @@ def describe_skew(seconds: float) -> str:
     return f"this clock is {_duration(abs(seconds))} {'behind' if seconds > 0 else 'ahead of'} Kiro's"
 
 
+def describe_left(moment: datetime) -> str:
+    """How long until `moment`, in words (`52 min`), or `no time` if it has passed."""
+    left = (moment - datetime.now(timezone.utc)).total_seconds()
+    return _duration(left) if left > 0 else "no time"
+
+
 def shared_state(shared: SharedState, settings: Settings) -> Check:
     """The shared state answers and takes a write: the state directory, or Redis (and its local fallback)."""
     status = shared.status()

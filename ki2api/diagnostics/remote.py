@@ -23,7 +23,7 @@ from ..upstream.events import TextDelta, UpstreamException, iter_events
 from ..upstream.headers import chat_headers
 from ..upstream.refusals import map_status
 from .check import Check, failed, passed, skipped
-from .local import MAX_SKEW, describe_skew, relogin, skew
+from .local import MAX_SKEW, describe_left, describe_skew, relogin, skew
 
 PROBE_READ_TIMEOUT = 10.0
 CHAT_PROMPT = "Reply with the single word OK."
@@ -132,7 +132,9 @@ def refresh(account: Account, settings: Settings, force: bool) -> Check:
     if fresh.expires_within(0):
         return failed("refresh", account.name, "the refresh answered, but the token is still expired",
                       relogin(tokens.store.source))
-    return passed("refresh", account.name, "refreshed" + (" (it was due)" if due else "") + "; the new token is saved")
+    left = f", valid for {describe_left(fresh.expires_at)}" if fresh.expires_at else ""
+    return passed("refresh", account.name, "refreshed" + (" (it was due)" if due else "") + f"; the new token is "
+                  f"saved{left}")
 
 
 def models(account: Account, catalog: ModelCatalog) -> tuple[Check, list[str]]:
