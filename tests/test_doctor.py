@@ -198,7 +198,8 @@ def test_the_proxy_in_use_is_named_and_its_failure_reported(env, fake_upstream, 
 def test_a_login_that_is_due_is_refreshed_and_saved(env, fake_upstream):
     write_token_file(Path(env["KIRO_TOKEN_FILE"]), expires_in=60)  # inside the 300 s refresh margin
     check = by_name(diagnose(env))["refresh default"]
-    assert check.ok and not check.skipped and check.detail == "refreshed (it was due); the new token is saved, valid for 60 min"
+    assert check.ok and not check.skipped
+    assert check.detail == "refreshed (it was due); the new token is saved, valid for 60 min"
     stats = fake_upstream.stats()
     assert stats["refresh_calls"] == 1
     assert json.loads(Path(env["KIRO_TOKEN_FILE"]).read_text())["refreshToken"] == stats["refresh_token"]
