@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test docs login import accounts
+.PHONY: run test setup setup-dev system-deps browser-deps audit docker-test docs login import accounts doctor
 
 $(BIN)/gunicorn: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ import: setup
 
 accounts: setup
 	$(BIN)/python -m ki2api accounts list
+
+# Every check from settings to Kiro and back, one line each (docs/troubleshooting.md); ARGS=--chat, --refresh, --json.
+doctor: setup
+	$(BIN)/python -m ki2api doctor $(ARGS)
 
 test: setup-dev system-deps browser-deps
 	$(BIN)/python -m pytest

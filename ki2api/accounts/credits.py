@@ -120,6 +120,13 @@ class UsagePoller:
 
     def fetch(self, account: Account) -> dict[str, Any] | None:
         """One getUsageLimits call with the account's credential (refreshed once if rejected); None on failure."""
+        usage, error = self.fetch_or_why(account)
+        if usage is None:
+            log.info("no usage limits for Kiro account %s: %s", account.name, error)
+        return usage
+
+    def fetch_or_why(self, account: Account) -> tuple[dict[str, Any] | None, str | None]:
+        """(the parsed usage, None) or (None, why not): fetch's answer with its reason (doctor shows it)."""
         try:
             credential = account.tokens.current()
             response = self._get(credential, account)
@@ -127,22 +134,18 @@ class UsagePoller:
                 response.close()
                 response = self._get(account.tokens.refresh(credential), account)
         except ApiError as exc:
-            log.info("no usage limits for Kiro account %s: %s", account.name, exc.message)
-            return None
+            return None, exc.message
         except requests.RequestException as exc:
-            log.info("no usage limits for Kiro account %s: %s", account.name, type(exc).__name__)
-            return None
+            return None, f"Kiro unreachable ({type(exc).__name__})"
         try:
             if response.status_code != 200:
-                log.info("no usage limits for Kiro account %s: HTTP %s", account.name, response.status_code)
-                return None
+                return None, f"HTTP {response.status_code}"
             body = response.json()
         except ValueError:
-            log.info("no usage limits for Kiro account %s: the answer is not JSON", account.name)
-            return None
+            return None, "the answer is not JSON"
         finally:
             response.close()
-        return parse_usage(body, time.time()) if isinstance(body, dict) else None
+        return (parse_usage(body, time.time()), None) if isinstance(body, dict) else (None, "the answer is not a JSON object")
 
     def _get(self, credential: Credential, account: Account) -> requests.Response:
         params = {"origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST"}

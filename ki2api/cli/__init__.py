@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "login": "ki2api.cli.login",
     "import": "ki2api.cli.importer",
     "accounts": "ki2api.cli.accounts",
+    "doctor": "ki2api.cli.doctor",
 }
 
 

@@ -2,6 +2,7 @@
 prepared in one step."""
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +24,14 @@ class UpstreamSession(requests.Session):
         super().__init__()
         self._environment: dict[tuple[str, str], tuple[dict[str, str], Any]] = {}
         self._urls: dict[str, str] = {}
+        # The Date header of Kiro's latest answer and when it came: /health compares the clocks (diagnostics).
+        self.last_answer: tuple[str | None, float] | None = None
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """requests' send, noting the answer's Date header (kept as text: parsed only when /health asks)."""
+        response = super().send(request, **kwargs)
+        self.last_answer = (response.headers.get("Date"), time.time())
+        return response
 
     def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any,
                                    cert: Any) -> dict[str, Any]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import time
 import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import gevent
 
@@ -51,8 +52,9 @@ class Request:
 class Reader:
     """Buffered reads from a socket: lines and exact byte counts."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, clock_skew: Callable[[], float] = lambda: 0.0) -> None:
         self.sock = sock
+        self.clock_skew = clock_skew  # seconds added to the Date header's time (a server clock that is off)
         self.buffer = b""
 
     def _fill(self) -> bool:
@@ -151,14 +153,15 @@ class Closed(Exception):
 class Connection:
     """One client socket: writes status lines, plain bodies and chunked streams, and injects faults."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, clock_skew: Callable[[], float] = lambda: 0.0) -> None:
         self.sock = sock
+        self.clock_skew = clock_skew  # seconds added to the Date header's time (a server clock that is off)
         # Head, chunks and trailer go out in separate writes: without this, Nagle + delayed ACK hold each ~40 ms.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send_head(self, status: int, headers: dict[str, str], keep_alive: bool) -> None:
         """Write the status line and headers."""
-        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}", f"Date: {formatdate(usegmt=True)}",
+        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}", f"Date: {formatdate(time.time() + self.clock_skew(), usegmt=True)}",
                  f"Connection: {'keep-alive' if keep_alive else 'close'}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
         self.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))

@@ -138,7 +138,7 @@ class FakeKiroServer:
 
     def handle(self, sock: socket.socket, address: tuple[str, int]) -> None:
         """Serve one connection, request after request, until close, fault or error."""
-        conn = Connection(sock)
+        conn = Connection(sock, lambda: self.state.clock_skew)
         reader = Reader(sock)
         self.state.connections += 1
         try:

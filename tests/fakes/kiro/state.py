@@ -16,11 +16,11 @@ from tests.fakes.kiro.script import SpecError
 MAX_RECORDS = 2000  # benchmarks send many thousands of requests; keep only the newest
 MAX_MALFORMED = 100
 STATE_KEYS = ("access_tokens", "refresh_token", "rotate", "refresh_delay", "refresh_status", "refresh_body",
-              "refresh_hold", "accounts", "models", "models_page", "models_status", "models_delay")
+              "refresh_hold", "accounts", "models", "models_page", "models_status", "models_delay", "clock_skew")
 DEFAULT_STATE: dict[str, Any] = {"access_tokens": [], "refresh_token": None, "rotate": True, "refresh_delay": 0.0,
                                  "refresh_status": None, "refresh_body": None, "refresh_hold": False, "accounts": [],
                                  "models": None, "models_page": None, "models_status": None,
-                                 "models_delay": 0.0}
+                                 "models_delay": 0.0, "clock_skew": 0.0}
 ACCOUNT_KEYS = {"name", "access_tokens", "refresh_token", "usage", "default", "models"}
 LEGACY = ""  # the account of the top-level access_tokens/refresh_token
 
@@ -76,6 +76,8 @@ class State:
         self.models_page: int | None = config["models_page"]
         self.models_status: int | None = config["models_status"]
         self.models_delay: float = float(config["models_delay"] or 0.0)
+        # clock_skew: seconds the Date header of every answer is ahead of the real time (negative: behind)
+        self.clock_skew: float = float(config["clock_skew"] or 0.0)
         self.usage_calls = self.models_calls = 0
         self.issued = 0
         self.queue: deque[list[Any]] = deque()  # [spec, answers left]
