@@ -22,6 +22,7 @@ from tests.fakes.kiro.reasoning import SIGNATURE_INVALID, fields_problem, shape_
 from tests.fakes.kiro.models import INVALID_MODEL, page
 from tests.fakes.kiro.script import Plan, SpecError, check_spec, plan_response
 from tests.fakes.kiro.state import State
+from tests.fakes.kiro import websearch
 from tests.helpers.kiro_request import assert_well_formed
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class FakeKiroServer:
         """Answer one request."""
         routes = {("POST", "/generateAssistantResponse"): self.chat, ("POST", "/refreshToken"): self.social_refresh,
                   ("POST", "/token"): self.oidc_refresh, ("GET", "/getUsageLimits"): self.usage_limits,
-                  ("GET", "/ListAvailableModels"): self.list_models}
+                  ("GET", "/ListAvailableModels"): self.list_models, ("POST", "/mcp"): self.web_search}
         handler = routes.get((request.method, request.path))
         if handler is not None:
             handler(conn, request)
@@ -240,6 +241,32 @@ class FakeKiroServer:
             Stream(conn, self.state, plan, gate).run()
         finally:
             self.state.open_streams -= 1
+
+    def web_search(self, conn: Connection, request: Request) -> None:
+        """POST /mcp: Kiro's web search (websearch.py), recorded in state.searches."""
+        state = self.state
+        token = request.headers.get("authorization", "")
+        body = _json_or_none(request.body)
+        record = {"time": time.time(), "headers": request.headers, "body": body}
+        state.searches.append(record)
+        if (state.account_of(token[7:]) if token.startswith("Bearer ") else None) is None:
+            record["status"] = 403
+            conn.send_json(403, ACCESS_DENIED, request.keep_alive)
+            return
+        problem = websearch.malformed(body)
+        if problem is not None:
+            record["status"], record["malformed"] = 400, problem
+            conn.send_json(400, websearch.MALFORMED, request.keep_alive)
+            return
+        if not request.headers.get(websearch.ARN_HEADER, "").startswith("arn:aws:codewhisperer:"):
+            record["status"] = 403
+            conn.send_json(403, websearch.NO_PROFILE, request.keep_alive)
+            return
+        spec = state.search_queue.popleft() if state.search_queue else {}
+        if spec.get("delay"):
+            gevent.sleep(spec["delay"])
+        record["status"], answer = websearch.answer(spec, body)
+        conn.send_json(record["status"], answer, request.keep_alive)
 
     def usage_limits(self, conn: Connection, request: Request) -> None:
         """GET /getUsageLimits: the account's configured usage answer (or a default one), for its tokens only."""
@@ -331,6 +358,8 @@ class FakeKiroServer:
                 result = list(state.records)
             elif (request.method, name) == ("GET", "calls"):
                 result = list(state.calls)
+            elif (request.method, name) == ("GET", "searches"):
+                result = list(state.searches)
             elif request.method != "POST" or not isinstance(body, dict):
                 raise SpecError(f"{request.method} /_control/{name} needs POST with a JSON object")
             elif name == "reset":
@@ -341,6 +370,15 @@ class FakeKiroServer:
                     raise SpecError("script needs {\"responses\": [spec, ...]}")
                 state.queue.extend([check_spec(s), s.get("repeat", 1)] for s in responses)
                 result = {"queued": state.queued()}
+            elif name == "websearch":
+                responses = body.get("responses")
+                if not isinstance(responses, list):
+                    raise SpecError("websearch needs {\"responses\": [spec, ...]}")
+                try:
+                    state.search_queue.extend(websearch.check(s) for s in responses)
+                except websearch.SearchSpecError as exc:
+                    raise SpecError(str(exc)) from None
+                result = {"queued": len(state.search_queue)}
             elif name == "default":
                 result = state.set_default(check_spec(body))
             elif name == "release":

@@ -1,0 +1,120 @@
+"""Web search: Claude Code's search requests answered by Kiro's search (the fake's POST /mcp), pure and routed."""
+import dataclasses
+import time
+
+import pytest
+from anthropic.types import ServerToolUseBlock, WebSearchToolResultBlock
+
+from ki2api.app import create_app
+from ki2api.errors import UpstreamError
+from ki2api.translate import anthropic_request, websearch
+from ki2api.translate.history import build_payload
+from ki2api.upstream.websearch import parse_answer, rpc_body
+from tests.helpers.anthropic_schema import parse_sse, validate_error, validate_event, validate_message
+from tests.fakes.kiro.websearch import malformed
+
+MODEL = "claude-sonnet-4-5"
+SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}
+SEARCH = {"model": MODEL, "max_tokens": 1024, "tools": [SEARCH_TOOL],
+          "system": "You are an assistant for performing a web search tool use",
+          "messages": [{"role": "user", "content": "Perform a web search for the query: kiro gateway 2026"}]}
+RESULTS = [{"title": "Kiro docs", "url": "https://kiro.dev/docs", "snippet": "Kiro is an agentic IDE.",
+            "publishedDate": 1767225600000},
+           {"title": "No snippet", "url": "https://example.org/x"}]
+
+
+def test_only_a_request_whose_tools_are_all_search_tools_is_a_search():
+    assert websearch.search_query(SEARCH) == "kiro gateway 2026"
+    blocks = {**SEARCH, "messages": [{"role": "user", "content": [{"type": "text", "text": "plain words"}]}]}
+    assert websearch.search_query(blocks) == "plain words"
+    with_other = {**SEARCH, "tools": [SEARCH_TOOL, {"name": "Read", "input_schema": {"type": "object"}}]}
+    assert websearch.search_query(with_other) is None
+    assert websearch.search_query({**SEARCH, "tools": []}) is None
+    assert websearch.search_query({k: v for k, v in SEARCH.items() if k != "tools"}) is None
+
+
+def test_the_rpc_call_is_what_the_fake_and_the_protocol_notes_accept():
+    body = rpc_body("q")
+    assert malformed(body) is None
+    assert body["id"].startswith("web_search_tooluse_")
+    assert body["params"] == {"name": "web_search", "arguments": {"query": "q"}}
+
+
+def test_an_error_answer_is_an_upstream_error_never_empty_results():
+    with pytest.raises(UpstreamError, match="refused the web search: nope"):
+        parse_answer({"jsonrpc": "2.0", "id": "1", "error": {"code": -32000, "message": "nope"}})
+    with pytest.raises(UpstreamError, match="failed: quota"):
+        parse_answer({"result": {"content": [{"type": "text", "text": "quota"}], "isError": True}})
+    with pytest.raises(UpstreamError):
+        parse_answer("<html>")
+
+
+def test_blocks_pass_the_sdk_types_and_come_back_as_history_text():
+    results = parse_answer({"result": {"content": [{"type": "text", "text": __import__("json").dumps(
+        {"results": RESULTS})}], "isError": False}})
+    blocks = websearch.content_blocks("kiro", "srvtoolu_1", results)
+    ServerToolUseBlock.model_validate(blocks[0])
+    WebSearchToolResultBlock.model_validate(blocks[1])
+    assert blocks[1]["content"][0]["page_age"] == "January 1, 2026"
+    assert "Kiro is an agentic IDE." in blocks[2]["text"] and "Source: https://example.org/x" in blocks[2]["text"]
+    body = {"model": MODEL, "max_tokens": 10, "messages": [
+        {"role": "user", "content": "search kiro"}, {"role": "assistant", "content": blocks},
+        {"role": "user", "content": "thanks"}]}
+    payload = build_payload(anthropic_request.parse_conversation(body), "claude-sonnet-4.5")
+    said = payload["conversationState"]["history"][-1]["assistantResponseMessage"]["content"]
+    assert "[searched the web for: kiro]" in said and "Kiro docs (https://kiro.dev/docs)" in said
+
+
+def test_a_search_request_is_answered_by_kiros_search(client, auth, fake_upstream):
+    fake_upstream.script_search({"results": RESULTS})
+    response = client.post("/v1/messages", json=SEARCH, headers=auth)
+    assert response.status_code == 200
+    message = validate_message(response.get_json())
+    assert [b.type for b in message.content] == ["server_tool_use", "web_search_tool_result", "text"]
+    assert message.content[0].input == {"query": "kiro gateway 2026"}
+    assert message.content[1].tool_use_id == message.content[0].id
+    assert [r.url for r in message.content[1].content] == ["https://kiro.dev/docs", "https://example.org/x"]
+    assert message.usage.server_tool_use.web_search_requests == 1
+    assert fake_upstream.stats()["chat_requests"] == 0  # no chat call: the search answers it
+    (call,) = fake_upstream.searches()
+    assert call["status"] == 200 and call["body"]["params"]["arguments"] == {"query": "kiro gateway 2026"}
+    assert call["headers"]["x-amzn-kiro-profile-arn"].startswith("arn:aws:codewhisperer:")
+
+
+def test_a_streamed_search_gives_the_same_blocks(client, auth, fake_upstream):
+    fake_upstream.script_search({"results": RESULTS[:1]})
+    response = client.post("/v1/messages", json={**SEARCH, "stream": True}, headers=auth)
+    assert response.status_code == 200
+    events = parse_sse(response.get_data(as_text=True))
+    for name, data in events:
+        validate_event(name, data)
+    starts = [d["content_block"] for n, d in events if n == "content_block_start"]
+    assert [b["type"] for b in starts] == ["server_tool_use", "web_search_tool_result", "text"]
+    assert starts[1]["content"][0]["title"] == "Kiro docs"
+    text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+    assert "https://kiro.dev/docs" in text
+    assert events[-2][1]["usage"]["server_tool_use"]["web_search_requests"] == 1
+
+
+@pytest.mark.parametrize("spec, status, words", [
+    ({"rpc_error": {"code": -32603, "message": "search is not enabled"}}, 502, "search is not enabled"),
+    ({"is_error": "quota exceeded"}, 502, "quota exceeded"),
+    ({"status": 400, "json": {"message": "bad query"}}, 502, "bad query"),
+])
+def test_a_refused_search_is_a_clear_error(client, auth, fake_upstream, spec, status, words):
+    fake_upstream.script_search(spec)
+    response = client.post("/v1/messages", json=SEARCH, headers=auth)
+    assert response.status_code == status
+    body = response.get_json()
+    validate_error(body)
+    assert words in body["error"]["message"] and "web search" in body["error"]["message"]
+
+
+def test_a_search_past_its_deadline_ends_in_504_at_the_deadline(settings, auth, fake_upstream):
+    client = create_app(dataclasses.replace(settings, web_search_timeout=1.0)).test_client()
+    fake_upstream.script_search({"delay": 5})
+    started = time.monotonic()
+    response = client.post("/v1/messages", json=SEARCH, headers=auth)
+    assert response.status_code == 504
+    assert time.monotonic() - started < 3
+    assert "web search took longer than 1 s" in response.get_json()["error"]["message"]
