@@ -47,11 +47,12 @@ def claude(tmp_path, gateway):
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         env[name] = env[name.lower()] = recorder.url
 
-    def run(prompt: str, *tools: str) -> dict:
-        args = [str(CLAUDE), "-p", prompt, "--output-format", "json", "--model", MODEL]
+    def run(prompt: str, *tools: str, **extra_env: str) -> dict:
+        model = extra_env.pop("model", MODEL)
+        args = [str(CLAUDE), "-p", prompt, "--output-format", "json", "--model", model]
         if tools:
             args += ["--allowedTools", ",".join(tools)]
-        done = subprocess.run(args, env=env, cwd=work, capture_output=True, text=True, timeout=240,
+        done = subprocess.run(args, env={**env, **extra_env}, cwd=work, capture_output=True, text=True, timeout=240,
                               stdin=subprocess.DEVNULL)
         assert recorder.seen == [], f"Claude Code tried to reach beyond loopback: {recorder.seen}"
         assert done.returncode == 0, (done.stdout, done.stderr)
@@ -118,3 +119,43 @@ def test_a_cut_write_is_retried_in_two_pieces(claude, fake_upstream):
                for use in turn.get("assistantResponseMessage", {}).get("toolUses", []))
     assert [r["toolUseId"] for r in results_of(calls[2])] == ["tooluse_w1"]
     assert [r["toolUseId"] for r in results_of(calls[3])] == ["tooluse_e1"]
+
+
+def test_auto_compaction_fires_past_the_threshold_of_a_200k_window(claude, fake_upstream):
+    """Kiro's context usage, as ki2api reports it, is what Claude Code compacts by: not at 70 % of 200k, at 95 %.
+
+    Claude Code 2.1 leaves compaction to Anthropic's API unless CLAUDE_CODE_AUTO_COMPACT_WINDOW names the
+    window (docs/claude-code.md): the setting a user of ki2api makes.
+    """
+    run, _work = claude
+    steps = [{"events": call(f"tooluse_b{i}", "Bash", {"command": f"echo step{i}", "description": "echo"}),
+              "context_usage": pct} for i, pct in enumerate((50.0, 70.0, 95.0))]
+    fake_upstream.script(*steps, {"texts": ["<summary>Ran echo steps 0 to 2.</summary>"], "context_usage": 3.0},
+                         {"texts": ["All steps done."], "context_usage": 4.0})
+    result = run("Run the echo steps", "Bash", CLAUDE_CODE_AUTO_COMPACT_WINDOW="200000")
+    assert result["is_error"] is False and result["result"] == "All steps done."
+    calls = kiro_calls(fake_upstream)
+    assert len(calls) == 5
+    texts = [c["currentMessage"]["userInputMessage"]["content"] for c in calls]
+    compacting = [i for i, text in enumerate(texts) if "summary" in text.lower() and "Do NOT call any tools" in text]
+    assert compacting == [3]  # after the answer at 95 % (190k of 200k), not after 50 % or 70 %
+    assert [r["toolUseId"] for r in results_of(calls[2])] == ["tooluse_b1"]  # 70 %: the loop simply went on
+    assert "Ran echo steps 0 to 2." in json.dumps(calls[4])  # the conversation went on from the summary
+    assert len(calls[4].get("history", [])) < len(calls[3].get("history", []))
+
+
+def test_a_1m_model_is_not_compacted_past_200k(claude, fake_upstream):
+    """claude-sonnet-4-6 has a 1M window at Kiro: named with `[1m]` and the window set, 250k and 600k go on."""
+    run, _work = claude
+    steps = [{"events": call(f"tooluse_m{i}", "Bash", {"command": f"echo m{i}", "description": "echo"}),
+              "context_usage": pct} for i, pct in enumerate((25.0, 60.0))]
+    fake_upstream.script(*steps, {"texts": ["Still going."], "context_usage": 61.0})
+    result = run("Run the echo steps", "Bash", model="claude-sonnet-4-6[1m]",
+                 CLAUDE_CODE_AUTO_COMPACT_WINDOW="1000000")
+    assert result["is_error"] is False and result["result"] == "Still going."
+    calls = kiro_calls(fake_upstream)
+    assert len(calls) == 3 and all(c["currentMessage"]["userInputMessage"]["modelId"] == "claude-sonnet-4.6"
+                                   for c in calls)
+    assert not any("Do NOT call any tools" in c["currentMessage"]["userInputMessage"]["content"] for c in calls)
+    assert result["modelUsage"]  # Claude Code counted the usage ki2api reported
+    assert max(u["inputTokens"] for u in result["modelUsage"].values()) >= 600_000
