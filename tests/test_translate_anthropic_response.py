@@ -234,3 +234,10 @@ def test_redacted_reasoning_becomes_a_redacted_thinking_block():
     validate_message(whole)
     assert whole["content"][:2] == [{"type": "redacted_thinking", "data": "opaque=="},
                                     {"type": "thinking", "thinking": "seen", "signature": "s1"}]
+
+
+def test_cache_writes_kiro_reports_are_cache_creation_tokens():
+    whole = collect_message(answer(), [TextDelta("x"), TokenUsage(100, 7, 50, 30)], MODEL)
+    validate_message(whole)
+    assert (whole["usage"]["input_tokens"], whole["usage"]["cache_read_input_tokens"],
+            whole["usage"]["cache_creation_input_tokens"]) == (100, 50, 30)

@@ -1,5 +1,6 @@
 """Web search: Claude Code's search requests answered by Kiro's search (the fake's POST /mcp), pure and routed."""
 import dataclasses
+import json
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from ki2api.translate.history import build_payload
 from ki2api.upstream.websearch import parse_answer, rpc_body
 from tests.helpers.anthropic_schema import parse_sse, validate_error, validate_event, validate_message
 from tests.fakes.kiro.websearch import malformed
+from tests.helpers.openai_schema import validate
 
 MODEL = "claude-sonnet-4-5"
 SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}
@@ -50,7 +52,7 @@ def test_an_error_answer_is_an_upstream_error_never_empty_results():
 
 
 def test_blocks_pass_the_sdk_types_and_come_back_as_history_text():
-    results = parse_answer({"result": {"content": [{"type": "text", "text": __import__("json").dumps(
+    results = parse_answer({"result": {"content": [{"type": "text", "text": json.dumps(
         {"results": RESULTS})}], "isError": False}})
     blocks = websearch.content_blocks("kiro", "srvtoolu_1", results)
     ServerToolUseBlock.model_validate(blocks[0])
@@ -118,3 +120,52 @@ def test_a_search_past_its_deadline_ends_in_504_at_the_deadline(settings, auth, 
     assert response.status_code == 504
     assert time.monotonic() - started < 3
     assert "web search took longer than 1 s" in response.get_json()["error"]["message"]
+
+
+METADATA = {"event": "metadataEvent", "payload": {"tokenUsage": {
+    "uncachedInputTokens": 1200, "outputTokens": 9, "totalTokens": 6209, "cacheReadInputTokens": 4000,
+    "cacheWriteInputTokens": 1000}}}
+
+
+def test_cache_figures_kiro_reports_reach_both_apis(client, auth, fake_upstream):
+    """Kept here with the other Claude Code features: Kiro's metadataEvent tokenUsage, as the peers read it."""
+    text = {"event": "assistantResponseEvent", "payload": {"content": "cached"}}
+    fake_upstream.script({"events": [text, METADATA]}, {"events": [text, METADATA]})
+    body = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    usage = validate_message(client.post("/v1/messages", json=body, headers=auth).get_json()).usage
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (1200, 4000,
+                                                                                                      1000)
+    chat = client.post("/v1/chat/completions", json={"model": MODEL, "messages": body["messages"]},
+                       headers=auth).get_json()["usage"]
+    assert chat["prompt_tokens"] == 6200 and chat["prompt_tokens_details"]["cached_tokens"] == 4000
+
+
+def test_openai_web_search_options_ground_the_answer_and_cite_by_url(client, auth, fake_upstream):
+    fake_upstream.script_search({"results": RESULTS}, {"results": RESULTS})
+    answer = ["Kiro is an agentic IDE (", "https://kiro.dev/docs", ")."]
+    fake_upstream.script({"texts": answer}, {"texts": answer})
+    body = {"model": MODEL, "web_search_options": {"search_context_size": "low"},
+            "messages": [{"role": "user", "content": "What is Kiro?"}]}
+    whole = client.post("/v1/chat/completions", json=body, headers=auth).get_json()
+    validate(whole, "CreateChatCompletionResponse")
+    message = whole["choices"][0]["message"]
+    assert message["annotations"] == [{"type": "url_citation", "url_citation": {
+        "start_index": 24, "end_index": 45, "url": "https://kiro.dev/docs", "title": "Kiro docs"}}]
+    assert message["content"][24:45] == "https://kiro.dev/docs"
+    (first,) = fake_upstream.requests()[:1]
+    sent = first["body"]["conversationState"]["currentMessage"]["userInputMessage"]["content"]
+    assert sent.startswith("What is Kiro?") and "Kiro is an agentic IDE." in sent and "https://example.org/x" in sent
+    streamed = client.post("/v1/chat/completions", json={**body, "stream": True}, headers=auth)
+    chunks = [json.loads(line[6:]) for line in streamed.get_data(as_text=True).splitlines()
+              if line.startswith("data: {")]
+    notes = [c["choices"][0]["delta"]["annotations"] for c in chunks if "annotations" in c["choices"][0]["delta"]]
+    assert notes == [message["annotations"]]
+    assert [s["body"]["params"]["arguments"]["query"] for s in fake_upstream.searches()] == ["What is Kiro?"] * 2
+
+
+def test_openai_search_refused_is_a_clear_error_before_any_chat(client, auth, fake_upstream):
+    fake_upstream.script_search({"rpc_error": {"code": -32000, "message": "not allowed"}})
+    body = {"model": MODEL, "web_search_options": {}, "messages": [{"role": "user", "content": "news?"}]}
+    response = client.post("/v1/chat/completions", json=body, headers=auth)
+    assert response.status_code == 502 and "not allowed" in response.get_json()["error"]["message"]
+    assert fake_upstream.stats()["chat_requests"] == 0

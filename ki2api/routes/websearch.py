@@ -6,13 +6,15 @@ and never a half-sent stream.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from flask import Response, current_app, jsonify
 
 from ..observability.requestlog import note
 from ..translate import websearch
+from ..translate.answer import Answer
 from ..translate.anthropic_response import message_id
+from ..translate.openai_response import ChunkStream
 from ..upstream.websearch import WebSearch
 from ..web.sse import PROXY_HEADERS, format_event
 
@@ -36,3 +38,32 @@ def anthropic_answer(body: dict[str, Any], model: str, stream: bool, query: str)
     events = websearch.stream_events(model, message_id(), blocks, use)
     return Response("".join(format_event(data, name) for name, data in events), mimetype="text/event-stream",
                     headers=PROXY_HEADERS)
+
+
+class CitingChunkStream(ChunkStream):
+    """A chunk stream whose answer cites web search results: a delta with the `url_citation` annotations goes
+    out just before the finish chunk."""
+
+    def __init__(self, model: str, include_usage: bool, results: list[websearch.SearchResult]) -> None:
+        super().__init__(model, include_usage)
+        self.results = results
+
+    def chunks(self, answer: Answer, events: Iterable[object]) -> Iterator[dict[str, Any]]:
+        """The usual chunks, with the annotations before the finish."""
+        said: list[str] = []
+        for chunk in super().chunks(answer, events):
+            choice = chunk["choices"][0] if chunk["choices"] else None
+            if choice is not None and choice["finish_reason"] is not None:
+                citations = websearch.url_citations("".join(said), self.results)
+                if citations:
+                    yield self.chunk({"annotations": citations})
+            elif choice is not None and isinstance(choice["delta"].get("content"), str):
+                said.append(choice["delta"]["content"])
+            yield chunk
+
+
+def cite(completion: dict[str, Any], results: list[websearch.SearchResult]) -> dict[str, Any]:
+    """A whole chat completion with its `url_citation` annotations."""
+    message = completion["choices"][0]["message"]
+    message["annotations"] = websearch.url_citations(message.get("content") or "", results)
+    return completion

@@ -149,3 +149,31 @@ def history_text(block: dict[str, Any]) -> str:
     found = [SearchResult(str(r.get("title") or r.get("url")), str(r.get("url")), str(r.get("encrypted_content") or ""))
              for r in content if isinstance(r, dict) and r.get("type") == "web_search_result"]
     return "\n".join(f"- {r.title} ({r.url}){': ' + r.snippet[:SNIPPET_CHARS] if r.snippet else ''}" for r in found)
+
+
+def openai_query(body: dict[str, Any]) -> str | None:
+    """The query of a chat completion with `web_search_options`: its last user message's text, else None."""
+    if not isinstance(body.get("web_search_options"), dict):
+        return None
+    messages = body.get("messages")
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"] if isinstance(messages, list) \
+        else []
+    query = _text_of(users[-1].get("content")).strip() if users else ""
+    return query[:1000] or None
+
+
+def grounding(query: str, results: list[SearchResult]) -> str:
+    """The results as a note for the model, appended to the current user message."""
+    return (f"[Web search results for \"{query}\"; cite each source you use by its URL.]\n"
+            + summary(query, results).split("\n", 2)[-1])
+
+
+def url_citations(text: str, results: list[SearchResult]) -> list[dict[str, Any]]:
+    """OpenAI's `url_citation` annotations: each result URL where the answer text first cites it."""
+    found = []
+    for result in results:
+        at = text.find(result.url)
+        if at >= 0:
+            found.append({"type": "url_citation", "url_citation": {
+                "start_index": at, "end_index": at + len(result.url), "url": result.url, "title": result.title}})
+    return sorted(found, key=lambda a: a["url_citation"]["start_index"])

@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from ..accounts.pool import AccountPool, Lease
-from ..errors import ApiError, AuthenticationError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from ..errors import ApiError, AuthenticationError, PermissionDenied, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..settings import Settings
 from ..translate.websearch import TOOL, SearchResult
 from .headers import mcp_headers
@@ -29,6 +29,9 @@ from .refusals import RETRY_UNAVAILABLE, map_status, refusal_kind, retry_after
 from .session import UpstreamSession
 
 log = logging.getLogger(__name__)
+# What a refused search says about the account as a whole (rested as after a refused chat); any other refusal
+# (a 403 "forbidden": no search for this account) leaves the account to chat.
+RESTING = frozenset({"throttled", "quota", "capacity", "suspended", "rejected"})
 
 
 def rpc_body(query: str) -> dict[str, Any]:
@@ -113,8 +116,11 @@ class WebSearch:
             error, kind = map_status(response), refusal_kind(response)
             if kind is None:
                 raise UpstreamError(f"Kiro refused the web search (HTTP {response.status_code}): {error.message}")
-            lease.refused(kind, error, retry_after(response))
-            raise _Refused(error)
+            if kind in RESTING:
+                lease.refused(kind, error, retry_after(response))
+                raise _Refused(error)
+            # a 403 "forbidden": this account may not search, yet still chats; the next one is asked, none rested
+            raise _Refused(PermissionDenied(f"Kiro refused the web search: {error.message}"))
         lease.served()
         try:
             answer = json.loads(body)
