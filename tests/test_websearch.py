@@ -13,6 +13,7 @@ from ki2api.translate.history import build_payload
 from ki2api.upstream.websearch import parse_answer, rpc_body
 from tests.helpers.anthropic_schema import parse_sse, validate_error, validate_event, validate_message
 from tests.fakes.kiro.websearch import malformed
+from tests.helpers.claude_code import BODY as CLAUDE_CODE_BODY, MESSAGES as CLAUDE_CODE_MESSAGES
 from tests.helpers.openai_schema import validate
 
 MODEL = "claude-sonnet-4-5"
@@ -169,3 +170,19 @@ def test_openai_search_refused_is_a_clear_error_before_any_chat(client, auth, fa
     response = client.post("/v1/chat/completions", json=body, headers=auth)
     assert response.status_code == 502 and "not allowed" in response.get_json()["error"]["message"]
     assert fake_upstream.stats()["chat_requests"] == 0
+
+
+def test_count_tokens_agrees_with_the_usage_of_the_request_that_follows(client, auth, fake_upstream):
+    """The fake reports context usage as Kiro does, its hidden system prompt included (context_usage "auto", at the
+    captures' 3.1 characters a token); on Claude Code's request shape count_tokens and message_start run higher
+    than that figure, by at most a quarter (docs/api.md): the safe side for compaction."""
+    body = {**CLAUDE_CODE_BODY, "messages": CLAUDE_CODE_MESSAGES, "model": MODEL, "stream": False}
+    counted = client.post("/v1/messages/count_tokens", headers=auth,
+                          json={k: v for k, v in body.items() if k not in ("max_tokens", "stream")}).get_json()
+    fake_upstream.script({"texts": ["ok"], "context_usage": "auto"}, {"texts": ["ok"], "context_usage": "auto"})
+    used = client.post("/v1/messages", headers=auth, json=body).get_json()["usage"]["input_tokens"]
+    events = parse_sse(client.post("/v1/messages", headers=auth, json={**body, "stream": True}).get_data(as_text=True))
+    started = events[0][1]["message"]["usage"]["input_tokens"]
+    assert abs(started - counted["input_tokens"]) <= 20  # the same estimate; the random ids differ in runs
+    assert used <= counted["input_tokens"] <= 1.25 * used, (counted, used)
+    assert used > 5000  # Kiro's own prompt is in it

@@ -3,7 +3,9 @@ ki2api behind the fake Kiro.
 
 `claude -p` (print mode) runs non-interactively with ANTHROPIC_BASE_URL at ki2api, in a temporary HOME: a web
 search turn (Claude Code's WebSearch tool, answered by Kiro's search through the fake's POST /mcp), and a
-`Write` whose call Kiro's answer cuts off, after which the model, told so, writes the file in two pieces.
+`Write` whose call Kiro's answer cuts off, after which the model, told so, writes the file in two pieces;
+auto-compaction at the right size on a 200k window and none past 200k on a 1M one; and Claude Code's effort
+setting reaching Kiro as native reasoning fields.
 Telemetry, error reporting, auto-update and all non-essential traffic are off by Claude Code's documented
 variables, and every proxy variable points at a loopback recorder (NO_PROXY only for 127.0.0.1): any attempt
 to reach beyond loopback fails the test.
@@ -159,3 +161,15 @@ def test_a_1m_model_is_not_compacted_past_200k(claude, fake_upstream):
     assert not any("Do NOT call any tools" in c["currentMessage"]["userInputMessage"]["content"] for c in calls)
     assert result["modelUsage"]  # Claude Code counted the usage ki2api reported
     assert max(u["inputTokens"] for u in result["modelUsage"].values()) >= 600_000
+
+
+@pytest.mark.parametrize("effort", ["low", "high"])
+def test_claude_codes_effort_and_thinking_reach_kiro_natively(claude, fake_upstream, effort):
+    run, _work = claude
+    fake_upstream.set_default({"texts": ["Four."], "reasoning": ["2+2 is 4."]})
+    result = run("What is 2+2?", model="claude-opus-4-7", CLAUDE_CODE_EFFORT_LEVEL=effort)
+    assert result["is_error"] is False and result["result"] == "Four."
+    (call,) = fake_upstream.requests()
+    assert call["body"]["conversationState"]["currentMessage"]["userInputMessage"]["modelId"] == "claude-opus-4.7"
+    fields = call["body"]["additionalModelRequestFields"]
+    assert fields["thinking"]["type"] == "adaptive" and fields["output_config"] == {"effort": effort}

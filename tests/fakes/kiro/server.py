@@ -218,6 +218,8 @@ class FakeKiroServer:
             conn.send_json(400, INVALID_MODEL, request.keep_alive)
             return
         spec = state.next_spec(account)
+        if spec.get("context_usage") == "auto":
+            spec = {**spec, "context_usage": auto_usage(body, model_id, listed)}
         plan = plan_response(spec, model_id)
         record["status"] = plan.status
         record["fault"] = plan.fault
@@ -390,6 +392,22 @@ class FakeKiroServer:
             conn.send_json(400, {"message": str(exc)}, request.keep_alive)
             return
         conn.send_json(200, result, request.keep_alive)
+
+
+HIDDEN_PROMPT_TOKENS = 5000  # what the fake takes Kiro's own system prompt to weigh (docs/api.md's figure)
+# Characters of conversationState JSON per token of Kiro's count, less the hidden prompt, on the three captured
+# requests with answers (3.04, 3.06, 3.23): the fake's tokenizer.
+CHARS_PER_TOKEN = 3.1
+
+
+def auto_usage(body: dict[str, Any], model_id: str, listed: list[dict[str, Any]]) -> float:
+    """The context percentage for `body`: its conversationState at CHARS_PER_TOKEN, plus the hidden prompt,
+    over the model's window; rounded to four decimals, as Kiro sends it."""
+    window = next((e.get("tokenLimits", {}).get("maxInputTokens") for e in listed if e["modelId"] == model_id),
+                  None) or 200_000
+    tokens = len(json.dumps(body.get("conversationState", {}), ensure_ascii=False)) / CHARS_PER_TOKEN \
+        + HIDDEN_PROMPT_TOKENS
+    return round(100 * tokens / window, 4)
 
 
 def _json_or_none(raw: bytes) -> Any:
