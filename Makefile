@@ -28,13 +28,20 @@ tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error; \
 	else echo "note: install node and npm to run the status page browser test" >&2; fi
 
-browser-deps: tests/browser/node_modules/.package-lock.json tests/codex/node_modules/.package-lock.json
+browser-deps: tests/browser/node_modules/.package-lock.json tests/codex/node_modules/.package-lock.json \
+	tests/claude_code/node_modules/.package-lock.json
 
 # The Codex CLI (@openai/codex, pinned by tests/codex/package-lock.json; its native binary comes in the
 # @openai/codex-linux-x64 optional dependency) for tests/codex/test_codex.py.
 tests/codex/node_modules/.package-lock.json: tests/codex/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/codex --no-audit --no-fund --loglevel=error; \
 	else echo "note: install node and npm to run the Codex CLI test" >&2; fi
+
+# Claude Code (@anthropic-ai/claude-code, pinned by tests/claude_code/package-lock.json; its native binary comes in
+# the @anthropic-ai/claude-code-linux-x64 optional dependency) for tests/claude_code/test_claude_code.py.
+tests/claude_code/node_modules/.package-lock.json: tests/claude_code/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/claude_code --no-audit --no-fund --loglevel=error; \
+	else echo "note: install node and npm to run the Claude Code test" >&2; fi
 
 run: setup
 	$(BIN)/gunicorn -c config/gunicorn.conf.py wsgi:app

@@ -93,12 +93,17 @@ _DATE = re.compile(r"-(?:\d{8}|latest)$")  # Anthropic's dated names: claude-opu
 _DASHED_VERSION = re.compile(r"(?<=\d)-(?=\d)")  # 4-5 -> 4.5, 3-7 -> 3.7
 
 
+ONE_MILLION_SUFFIX = "[1m]"
+
+
 def kiro_id_for(name: str, models: Mapping[str, ModelInfo]) -> str | None:
     """The Kiro id a (lowercased) client name maps to among `models`, or None.
 
     A listed id is taken as it is; then the alias table; then, generically, Anthropic's dated and dashed
     names: the date dropped, dashes between digits made dots (`claude-opus-4-7-20260101` -> `claude-opus-4.7`).
+    Claude Code's `[1m]` suffix (its own mark of a 1M-token window) is dropped: the window is Kiro's anyway.
     """
+    name = name.removesuffix(ONE_MILLION_SUFFIX)
     if name in models:
         return name
     alias = MODEL_ALIASES.get(name)

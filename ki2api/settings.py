@@ -174,6 +174,9 @@ class Settings:
                                      "seconds to connect to Kiro", UPSTREAM)
     read_timeout: float = setting("UPSTREAM_READ_TIMEOUT", 300.0, v.positive,
                                   "seconds: the longest silence tolerated between upstream bytes", UPSTREAM)
+    web_search_timeout: float = setting(
+        "WEB_SEARCH_TIMEOUT", 20.0, v.positive,
+        "seconds a web search (Kiro's MCP `web_search`) may take in all before the request fails with 504", UPSTREAM)
     ping_interval: float = setting("SSE_PING_INTERVAL", 10.0, v.positive,
                                    "seconds of upstream silence after which an Anthropic stream gets a `ping` "
                                    "event", UPSTREAM)

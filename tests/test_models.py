@@ -31,6 +31,13 @@ def test_context_window_is_larger_for_the_1m_models():
     assert resolve_model("claude-sonnet-4-5").context_window == 200_000
 
 
+def test_claude_codes_1m_suffix_names_the_same_model_and_window():
+    model = resolve_model("claude-sonnet-4-6[1m]")
+    assert (model.kiro_id, model.context_window, model.name) == ("claude-sonnet-4.6", 1_000_000,
+                                                                 "claude-sonnet-4-6[1m]")
+    assert resolve_model("claude-opus-4-7[1M]").kiro_id == "claude-opus-4.7"
+
+
 def test_unknown_model_names_the_valid_ones():
     with pytest.raises(ModelNotFound) as info:
         resolve_model("gpt-4o")

@@ -79,7 +79,7 @@ def test_real_tool_call_frames_become_one_tool_use_block():
     block = pairs[2][1]["content_block"]
     assert block == {"type": "tool_use", "id": "tooluse_QSfOosa0r0YluOOQ0MolaE", "name": "introspect", "input": {}}
     pieces = [d["delta"]["partial_json"] for n, d in pairs if n == "content_block_delta"]
-    assert len(pieces) == 12  # one input_json_delta per non-empty upstream input piece
+    assert len(pieces) == 1  # the call is held until complete, then given whole (never a cut-off call)
     assert json.loads("".join(pieces)) == {"__tool_use_purpose": "查找关于界面中百分比显示的文档说明",
                                            "query": "percentage display bottom bar context window usage"}
     assert pairs[-2][1]["delta"]["stop_reason"] == "tool_use"
@@ -204,14 +204,14 @@ def test_usage_separates_cache_reads_as_anthropic_does():
 
 def test_cut_closes_the_open_block_and_ends_as_max_tokens():
     stream_state, cut_answer = EventStream(MODEL), answer()
-    parts = list(cut_answer.parts([TextDelta("half"), ToolUseDelta("t1", "run", '{"a"')]))
-    for part in parts[:-1]:  # the stream broke before the tool call's end
+    parts = list(cut_answer.parts([TextDelta("half"), ToolUseDelta("t1", "run", '{"a": 1}'), TextDelta("more")]))
+    for part in parts:  # the stream broke in the text after the tool call
         stream_state.part(part)
     pairs = stream_state.cut(cut_answer)
     for name, data in pairs:
         validate_event(name, data)
     assert [n for n, _ in pairs] == ["content_block_stop", "message_delta", "message_stop"]
-    assert pairs[0][1]["index"] == 1
+    assert pairs[0][1]["index"] == 2
     assert pairs[1][1]["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
     assert pairs[1][1]["usage"] == {"output_tokens": cut_answer.usage.output_tokens}
 
@@ -234,3 +234,10 @@ def test_redacted_reasoning_becomes_a_redacted_thinking_block():
     validate_message(whole)
     assert whole["content"][:2] == [{"type": "redacted_thinking", "data": "opaque=="},
                                     {"type": "thinking", "thinking": "seen", "signature": "s1"}]
+
+
+def test_cache_writes_kiro_reports_are_cache_creation_tokens():
+    whole = collect_message(answer(), [TextDelta("x"), TokenUsage(100, 7, 50, 30)], MODEL)
+    validate_message(whole)
+    assert (whole["usage"]["input_tokens"], whole["usage"]["cache_read_input_tokens"],
+            whole["usage"]["cache_creation_input_tokens"]) == (100, 50, 30)

@@ -40,7 +40,7 @@ def test_fixture_14_streams_one_tool_call_in_openai_form():
     assert calls[0] == {"index": 0, "id": "tooluse_QSfOosa0r0YluOOQ0MolaE", "type": "function",
                         "function": {"name": "introspect", "arguments": ""}}
     assert all(set(c) == {"index", "function"} and set(c["function"]) == {"arguments"} for c in calls[1:])
-    assert len(calls) == 1 + 12  # name first, then one piece per non-empty upstream input
+    assert len(calls) == 1 + 1  # name first, then the whole input: a call is held until complete
     args = json.loads("".join(c["function"]["arguments"] for c in calls))
     assert args == {"__tool_use_purpose": "查找关于界面中百分比显示的文档说明",
                     "query": "percentage display bottom bar context window usage"}

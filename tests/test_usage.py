@@ -1,9 +1,15 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ki2api.translate.answer import IMAGE_TOKENS, Answer, prompt_estimate
+import json
+
+import pytest
+
+from ki2api.models import resolve_model
+from ki2api.translate.answer import IMAGE_TOKENS, KIRO_PROMPT_TOKENS, Answer, prompt_estimate
 from ki2api.translate.usage import OutputCounter, estimate_tokens, input_tokens_from_context
-from ki2api.upstream.events import ContextUsage, TextDelta
+from ki2api.upstream.events import ContextUsage, TextDelta, iter_events
+from tests.helpers.fixtures import CAPTURE
 
 
 def test_estimates_follow_character_runs():
@@ -38,6 +44,21 @@ def test_input_comes_from_the_context_percentage_when_given():
     answer = Answer(7, 1_000_000)
     list(answer.parts([TextDelta("hi"), ContextUsage(0.5)]))
     assert answer.usage.input_tokens == 5000
+
+
+@pytest.mark.parametrize("row", ["06", "14", "16"])
+def test_the_estimate_lands_within_one_percent_of_kiros_own_count(row):
+    """On every captured request with its answer: Kiro's context usage over the model's window, against the
+    estimate (count_tokens, message_start) with Kiro's own additions counted: within 1 % (docs/api.md)."""
+    body = json.loads((CAPTURE / f"{row}.request.json").read_text())
+    body = json.loads(body["body"]) if isinstance(body.get("body"), str) else body.get("body", body)
+    model = body["conversationState"]["currentMessage"]["userInputMessage"]["modelId"]
+    (usage,) = [e for e in iter_events([(CAPTURE / f"{row}.response.eventstream").read_bytes()])
+                if isinstance(e, ContextUsage)]
+    kiro = input_tokens_from_context(usage.percentage, resolve_model(model).context_window, 0)
+    estimate = prompt_estimate(body)
+    assert abs(estimate - kiro) <= 0.01 * kiro, (estimate, kiro)
+    assert abs(estimate - KIRO_PROMPT_TOKENS - kiro) > 0.2 * kiro  # without Kiro's additions, far off
 
 
 def test_prompt_estimate_counts_images_by_a_fixed_cost_not_their_base64():

@@ -21,6 +21,7 @@ from ..translate.answer import Answer, Part, prompt_estimate
 from ..translate.conversation import conversation_key
 from ..translate.history import build_payload
 from ..translate.reasoning import anthropic_ask, apply_reasoning
+from ..translate.websearch import search_query
 from ..web.auth import presented_key, require_key
 from ..web.disconnect import watch_client
 from ..web.envelopes import anthropic_body
@@ -28,6 +29,7 @@ from ..web.heartbeat import Heartbeat
 from ..web.sse import PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
 from .models import served_model
+from .websearch import anthropic_answer
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 _END = object()  # the answer had no parts at all
@@ -40,6 +42,9 @@ def messages() -> Response:
     body = json_body()
     options = parse_options(body)
     model = served_model(options.model)
+    query = search_query(body)  # Claude Code's WebSearch: Kiro's search answers it (routes/websearch.py)
+    if query is not None:
+        return anthropic_answer(body, model.name, options.stream, query)
     conversation = parse_conversation(body, options.thinking_budget)
     apply_reasoning(conversation, anthropic_ask(body), model.info.request_fields_schema, model.name,
                     options.max_tokens)

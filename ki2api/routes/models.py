@@ -60,8 +60,10 @@ def _openai(model: Model) -> dict[str, Any]:
 
 
 def _anthropic(model: Model) -> dict[str, Any]:
+    # max_input_tokens / max_tokens: Anthropic's own fields for the window and the output cap
     return {"type": "model", "id": model.name, "display_name": _display_name(model.kiro_id),
-            "created_at": CREATED_AT, **_extras(model)}
+            "created_at": CREATED_AT, "max_input_tokens": model.info.max_input_tokens,
+            "max_tokens": model.info.max_output_tokens, **_extras(model)}
 
 
 @bp.get("/models")

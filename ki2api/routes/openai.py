@@ -20,6 +20,7 @@ from ..translate.history import build_payload
 from ..translate.openai_request import parse_conversation, parse_options, split_thinking_suffix
 from ..translate.openai_response import ChunkStream, collect_message
 from ..translate.reasoning import apply_reasoning, openai_ask
+from ..translate.websearch import grounding, openai_query
 from ..upstream.client import UpstreamStream
 from ..upstream.events import Event, prime
 from ..web.auth import presented_key, require_key
@@ -28,6 +29,7 @@ from ..web.envelopes import openai_body
 from ..web.sse import DONE, PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
 from .models import served_model
+from .websearch import CitingChunkStream, cite, search
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 
@@ -43,6 +45,10 @@ def chat_completions() -> Response:
     conversation = parse_conversation(body)
     ask = openai_ask(body, split_thinking_suffix(options.model)[1])
     apply_reasoning(conversation, ask, model.info.request_fields_schema, options.model, options.max_tokens)
+    query = openai_query(body)  # web_search_options: Kiro's search first, its results in the prompt
+    results = search(query) if query is not None else None
+    if results is not None:
+        conversation.instruction = "\n\n".join(t for t in (conversation.instruction, grounding(query, results)) if t)
     payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop, options.max_tokens,
@@ -53,10 +59,13 @@ def chat_completions() -> Response:
     note(upstream_status=upstream.status)
     if not options.stream:
         try:
-            return with_credits(jsonify(collect_message(answer, upstream.events(), options.model)), answer.usage)
+            completion = collect_message(answer, upstream.events(), options.model)
+            return with_credits(jsonify(cite(completion, results) if results is not None else completion),
+                                answer.usage)
         finally:
             upstream.close()
-    chunks = ChunkStream(options.model, options.include_usage)
+    chunks = (ChunkStream(options.model, options.include_usage) if results is None
+              else CitingChunkStream(options.model, options.include_usage, results))
     events = prime(upstream.events())  # a failure before the first upstream event is still a proper HTTP error
     response = Response(stream_with_context(_sse(chunks, answer, upstream, events)), mimetype="text/event-stream",
                         headers=PROXY_HEADERS)

@@ -15,6 +15,7 @@ from .images import kiro_image
 from .openai_tools import EMPTY_RESULT, apply_tool_choice  # written once for both APIs (OpenAI-shaped choice)
 from .thinking import MAX_BUDGET, MIN_BUDGET
 from .tools import MAX_DEPTH, ToolNames, TooDeep, kiro_tool, without_nulls
+from .websearch import history_text
 
 log = logging.getLogger(__name__)
 # Other fields (temperature, top_p, top_k, metadata, cache_control ...) are accepted and ignored: Kiro has
@@ -173,6 +174,8 @@ def _block(block: Any, where: str, turn: Turn, names: ToolNames, texts: list[str
         _tool_result(block, where, turn)
     elif kind == "tool_use" and not user:
         turn.tool_uses.append(_tool_use(block, where, names))
+    elif kind in ("server_tool_use", "web_search_tool_result") and not user:
+        texts.append(history_text(block))  # an earlier web search (translate/websearch.py), as text
     elif kind == "thinking" and not user:
         thought = _string(block, "thinking", where)
         turn.reasoning = "\n".join(t for t in (turn.reasoning, thought) if t)

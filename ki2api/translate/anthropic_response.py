@@ -26,11 +26,12 @@ def message_id() -> str:
 
 
 def usage_dict(usage: Usage) -> dict[str, Any]:
-    """Anthropic's usage object: input_tokens excludes what was read from the cache, unlike OpenAI's; plus
-    `kiro_credits` when Kiro reported what the answer cost."""
-    body: dict[str, Any] = {"input_tokens": max(0, usage.input_tokens - usage.cache_read_tokens),
+    """Anthropic's usage object: input_tokens excludes what was read from or written to the cache, unlike
+    OpenAI's (both only as Kiro reports them); plus `kiro_credits` when Kiro reported what the answer cost."""
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    body: dict[str, Any] = {"input_tokens": max(0, usage.input_tokens - cached),
                             "output_tokens": usage.output_tokens,
-                            "cache_creation_input_tokens": 0,
+                            "cache_creation_input_tokens": usage.cache_write_tokens,
                             "cache_read_input_tokens": usage.cache_read_tokens}
     if usage.credits is not None:
         body["kiro_credits"] = usage.credits

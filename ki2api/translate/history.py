@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cut_calls import annotate
 from .image_bounds import ImageBounds, bound_images
 from .thinking import reserialise, with_thinking
 from .tools import ToolNames
@@ -114,6 +115,7 @@ def normalise_turns(turns: list[Turn]) -> list[Turn]:
     if merged[-1].role == "assistant":
         merged.append(Turn("user", CONTINUE))
     _pair_tools(merged)
+    annotate(merged)
     return merged
 
 

@@ -29,7 +29,7 @@ def usage_dict(usage: Usage, reasoning_text: str = "") -> dict[str, Any]:
     """The Responses usage object; reasoning tokens are estimated from the reasoning text (Kiro counts none)."""
     reasoning = min(usage.output_tokens, estimate_tokens(reasoning_text))
     body = {"input_tokens": usage.input_tokens,
-            "input_tokens_details": {"cached_tokens": usage.cache_read_tokens, "cache_write_tokens": 0},
+            "input_tokens_details": {"cached_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens},
             "output_tokens": usage.output_tokens, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": usage.input_tokens + usage.output_tokens}
     if usage.credits is not None:  # what Kiro charged, when it said (never invented)

@@ -59,6 +59,24 @@ def chat_headers(credential: Login, version: str, machine_id: str, attempt: int 
     }
 
 
+def mcp_headers(credential: Login, version: str, machine_id: str, profile_arn: str | None) -> dict[str, str]:
+    """POST /mcp (Kiro's web search): the streaming client's agent, plus the account's profile ARN as a header."""
+    agent = ide_agent(version, machine_id)
+    headers = {
+        "Authorization": f"Bearer {credential.access_token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "x-amz-user-agent": f"aws-sdk-js/{CHAT_SDK} {agent}",
+        "User-Agent": f"aws-sdk-js/{CHAT_SDK} ua/2.1 {os_token()} lang/js md/nodejs#{NODE} "
+                      f"api/codewhispererstreaming#{CHAT_SDK} m/E {agent}",
+        "amz-sdk-invocation-id": str(uuid.uuid4()),
+        "amz-sdk-request": f"attempt=1; max={CHAT_MAX_ATTEMPTS}",
+    }
+    if profile_arn:
+        headers["x-amzn-kiro-profile-arn"] = profile_arn
+    return headers
+
+
 def usage_headers(credential: Login, version: str, machine_id: str) -> dict[str, str]:
     """getUsageLimits: the IDE's runtime client, a GET without a body (so no content type)."""
     agent = ide_agent(version, machine_id)

@@ -20,6 +20,8 @@ def _no_nulls(value: Any, path: str = "body") -> None:
 def _check_tools(tools: list[dict[str, Any]]) -> set[str]:
     names = set()
     for tool in tools:
+        # a Bedrock-style {"cachePoint": ...} among the tools is refused (hj01857655/kiro-account-manager#109)
+        assert set(tool) == {"toolSpecification"}, f"a tools entry with keys {sorted(tool)}"
         spec = tool["toolSpecification"]
         assert set(spec) == {"name", "description", "inputSchema"}, f"tool spec keys {sorted(spec)}"
         assert NAME.fullmatch(spec["name"]), f"tool name {spec['name']!r} is not [A-Za-z0-9_-]{{1,63}}"

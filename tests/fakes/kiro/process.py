@@ -85,6 +85,14 @@ class FakeKiro:
         lists why chat bodies were refused as Kiro would refuse them (tests/helpers/kiro_request.py's rules)."""
         return self._get("stats")
 
+    def script_search(self, *specs: dict[str, Any]) -> dict[str, Any]:
+        """Queue web search answers (tests/fakes/kiro/websearch.py), one per search, in order."""
+        return self._post("websearch", {"responses": list(specs)})
+
+    def searches(self) -> list[dict[str, Any]]:
+        """The recorded POST /mcp calls, oldest first: time, headers (lower-case), body, status."""
+        return self._get("searches")
+
     def requests(self) -> list[dict[str, Any]]:
         """The recorded chat requests, oldest first: time, method, path, headers (lower-case), body, status, and
         the machine id (from the user agent) and conversationId each carried."""

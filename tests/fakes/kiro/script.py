@@ -10,6 +10,8 @@ fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteri
   {"signature"} the fake issues for their whole text (reasoning.py); redacted_reasoning (true): a
   reasoningContentEvent {"redactedContent"} the fake issues, before those.
 - context_usage: texts/frames_count end with contextUsageEvent (default 1.5) + meteringEvent; None drops both.
+  "auto": the percentage Kiro would report for the request: its conversationState's characters / 3.1 plus
+  HIDDEN_PROMPT_TOKENS (Kiro's own system prompt), over the model's maxInputTokens (server.auto_usage).
   events get them only when context_usage is given. credits: that meteringEvent's `usage` (default 0.01).
 - first_delay (s before the first frame), pace (s between writes: frames, or chunk_size pieces), chunk_size,
   hold_after (N frames, then wait for /_control/release), repeat (requests answered, default 1).
@@ -79,6 +81,8 @@ def check_spec(spec: Any) -> dict[str, Any]:
     if unknown:
         raise SpecError(f"unknown spec keys {sorted(unknown)}; known: {sorted(SPEC_KEYS)}")
     for key in _NUMBERS & spec.keys():
+        if key == "context_usage" and spec[key] == "auto":
+            continue
         if spec[key] is not None and not isinstance(spec[key], (int, float)):
             raise SpecError(f"{key} must be a number")
     for key in _COUNTS & spec.keys():

@@ -22,6 +22,7 @@ from tests.fakes.kiro.reasoning import SIGNATURE_INVALID, fields_problem, shape_
 from tests.fakes.kiro.models import INVALID_MODEL, page
 from tests.fakes.kiro.script import Plan, SpecError, check_spec, plan_response
 from tests.fakes.kiro.state import State
+from tests.fakes.kiro import websearch
 from tests.helpers.kiro_request import assert_well_formed
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class FakeKiroServer:
         """Answer one request."""
         routes = {("POST", "/generateAssistantResponse"): self.chat, ("POST", "/refreshToken"): self.social_refresh,
                   ("POST", "/token"): self.oidc_refresh, ("GET", "/getUsageLimits"): self.usage_limits,
-                  ("GET", "/ListAvailableModels"): self.list_models}
+                  ("GET", "/ListAvailableModels"): self.list_models, ("POST", "/mcp"): self.web_search}
         handler = routes.get((request.method, request.path))
         if handler is not None:
             handler(conn, request)
@@ -217,6 +218,8 @@ class FakeKiroServer:
             conn.send_json(400, INVALID_MODEL, request.keep_alive)
             return
         spec = state.next_spec(account)
+        if spec.get("context_usage") == "auto":
+            spec = {**spec, "context_usage": auto_usage(body, model_id, listed)}
         plan = plan_response(spec, model_id)
         record["status"] = plan.status
         record["fault"] = plan.fault
@@ -240,6 +243,32 @@ class FakeKiroServer:
             Stream(conn, self.state, plan, gate).run()
         finally:
             self.state.open_streams -= 1
+
+    def web_search(self, conn: Connection, request: Request) -> None:
+        """POST /mcp: Kiro's web search (websearch.py), recorded in state.searches."""
+        state = self.state
+        token = request.headers.get("authorization", "")
+        body = _json_or_none(request.body)
+        record = {"time": time.time(), "headers": request.headers, "body": body}
+        state.searches.append(record)
+        if (state.account_of(token[7:]) if token.startswith("Bearer ") else None) is None:
+            record["status"] = 403
+            conn.send_json(403, ACCESS_DENIED, request.keep_alive)
+            return
+        problem = websearch.malformed(body)
+        if problem is not None:
+            record["status"], record["malformed"] = 400, problem
+            conn.send_json(400, websearch.MALFORMED, request.keep_alive)
+            return
+        if not request.headers.get(websearch.ARN_HEADER, "").startswith("arn:aws:codewhisperer:"):
+            record["status"] = 403
+            conn.send_json(403, websearch.NO_PROFILE, request.keep_alive)
+            return
+        spec = state.search_queue.popleft() if state.search_queue else {}
+        if spec.get("delay"):
+            gevent.sleep(spec["delay"])
+        record["status"], answer = websearch.answer(spec, body)
+        conn.send_json(record["status"], answer, request.keep_alive)
 
     def usage_limits(self, conn: Connection, request: Request) -> None:
         """GET /getUsageLimits: the account's configured usage answer (or a default one), for its tokens only."""
@@ -331,6 +360,8 @@ class FakeKiroServer:
                 result = list(state.records)
             elif (request.method, name) == ("GET", "calls"):
                 result = list(state.calls)
+            elif (request.method, name) == ("GET", "searches"):
+                result = list(state.searches)
             elif request.method != "POST" or not isinstance(body, dict):
                 raise SpecError(f"{request.method} /_control/{name} needs POST with a JSON object")
             elif name == "reset":
@@ -341,6 +372,15 @@ class FakeKiroServer:
                     raise SpecError("script needs {\"responses\": [spec, ...]}")
                 state.queue.extend([check_spec(s), s.get("repeat", 1)] for s in responses)
                 result = {"queued": state.queued()}
+            elif name == "websearch":
+                responses = body.get("responses")
+                if not isinstance(responses, list):
+                    raise SpecError("websearch needs {\"responses\": [spec, ...]}")
+                try:
+                    state.search_queue.extend(websearch.check(s) for s in responses)
+                except websearch.SearchSpecError as exc:
+                    raise SpecError(str(exc)) from None
+                result = {"queued": len(state.search_queue)}
             elif name == "default":
                 result = state.set_default(check_spec(body))
             elif name == "release":
@@ -352,6 +392,22 @@ class FakeKiroServer:
             conn.send_json(400, {"message": str(exc)}, request.keep_alive)
             return
         conn.send_json(200, result, request.keep_alive)
+
+
+HIDDEN_PROMPT_TOKENS = 5000  # what the fake takes Kiro's own system prompt to weigh (docs/api.md's figure)
+# Characters of conversationState JSON per token of Kiro's count, less the hidden prompt, on the three captured
+# requests with answers (3.04, 3.06, 3.23): the fake's tokenizer.
+CHARS_PER_TOKEN = 3.1
+
+
+def auto_usage(body: dict[str, Any], model_id: str, listed: list[dict[str, Any]]) -> float:
+    """The context percentage for `body`: its conversationState at CHARS_PER_TOKEN, plus the hidden prompt,
+    over the model's window; rounded to four decimals, as Kiro sends it."""
+    window = next((e.get("tokenLimits", {}).get("maxInputTokens") for e in listed if e["modelId"] == model_id),
+                  None) or 200_000
+    tokens = len(json.dumps(body.get("conversationState", {}), ensure_ascii=False)) / CHARS_PER_TOKEN \
+        + HIDDEN_PROMPT_TOKENS
+    return round(100 * tokens / window, 4)
 
 
 def _json_or_none(raw: bytes) -> Any:

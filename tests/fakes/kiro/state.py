@@ -84,6 +84,8 @@ class State:
         self.default: dict[str, Any] = {}
         self.records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
         self.calls: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)  # refresh and usage calls
+        self.search_queue: deque[dict[str, Any]] = deque()  # scripted web search answers (websearch.py)
+        self.searches: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)  # POST /mcp calls
         self.chat_requests = self.refresh_calls = self.oidc_calls = 0
         self.malformed: deque[str] = deque(maxlen=MAX_MALFORMED)  # why bodies were refused, newest last
         self.frames_sent = self.bytes_sent = 0
