@@ -8,6 +8,7 @@ import threading
 
 import pytest
 import requests
+import segno
 
 from ki2api.accounts import oidc, social
 from ki2api.accounts.oidc import DeviceFlow, LoginError
@@ -134,6 +135,20 @@ def test_login_command_stores_the_account_0600_and_prints_the_code(tmp_path, mon
     assert entry["refreshToken"] == fake.issued[0]["refreshToken"] and entry["clientSecret"].startswith("secret-")
     assert entry["region"] == "us-east-1" and entry["startUrl"] == oidc.BUILDER_ID_START_URL
     assert fake.issued[0]["refreshToken"] not in out.out + out.err  # never printed
+
+
+def test_login_qr_code_draws_the_complete_address(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KI2API_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("KI2API_DOTENV", str(tmp_path / "none.env"))
+    monkeypatch.setattr(oidc.time, "sleep", lambda seconds: None)
+    with FakeLogins() as fake:
+        status = main(["login", "--no-browser", "--qr", "--oidc-url", fake.url])
+    out = capsys.readouterr().out
+    assert status == 0
+    drawn = [line for line in out.splitlines() if set(line.strip()) <= set("█▀▄ ") and line.strip()]
+    assert len(drawn) >= 10  # the code's rows, two modules per line
+    expected = segno.make(f"{fake.url}/device?user_code=ABCD-EFGH", error="m")
+    assert len(drawn) >= expected.symbol_size(border=0)[1] // 2  # as tall as the address's own code
 
 
 def test_login_command_says_why_it_failed_and_stores_nothing(tmp_path, monkeypatch, capsys):

@@ -34,6 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--social", choices=sorted(social.PROVIDERS), help="log in with Google or GitHub instead")
     parser.add_argument("--name", help="the new account's name (default: builder-id, idc, google, github)")
     parser.add_argument("--no-browser", action="store_true", help="do not try to open a browser")
+    parser.add_argument("--qr", action="store_true",
+                        help="also show the device login's address as a QR code, to open it on a phone")
     parser.add_argument("--oidc-url", help=argparse.SUPPRESS)  # tests: a fake OIDC service
     parser.add_argument("--auth-url", help=argparse.SUPPRESS)  # tests: a fake Kiro sign-in
 
@@ -64,6 +66,8 @@ def _device(args: argparse.Namespace, session: requests.Session) -> tuple[dict, 
     device = flow.start(client)
     common.say(f"Open {device.verification_uri} and enter the code {device.user_code}")
     common.say(f"or open {device.verification_uri_complete}")
+    if args.qr:
+        _print_qr(device.verification_uri_complete)
     common.say(f"(on any device; the code expires in {device.expires_in / 60:.0f} minutes). Waiting...")
     if not args.no_browser and _browser():
         webbrowser.open(device.verification_uri_complete)
@@ -75,6 +79,14 @@ def _device(args: argparse.Namespace, session: requests.Session) -> tuple[dict, 
     token = flow.poll(client, device, on_wait=waiting)
     expiry = format_expiry(datetime.fromtimestamp(client.expires_at, timezone.utc)) if client.expires_at else None
     return flow.entry(client, token), f"login:{kind}", {"secretExpiresAt": expiry}
+
+
+def _print_qr(url: str) -> None:
+    """`url` as a QR code drawn with block characters, for a phone's camera (segno: imported only here)."""
+    import segno
+
+    segno.make(url, error="m").terminal(out=sys.stdout, compact=True)
+    sys.stdout.flush()
 
 
 def _social(args: argparse.Namespace, session: requests.Session) -> tuple[dict, str, dict]:
