@@ -57,14 +57,29 @@ class FileState:
     def publish_tokens(self, name: str, key: str, record: dict[str, Any]) -> None:
         """Nothing to repair: the files are the shared copy."""
 
-    def tokens_stamp(self, key: str) -> Stamp:
+    def remember_tokens(self, key: str, record: dict[str, Any]) -> None:
+        """Keep `record` (the login last read from the token file) in the state directory unless it holds the
+        same already: what every worker serves while that file cannot be parsed. Raises OSError."""
+        path = self.dir / f"{key}.json"
+        try:
+            kept = read_json(path)
+        except StoreError:
+            kept = None
+        if kept is not None and {k: v for k, v in kept.items() if k != "savedAt"} == \
+                {k: v for k, v in record.items() if k != "savedAt"}:
+            return
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_json_atomic(path, record)
+
+    def tokens_stamp(self, name: str, key: str) -> Stamp:
         """The stamp of the token record file."""
         return file_stamp(self.dir / f"{key}.json")
 
     def refresh_lock(self, name: str, key: str, timeout: float,
-                     beside: Path | None = None) -> ContextManager[None]:
+                     beside: Path | None = None) -> ContextManager[Path | None]:
         """The flock every worker on this machine takes before refreshing this account: `beside` (the token
-        file's lock) if given and it can be created, else `<key>.lock` in the state directory."""
+        file's lock) if given and it can be created, else `<key>.lock` in the state directory; yields the lock
+        file held."""
         own = self.dir / f"{key}.lock"
         return file_lock(beside, timeout, fallback=own) if beside else file_lock(own, timeout)
 

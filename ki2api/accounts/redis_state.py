@@ -21,15 +21,15 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Hashable, Iterator
 
 import redis
 
 from .cooldown import iso
 from .file_state import FileState
-from .files import Stamp, StoreError, read_json
+from .files import StoreError, read_json
 from .identity import is_machine_id, new_machine_id
-from .protocols import COUNTERS, FIELDS, AccountStates
+from .protocols import COUNTERS, FIELDS, AccountStates, NoSharedLock
 from .redis_link import RedisDown, RedisLink
 
 log = logging.getLogger(__name__)
@@ -114,29 +114,46 @@ class RedisState:
                                                       args=[json.dumps(record), *lineage])):
                 log.info("published the newer token of %s to Redis", name)
 
-    def tokens_stamp(self, key: str) -> Stamp:
-        """Stamp of the local record; Redis changes are read under the refresh lock instead."""
-        return self.local.tokens_stamp(key)
+    def remember_tokens(self, key: str, record: dict[str, Any]) -> None:
+        """Keep the token file's login in the local state directory (Redis gets it when a refresh publishes)."""
+        self.local.remember_tokens(key, record)
+
+    def tokens_stamp(self, name: str, key: str) -> Hashable:
+        """The local record's stamp and the Redis record as it is now (one GET), so that every replica uses a
+        token another one shared the moment it is in Redis; "down" while Redis is unreachable, so its return
+        is a change too."""
+        try:
+            shared: Any = self.link.call(lambda r: r.get(self._key("tokens", name)))
+        except RedisDown:
+            shared = "down"
+        return self.local.tokens_stamp(name, key), shared
 
     @contextlib.contextmanager
-    def refresh_lock(self, name: str, key: str, timeout: float, beside: Path | None = None) -> Iterator[None]:
+    def refresh_lock(self, name: str, key: str, timeout: float, beside: Path | None = None
+                     ) -> Iterator[Path | None]:
         """The local flock (workers of this machine queue there), then the Redis lock (replicas queue there).
 
         The Redis lock expires after `timeout`, so a replica that dies holding it blocks the others no longer.
+        While Redis is unreachable, the token file's own lock (`beside`) still serialises the replicas that
+        share that file: the refresh goes ahead under it; without it, NoSharedLock (refusing beats spending
+        a rotating refresh token twice).
         """
         started = time.monotonic()
-        with self.local.refresh_lock(name, key, timeout, beside):
+        with self.local.refresh_lock(name, key, timeout, beside) as held_file:
             lock = self.link.client.lock(self._key("lock", "refresh", name), timeout=timeout, sleep=LOCK_POLL,
                                          thread_local=False)
             remaining = max(0.1, timeout - (time.monotonic() - started))
             try:
                 held = self.link.call(lambda r: lock.acquire(blocking_timeout=remaining))
             except RedisDown:
-                held = None  # only this machine is coordinated until Redis returns
+                if beside is None or held_file != beside:
+                    raise NoSharedLock(f"Redis at {self.link.url} is unreachable and {name}'s credential is not "
+                                       "in a token file whose lock the replicas share") from None
+                held = None  # the token file's lock serialises the replicas sharing it until Redis returns
             if held is False:
                 raise TimeoutError(f"no Redis refresh lock for {name} within {timeout:g} s")
             try:
-                yield
+                yield held_file
             finally:
                 if held:
                     with contextlib.suppress(RedisDown, redis.exceptions.LockError):
