@@ -82,7 +82,8 @@ def test_a_failed_refresh_is_not_repeated_by_another_worker(settings, token_file
 
 
 def test_workers_waiting_on_a_hanging_refresh_give_up_with_it(settings, token_file, fake_upstream):
-    write_token_file(token_file, expires_in=-60)
+    # A token the fake does not know, so the late answer cannot spend the next test's refresh token.
+    write_token_file(token_file, refresh="aorAAAAAslow-refresh-token", expires_in=-60)
     fake_upstream.reset(refresh_delay=3.0)
     quick = replace(settings, refresh_timeout=1.0)
     workers = [_worker(quick) for _ in range(4)]

@@ -19,7 +19,7 @@ never changed by ki2api afterwards.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ContextManager, Hashable, Protocol
+from typing import Any, Callable, ContextManager, Hashable, Protocol
 
 FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh", "models", "model_refusals",
           "quarantine")
@@ -44,7 +44,8 @@ class TokenShare(Protocol):
 
     def publish_tokens(self, name: str, key: str, record: dict[str, Any]) -> None: ...
 
-    def remember_tokens(self, key: str, record: dict[str, Any]) -> None: ...
+    def remember_tokens(self, key: str, record: dict[str, Any],
+                        supersedes: Callable[[dict[str, Any]], bool]) -> None: ...
 
     def tokens_stamp(self, name: str, key: str) -> Hashable: ...
 

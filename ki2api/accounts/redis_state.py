@@ -114,9 +114,10 @@ class RedisState:
                                                       args=[json.dumps(record), *lineage])):
                 log.info("published the newer token of %s to Redis", name)
 
-    def remember_tokens(self, key: str, record: dict[str, Any]) -> None:
+    def remember_tokens(self, key: str, record: dict[str, Any],
+                        supersedes: Callable[[dict[str, Any]], bool]) -> None:
         """Keep the token file's login in the local state directory (Redis gets it when a refresh publishes)."""
-        self.local.remember_tokens(key, record)
+        self.local.remember_tokens(key, record, supersedes)
 
     def tokens_stamp(self, name: str, key: str) -> Hashable:
         """The local record's stamp and the Redis record as it is now (one GET), so that every replica uses a

@@ -163,7 +163,8 @@ class TokenStore:
         elif self.source == "file" and best.tip is not None:
             self._remember(best)
         if publish and best.tip is not None:
-            self.share.publish_tokens(self.name, self.key, _record(best.tokens, best.lineage, best.saved_at))
+            self.share.publish_tokens(self.name, self.key, _record({**best.login, **best.tokens}, best.lineage,
+                                                                  best.saved_at))
         client = None
         if str(raw.get("authMethod", "")).lower() == "idc":
             client = raw if text_field(raw.get("clientId")) and text_field(raw.get("clientSecret")) else \
@@ -247,7 +248,8 @@ class TokenStore:
             raise problem
         best = newest(kept)
         if publish and best.tip is not None:
-            self.share.publish_tokens(self.name, self.key, _record(best.tokens, best.lineage, best.saved_at))
+            self.share.publish_tokens(self.name, self.key, _record({**best.login, **best.tokens}, best.lineage,
+                                                                  best.saved_at))
         raw = {**best.login, **best.tokens}
         client = find_client(self.token_path, text_field(raw.get("clientIdHash"))) \
             if str(raw.get("authMethod", "")).lower() == "idc" else None
@@ -257,9 +259,10 @@ class TokenStore:
 
     def _remember(self, candidate: _Candidate) -> None:
         """Keep the token file's login (tokens, lineage, non-secret fields) in the state directory."""
+        record = _record({**candidate.login, **candidate.tokens}, candidate.lineage, candidate.saved_at)
         try:
-            self.share.remember_tokens(self.key, _record({**candidate.login, **candidate.tokens}, candidate.lineage,
-                                                         candidate.saved_at))
+            self.share.remember_tokens(self.key, record,
+                                       lambda kept: newest([candidate, _record_candidate(kept)]) is candidate)
         except (OSError, TimeoutError) as exc:
             log.debug("cannot keep a copy of the login of %s in the state directory: %s", self.name, exc)
 

@@ -25,7 +25,8 @@ def test_a_failing_refresh_endpoint_gets_one_call_from_four_workers(start_gatewa
 
 
 def test_a_hanging_refresh_endpoint_holds_clients_for_one_timeout(start_gateway, fake_upstream, token_file):
-    write_token_file(token_file, expires_in=-60)
+    # A token the fake does not know, so the late answer cannot spend the next test's refresh token.
+    write_token_file(token_file, refresh="aorAAAAAslow-refresh-token", expires_in=-60)
     fake_upstream.reset(refresh_delay=4.0)
     gw = start_gateway(workers=4, TOKEN_REFRESH_TIMEOUT="1")
 
