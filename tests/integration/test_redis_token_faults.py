@@ -57,6 +57,41 @@ def test_redis_stopped_and_the_token_revoked_the_refresh_token_is_not_spent_twic
     assert fake_upstream.stats()["refresh_calls"] == 1
 
 
+def file_replica(settings, tmp_path, name: str, url: str) -> TokenManager:
+    """A replica with its own copy of the token file and its own state directory, as docs/deployment.md sets up."""
+    token_file = write_token_file(tmp_path / name / "kiro-auth-token.json")
+    ours = replace(settings, token_file=str(token_file), state_dir=str(tmp_path / name / "state"))
+    store = TokenStore(ours.token_file, ours.state_dir, None, None, share=RedisState(url, "test", ours.state_dir))
+    return TokenManager(ours, requests.Session(), store)
+
+
+def test_replicas_with_their_own_token_file_copies_spend_the_token_once_while_redis_is_stopped(
+        settings, tmp_path, fake_upstream, redis_server):
+    one, two = (file_replica(settings, tmp_path, n, redis_server.url) for n in ("one", "two"))
+    assert one.refresh(one.current()).access_token == NEW_ACCESS  # the record in Redis: one's, under one's lock
+    assert two.current().access_token == NEW_ACCESS
+    redis_server.stop()
+    fake_upstream.reset(access_tokens=[], refresh_token="aorAAAAAfake-refresh-1")  # Kiro revokes the access token
+    stale = [r.current() for r in (one, two)]
+
+    def refresh(i: int) -> str:
+        try:
+            return (one, two)[i].refresh(stale[i]).access_token
+        except UpstreamUnavailable as exc:
+            assert exc.retry_after and exc.retry_after > 0 and "own copy" in exc.message
+            return "503"
+
+    fresh, refused = all_at_once(2, refresh)
+    assert refused == "503" and fresh != "503"  # one refreshes under its lock, two refuses
+    assert fake_upstream.stats()["refresh_calls"] == 1
+    redis_server.start()
+    one.store.share.link.probe_once()
+    two.store.share.link.probe_once()
+    one.publish()  # what the pool does when Redis returns
+    assert two.current().access_token == fresh
+    assert two.status()["needs_login"] is False
+
+
 def test_a_token_another_replica_shared_is_used_at_once(settings, tmp_path, fake_upstream, redis_server):
     one, two = (env_replica(settings, tmp_path, n, redis_server.url) for n in ("one", "two"))
     assert one.current().access_token == two.current().access_token == ACCESS
