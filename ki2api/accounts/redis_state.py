@@ -10,7 +10,8 @@ Keys, under KI2API_REDIS_PREFIX (default "ki2api"): `P:tokens:<account>` (JSON t
 `lock`: the id in the token file lock it was refreshed under), `P:lock:refresh:<account>` (redis-py lock with
 expiry), `P:state:<field>` (hash account -> JSON), `P:count:<counter>` (hash account -> int), `P:claim:<job>`
 (SET NX PX), `P:starts:<account>` (sorted set of request starts in the last minute, for `rpm`),
-`P:machine_id` (hash account -> id, set with HSETNX so the first replica's id wins; mirrored in the local machine-ids.json).
+`P:machine_id` (hash account -> id, set with HSETNX so the first replica's id wins; mirrored in the local
+machine-ids.json).
 """
 from __future__ import annotations
 
