@@ -354,7 +354,7 @@ def test_status_reports_health_but_never_a_secret(settings, token_file, fake_ups
     manager.current()
     status = manager.status()
     assert set(status) == {"loaded", "source", "path", "auth_method", "expires_at", "expires_in_seconds",
-                           "last_refresh", "needs_login", "error"}
+                           "last_refresh", "needs_login", "error", "token_file"}
     assert (status["loaded"], status["source"], status["path"]) == (True, "file", str(token_file))
     assert (status["auth_method"], status["needs_login"], status["error"]) == ("idc", False, None)
     assert EXPIRES_AT.match(status["expires_at"]) and 3500 < status["expires_in_seconds"] <= 3600

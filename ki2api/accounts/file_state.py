@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any, Callable, ContextManager
 
 from .files import Stamp, StoreError, file_lock, file_stamp, read_json, write_json_atomic
 from .identity import is_machine_id, new_machine_id
@@ -57,14 +57,31 @@ class FileState:
     def publish_tokens(self, name: str, key: str, record: dict[str, Any]) -> None:
         """Nothing to repair: the files are the shared copy."""
 
-    def tokens_stamp(self, key: str) -> Stamp:
+    def remember_tokens(self, key: str, record: dict[str, Any],
+                        supersedes: Callable[[dict[str, Any]], bool]) -> None:
+        """Keep `record` (the login last read from the token file) in the state directory, unless the record
+        kept there holds the same or `supersedes(kept)` is false (a newer one was kept meanwhile): what every
+        worker serves while that file cannot be parsed. Raises OSError or TimeoutError."""
+        path = self.dir / f"{key}.json"
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with file_lock(self.lock_path, STATE_LOCK_TIMEOUT):
+            try:
+                kept = read_json(path)
+            except StoreError:
+                kept = None
+            if kept is not None and (_without_saved(kept) == _without_saved(record) or not supersedes(kept)):
+                return
+            write_json_atomic(path, record)
+
+    def tokens_stamp(self, name: str, key: str) -> Stamp:
         """The stamp of the token record file."""
         return file_stamp(self.dir / f"{key}.json")
 
     def refresh_lock(self, name: str, key: str, timeout: float,
-                     beside: Path | None = None) -> ContextManager[None]:
+                     beside: Path | None = None) -> ContextManager[Path | None]:
         """The flock every worker on this machine takes before refreshing this account: `beside` (the token
-        file's lock) if given and it can be created, else `<key>.lock` in the state directory."""
+        file's lock) if given and it can be created, else `<key>.lock` in the state directory; yields the lock
+        file held."""
         own = self.dir / f"{key}.lock"
         return file_lock(beside, timeout, fallback=own) if beside else file_lock(own, timeout)
 
@@ -175,3 +192,7 @@ class FileState:
                 write_json_atomic(path, data, durable=False)
         except (OSError, TimeoutError) as exc:
             log.warning("could not update %s: %s", path, exc)
+
+
+def _without_saved(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "savedAt"}

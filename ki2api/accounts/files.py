@@ -113,8 +113,9 @@ def _open_lock(path: Path, create_dir: bool) -> int:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, timeout: float, fallback: Path | None = None) -> Iterator[None]:
+def file_lock(path: Path, timeout: float, fallback: Path | None = None) -> Iterator[Path | None]:
     """Hold an exclusive lock on `path` (created 0600); TimeoutError if another process keeps it past `timeout`.
+    Yields the lock file actually held (None if none could be created).
 
     With a `fallback`, `path` is in someone else's directory (never created): if no lock file can be made
     there, the lock is `fallback` instead. If no lock file can be created at all, warn and go on unlocked:
@@ -126,15 +127,15 @@ def file_lock(path: Path, timeout: float, fallback: Path | None = None) -> Itera
         fd, why = -1, exc.strerror or type(exc).__name__
     if why is not None and fallback is not None:
         log.debug("cannot create the lock %s (%s); locking %s instead", path, why, fallback)
-        with file_lock(fallback, timeout):
-            yield
+        with file_lock(fallback, timeout) as held:
+            yield held
         return
     if why is not None:
         log.warning("cannot create the lock %s (%s); worker processes are not coordinated", path, why)
-        yield
+        yield None
         return
     try:
         _flock(fd, timeout)
-        yield
+        yield path
     finally:
         os.close(fd)  # closing the descriptor releases the flock

@@ -6,7 +6,9 @@ workers on one machine) and `redis_state.RedisState` (Redis, for several machine
 
 Account state is one JSON value per (field, account): field "cooldown" {until, kind, message, failures, at},
 "disabled" {why, at, fingerprint}, "usage" (credits.parse_usage plus fetched_at), "last_error"
-{at, kind, message}, "last_refresh" {at, ok, error} (the last call to the refresh endpoint, by any process),
+{at, kind, message}, "last_refresh" {at, ok, error, fingerprint, kind} (the last call to the refresh endpoint,
+by any process: the fingerprint of the refresh token it spent, and for a failure its kind, "unavailable" or
+"refused", which every process honours for token_manager.FAILURE_COOLDOWN seconds),
 "models" and "model_refusals" (the account's model list and the models Kiro refused it: entitlement.py),
 "quarantine" {at, until (None: until a person clears it), why} (Kiro suspended or locked the account).
 Counters are integers per (counter, account): "requests", "errors", "credits_micro" (millionths of the credits
@@ -17,14 +19,18 @@ never changed by ki2api afterwards.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ContextManager, Protocol
-
-from .files import Stamp
+from typing import Any, Callable, ContextManager, Hashable, Protocol
 
 FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh", "models", "model_refusals",
           "quarantine")
 COUNTERS = ("requests", "errors", "credits_micro")
 AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
+
+
+class NoSharedLock(Exception):
+    """The lock that serialises every replica's refresh cannot be had (Redis is unreachable) and no lock that
+    still serialises them (the token file's own) stands in: refreshing now could spend a rotating refresh
+    token twice."""
 
 
 class TokenShare(Protocol):
@@ -38,10 +44,13 @@ class TokenShare(Protocol):
 
     def publish_tokens(self, name: str, key: str, record: dict[str, Any]) -> None: ...
 
-    def tokens_stamp(self, key: str) -> Stamp: ...
+    def remember_tokens(self, key: str, record: dict[str, Any],
+                        supersedes: Callable[[dict[str, Any]], bool]) -> None: ...
+
+    def tokens_stamp(self, name: str, key: str) -> Hashable: ...
 
     def refresh_lock(self, name: str, key: str, timeout: float,
-                     beside: Path | None = None) -> ContextManager[None]: ...
+                     beside: Path | None = None) -> ContextManager[Path | None]: ...
 
     def states(self) -> AccountStates: ...
 

@@ -54,6 +54,7 @@ def health_report(pool: AccountPool) -> dict[str, Any]:
                         f"({shared.get('error')}): this replica serves from its local view in "
                         f"{shared.get('local_dir')}; cooldowns, refreshed tokens and counters are not shared "
                         "with other replicas until Redis returns")
+    warnings += filter(None, (token_file_warning(row["name"], row["credential"]) for row in rows))
     quarantined = [row["name"] for row in rows if row["state"] == "quarantined"]
     if quarantined:
         warnings.append(f"Kiro suspended or locked {', '.join(quarantined)}: quarantined, no traffic until a person "
@@ -63,6 +64,16 @@ def health_report(pool: AccountPool) -> dict[str, Any]:
         warnings.append("no Kiro account can take requests now: see accounts[].state")
     return {"accounts": rows, "pool": {"size": len(rows), "available": available, "policy": POLICY},
             "shared_state": shared, "warnings": warnings}
+
+
+def token_file_warning(name: str, credential: dict[str, Any]) -> str | None:
+    """The warning for an account whose token file exists but cannot be parsed (every worker reads it anew)."""
+    if credential.get("token_file") != "unreadable":
+        return None
+    served = "serving the login ki2api kept in its state directory" if credential.get("loaded") else \
+        "no login kept by ki2api either: requests get 401 until the file is readable"
+    return (f"account {name}: the token file {credential.get('path')} cannot be parsed ({credential.get('error')}); "
+            f"{served}; ki2api never writes over it, and uses it again as soon as it holds a readable login")
 
 
 def _cooldown(cooldown: dict[str, Any], now: float) -> dict[str, Any]:

@@ -13,18 +13,20 @@ from typing import Any, Callable
 
 import requests
 
-from ..errors import ApiError, AuthenticationError, UpstreamUnavailable
+from ..errors import ApiError, AuthenticationError, UpstreamError, UpstreamUnavailable
 from ..settings import Settings
 from .credential import Credential, fingerprint, format_expiry
 from .files import StoreError
 from .identity import MachineId
+from .protocols import NoSharedLock
 from .refresh import dead_token_error, post_within, refresh_request, refreshed
 from .token_store import MissingCredential, Snapshot, TokenStore
 
 log = logging.getLogger(__name__)
 
 LOCK_SLACK = 5.0  # seconds the refresh lock outlives the refresh calls: time to save the answer
-FAILURE_COOLDOWN = 5.0  # waiters queued behind a failed refresh fail fast instead of calling again
+FAILURE_COOLDOWN = 5.0  # seconds every worker and replica fails fast after a failed refresh instead of calling again
+NO_LOCK_RETRY = 5.0  # Retry-After when no lock serialises the replicas' refresh (Redis away, no shared token file)
 
 
 class TokenManager:
@@ -96,6 +98,7 @@ class TokenManager:
         except ApiError:
             credential = None
         fields = self.store.shared() if shared is None else shared
+        file_state, file_error = self.store.file_state()
         last = max(filter(None, [self._last, fields.get("last_refresh")]), key=lambda r: float(r.get("at", 0)),
                    default=None)
         now = datetime.now(timezone.utc)
@@ -104,12 +107,13 @@ class TokenManager:
             "loaded": credential is not None,
             "source": credential.source if credential else None,
             "path": self.store.where,
+            "token_file": file_state,  # ok | missing | unreadable, read now by whichever worker answers; None: no file
             "auth_method": credential.auth_method if credential else None,
             "expires_at": format_expiry(expires) if expires else None,
             "expires_in_seconds": int((expires - now).total_seconds()) if expires else None,
             "last_refresh": _outcome(last) if last else None,
             "needs_login": credential is None or self._needs_login(credential, fields),
-            "error": self._error or (str(last.get("error")) if last and not last.get("ok") else None),
+            "error": self._error or file_error or (str(last.get("error")) if last and not last.get("ok") else None),
         }
 
     def _needs_login(self, credential: Credential, shared: dict[str, Any]) -> bool:
@@ -166,6 +170,11 @@ class TokenManager:
             except TimeoutError:
                 raise UpstreamUnavailable("Timed out waiting for another ki2api process to refresh the Kiro token",
                                           retry_after=5.0) from None
+            except NoSharedLock as exc:
+                log.warning("account %s: not refreshing the Kiro token now: %s", self.store.name, exc)
+                raise UpstreamUnavailable(f"The Kiro token needs a refresh, but {exc}: refreshing now could spend "
+                                          "the refresh token twice. Retry shortly.",
+                                          retry_after=NO_LOCK_RETRY) from None
         finally:
             self._lock.release()
 
@@ -184,7 +193,9 @@ class TokenManager:
                 snapshot, credential = retaken, retaken.credential
                 fresh = self._call(credential, deadline)
         except ApiError as exc:
-            self._record(False, exc.message)
+            kind = "dead" if isinstance(exc, AuthenticationError) else \
+                "unavailable" if isinstance(exc, UpstreamUnavailable) else "refused"
+            self._record(False, exc.message, credential, kind)  # before the locks go: waiters see it
             if isinstance(exc, AuthenticationError):
                 self._dead = credential.refresh_token
                 self.store.mark_dead(credential, exc.message)  # still under the locks: nobody tries it again
@@ -198,7 +209,7 @@ class TokenManager:
             self._snapshot, where = replace(snapshot, credential=fresh), "memory only"
             log.error("account %s: could not save the refreshed Kiro token (%s); it lives in this process only",
                       self.store.name, exc.strerror)
-        self._record(True, None)
+        self._record(True, None, fresh)
         remaining = int((fresh.expires_at - datetime.now(timezone.utc)).total_seconds()) if fresh.expires_at else -1
         log.info("account %s: refreshed the Kiro %s token (source %s, saved to %s); it expires in %d s",
                  self.store.name, fresh.auth_method, fresh.source, where, remaining)
@@ -225,7 +236,8 @@ class TokenManager:
                                       "token: log in to Kiro IDE again, or set KIRO_REFRESH_TOKEN.")
         if token == self._dead:
             raise dead_token_error(credential, "it was rejected before")
-        why = self.store.dead_reason(credential)
+        shared = self.store.shared()
+        why = self.store.dead_reason(credential, shared)
         if why:
             self._dead = token
             raise AuthenticationError(why)
@@ -236,6 +248,27 @@ class TokenManager:
         failure = self._failure
         if failure and failure[0] == token and time.monotonic() - failure[1] < FAILURE_COOLDOWN:
             raise type(failure[2])(failure[2].message, retry_after=FAILURE_COOLDOWN)
+        self._check_shared_failure(token, shared.get("last_refresh") or {})
+
+    @staticmethod
+    def _check_shared_failure(token: str, last: dict[str, Any]) -> None:
+        """Fail fast if any worker or replica failed to refresh this same token less than FAILURE_COOLDOWN
+        ago: one round of requests is one call to the endpoint, and a waiter gives up with the refresh it
+        waited on."""
+        if last.get("ok") or last.get("kind") not in ("unavailable", "refused"):
+            return
+        if last.get("fingerprint") != fingerprint(token):
+            return
+        try:
+            left = float(last.get("at", 0)) + FAILURE_COOLDOWN - time.time()
+        except (TypeError, ValueError):
+            return
+        if left <= 0:
+            return
+        message = str(last.get("error") or "Kiro's token endpoint failed")
+        if last["kind"] == "unavailable":
+            raise UpstreamUnavailable(message, retry_after=max(1.0, left))
+        raise UpstreamError(message)
 
     def _call(self, credential: Credential, deadline: float) -> Credential:
         """POST the refresh request, answered in full by `deadline`, and turn the answer into the credential."""
@@ -254,9 +287,10 @@ class TokenManager:
         finally:
             response.close()
 
-    def _record(self, ok: bool, error: str | None) -> None:
+    def _record(self, ok: bool, error: str | None, spent: Credential, kind: str | None = None) -> None:
         self._last = {"at": time.time(), "ok": ok, "error": error}
-        self.store.note_refresh(self._last)  # so that every worker's /health shows it
+        # so that every worker's /health shows it, and every worker honours a failure's cooldown
+        self.store.note_refresh({**self._last, "fingerprint": fingerprint(spent.refresh_token), "kind": kind})
         if self.on_refresh is not None:
             self.on_refresh(ok, self.store.name)
 

@@ -3,6 +3,11 @@
 No HTTP and no policy here: `TokenStore` reads and writes; `token_manager.TokenManager` decides when to refresh.
 A refreshed credential may live in several places (the token file, a state file, Redis); `newest` picks the
 one to use by its lineage: the fingerprints of the refresh tokens it descends from.
+
+A token file ki2api cannot parse (truncated, not JSON: say, the IDE halfway through writing it) is never
+written over. Every load of a good token file keeps a copy of its login in the state directory
+(`remember_tokens`), so that while the file is unreadable every worker, even one started since, serves the same
+login: that copy, or a newer one a refresh left in the state directory or Redis.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ContextManager, Mapping
@@ -19,13 +24,14 @@ from .config import read_entries
 from .credential import (Credential, Source, credential_from, find_client, fingerprint, format_expiry,
                          parse_expiry, text_field)
 from .file_state import FileState
-from .files import Stamp, StoreError, file_stamp, is_writable, read_json, remove_leftovers, write_json_atomic
+from .files import StoreError, file_stamp, is_writable, read_json, remove_leftovers, write_json_atomic
 from .protocols import TokenShare
 
 log = logging.getLogger(__name__)
 
 LINEAGE_LENGTH = 16
 _TOKEN_KEYS = ("accessToken", "refreshToken", "expiresAt", "profileArn")
+_LOGIN_KEYS = ("authMethod", "provider", "region", "clientIdHash")  # what a kept copy needs besides the tokens
 
 
 class MissingCredential(StoreError):
@@ -34,12 +40,14 @@ class MissingCredential(StoreError):
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What one load saw: the credential, the token file's JSON (for write-back), stamps and lineage."""
+    """What one load saw: the credential, the token file's JSON (for write-back; None when it must not be
+    written), stamps, lineage, and the login's non-secret fields (auth method, region...)."""
 
     credential: Credential
     file_data: dict[str, Any] | None
-    stamp: tuple[Stamp, ...]
+    stamp: tuple[Any, ...]
     lineage: tuple[str, ...] = ()
+    login: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class _Candidate:
     tokens: dict[str, Any]
     lineage: tuple[str, ...]
     saved_at: float
+    login: dict[str, str] = field(default_factory=dict)
 
     @property
     def tip(self) -> str | None:
@@ -65,7 +74,7 @@ def _record_candidate(record: Mapping[str, Any]) -> _Candidate:
     if not lineage and tokens.get("refreshToken"):  # a state file written before lineages existed
         lineage = (fingerprint(tokens["refreshToken"]) or "",)
     saved = parse_expiry(record.get("savedAt"))
-    return _Candidate(tokens, lineage, saved.timestamp() if saved else 0.0)
+    return _Candidate(tokens, lineage, saved.timestamp() if saved else 0.0, _login_of(record))
 
 
 def newest(candidates: list[_Candidate]) -> _Candidate:
@@ -123,34 +132,67 @@ class TokenStore:
             return str(self.accounts_path)
         return None if self.env else str(self.token_path)
 
-    def stamp(self) -> tuple[Stamp, ...]:
-        """Identity of the files behind the credential as they are now; a change means: load again."""
+    def stamp(self) -> tuple[Any, ...]:
+        """Identity of the files and shared copies behind the credential as they are now; a change means: load
+        again (a Redis record is part of it: a token another replica shared is used at once)."""
         base = self.accounts_path or self.token_path
-        return file_stamp(base), self.share.tokens_stamp(self.key)
+        return file_stamp(base), self.share.tokens_stamp(self.name, self.key)
 
     def load(self, publish: bool = False) -> Snapshot:
-        """Read the credential as the files, env and shared copies hold it now; `publish` repairs a stale share."""
+        """Read the credential as the files, env and shared copies hold it now; `publish` repairs a stale share.
+
+        A token file that cannot be parsed gives the newest login kept in ki2api's state (StoreError if none)."""
         stamp = self.stamp()  # taken first, so a write racing this read shows up as a change next time
-        raw, file_data, saved = self._base()
+        try:
+            raw, file_data, saved = self._base()
+        except MissingCredential:
+            raise
+        except StoreError as exc:
+            if self.source != "file":
+                raise
+            return self._load_kept(stamp, exc, publish)
         candidates = [_Candidate({k: raw[k] for k in _TOKEN_KEYS if isinstance(raw.get(k), str)},
-                                 extend_lineage((), text_field(raw.get("refreshToken"))), saved)]
+                                 extend_lineage((), text_field(raw.get("refreshToken"))), saved, _login_of(raw))]
         candidates += [_record_candidate(r) for r in self.share.read_tokens(self.name, self.key)]
+        longer = [c.lineage for c in candidates[1:] if c.tip is not None and c.tip == candidates[0].tip]
+        if longer:  # the file holds the tip of a chain a record knows more of
+            candidates[0] = replace(candidates[0], lineage=max(longer, key=len))
         best = newest(candidates)
         if best is not candidates[0]:
             raw = {**{k: v for k, v in raw.items() if k not in _TOKEN_KEYS[:3]}, **best.tokens}
+        elif self.source == "file" and best.tip is not None:
+            self._remember(best)
         if publish and best.tip is not None:
-            self.share.publish_tokens(self.name, self.key, _record(best.tokens, best.lineage, best.saved_at))
+            self.share.publish_tokens(self.name, self.key, _record({**best.login, **best.tokens}, best.lineage,
+                                                                  best.saved_at))
         client = None
         if str(raw.get("authMethod", "")).lower() == "idc":
             client = raw if text_field(raw.get("clientId")) and text_field(raw.get("clientSecret")) else \
                 find_client(self.accounts_path or self.token_path, text_field(raw.get("clientIdHash")))
-        return Snapshot(credential_from(raw, self.source, client), file_data, stamp, best.lineage)
+        return Snapshot(credential_from(raw, self.source, client), file_data, stamp, best.lineage, _login_of(raw))
+
+    def file_state(self) -> tuple[str | None, str | None]:
+        """The token file as it is now, the same for every worker: ("ok" | "missing" | "unreadable", why), or
+        (None, None) when the credential does not come from a token file."""
+        if self.source != "file":
+            return None, None
+        try:
+            data = read_json(self.token_path)
+        except StoreError as exc:
+            return "unreadable", str(exc)
+        return ("missing", None) if data is None else ("ok", None)
 
     def save(self, credential: Credential, previous: Snapshot) -> tuple[Snapshot, str]:
-        """Persist a refreshed credential where every worker reads; return the new snapshot and where it went."""
+        """Persist a refreshed credential where every worker reads; return the new snapshot and where it went.
+
+        Never over a token file that cannot be parsed now (the IDE may be halfway through writing a new login):
+        the refreshed token then goes to ki2api's own state only, and the log says so."""
         lineage = extend_lineage(previous.lineage, credential.refresh_token)
-        record = _record(_tokens_of(credential), lineage)
+        record = _record({**previous.login, **_tokens_of(credential)}, lineage)
         file_data, wrote = previous.file_data, ""
+        unparsable = self.file_state()[1] if self.source == "file" else None
+        if unparsable:
+            file_data = None
         if self.source == "file" and file_data is not None and is_writable(self.token_path):
             merged = {**file_data, **_tokens_of(credential)}
             try:
@@ -160,8 +202,14 @@ class TokenStore:
                 log.warning("cannot write %s (%s); keeping the refreshed token in the state directory",
                             self.token_path, exc.strerror)
         shared = self.share.write_tokens(self.name, self.key, record, local=not wrote)
+        if wrote:
+            self._remember(_record_candidate(record))
         where = ", ".join(w for w in (wrote, shared) if w)
-        return Snapshot(credential, file_data, self.stamp(), lineage), where
+        if unparsable:
+            log.warning("%s cannot be parsed (%s): ki2api does not write over it; the refreshed token of %s is "
+                        "kept in ki2api's own state (%s) and used until the file holds a readable login",
+                        self.token_path, unparsable, self.name, where)
+        return Snapshot(credential, file_data, self.stamp(), lineage, previous.login), where
 
     def lock(self, timeout: float) -> ContextManager[None]:
         """Hold the refresh lock shared with every other process; TimeoutError past `timeout`.
@@ -191,6 +239,32 @@ class TokenStore:
         """Tell every process that this login's refresh token is dead, before anyone else tries it."""
         self.share.update(self.name, "disabled", {"why": why, "at": time.time(),
                                                   "fingerprint": fingerprint(credential.refresh_token)})
+
+    def _load_kept(self, stamp: tuple[Any, ...], problem: StoreError, publish: bool) -> Snapshot:
+        """The newest login kept in ki2api's state while the token file cannot be parsed; `problem` if none."""
+        kept = [_record_candidate(r) for r in self.share.read_tokens(self.name, self.key)]
+        kept = [c for c in kept if c.tokens.get("accessToken") or c.tokens.get("refreshToken")]
+        if not kept:
+            raise problem
+        best = newest(kept)
+        if publish and best.tip is not None:
+            self.share.publish_tokens(self.name, self.key, _record({**best.login, **best.tokens}, best.lineage,
+                                                                  best.saved_at))
+        raw = {**best.login, **best.tokens}
+        client = find_client(self.token_path, text_field(raw.get("clientIdHash"))) \
+            if str(raw.get("authMethod", "")).lower() == "idc" else None
+        log.warning("account %s: %s; serving the login ki2api kept in its state until the file is readable again",
+                    self.name, problem)
+        return Snapshot(credential_from(raw, self.source, client), None, stamp, best.lineage, best.login)
+
+    def _remember(self, candidate: _Candidate) -> None:
+        """Keep the token file's login (tokens, lineage, non-secret fields) in the state directory."""
+        record = _record({**candidate.login, **candidate.tokens}, candidate.lineage, candidate.saved_at)
+        try:
+            self.share.remember_tokens(self.key, record,
+                                       lambda kept: newest([candidate, _record_candidate(kept)]) is candidate)
+        except (OSError, TimeoutError) as exc:
+            log.debug("cannot keep a copy of the login of %s in the state directory: %s", self.name, exc)
 
     def _base(self) -> tuple[dict[str, Any], dict[str, Any] | None, float]:
         """The configured credential (raw fields), the token file's JSON, and when it was written."""
@@ -228,8 +302,12 @@ def _tokens_of(credential: Credential) -> dict[str, str]:
     return {k: v for k, v in tokens.items() if v}
 
 
+def _login_of(raw: Mapping[str, Any]) -> dict[str, str]:
+    return {k: raw[k] for k in _LOGIN_KEYS if isinstance(raw.get(k), str) and raw[k]}
+
+
 def _record(raw: Mapping[str, Any], lineage: tuple[str, ...], saved_at: float | None = None) -> dict[str, Any]:
-    tokens = {k: raw[k] for k in _TOKEN_KEYS if isinstance(raw.get(k), str) and raw[k]}
+    tokens = {k: raw[k] for k in _TOKEN_KEYS + _LOGIN_KEYS if isinstance(raw.get(k), str) and raw[k]}
     saved = datetime.fromtimestamp(saved_at, timezone.utc) if saved_at else datetime.now(timezone.utc)
     return {**tokens, "savedAt": format_expiry(saved), "lineage": list(lineage)}
 
