@@ -20,7 +20,7 @@ except ConfigError as exc:
 
 bind = f"{settings.host}:{settings.port}"
 workers = settings.workers
-worker_class = "gevent"
+worker_class = "ki2api.web.worker.Worker"  # gunicorn's gevent worker, guarded (see its docstring)
 worker_connections = settings.worker_connections
 preload_app = False
 timeout = settings.gunicorn_timeout
