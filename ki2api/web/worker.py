@@ -6,7 +6,9 @@ gunicorn's own run loop, keep-alive loop and HTTP parser are kept; three things 
 - stop accepting at SIGTERM: gunicorn's loop closes its listeners only at its next once-a-second check of
   `alive`, and serves what it accepts until then. gunicorn builds each listener's server with
   `self.server_class(...)` when that is set; `_server` builds the same StreamServer as gunicorn's own branch
-  and remembers it, so the SIGTERM handler can close it at once (closing twice is harmless in gevent);
+  and remembers it, so the SIGTERM handler can close it at once (closing twice is harmless in gevent).
+  A subclass rather than replacing `ggevent.StreamServer` (a module global, for every gevent worker in the
+  process) or copying gunicorn's `run()` (its graceful wait and forced stop would no longer follow gunicorn);
 - a deadline for the request line and headers of a connection's first request (`REQUEST_HEADER_TIMEOUT`),
   through gunicorn's own `timeout_ctx` (which otherwise gives KEEPALIVE seconds): a client that sends its
   headers a byte at a time is closed after a few seconds instead of holding a connection slot;
