@@ -236,7 +236,8 @@ class Settings:
         "REQUEST_HEADER_TIMEOUT", 5.0, v.seconds_or_off,
         "seconds a new connection gets to send its first request line and headers, else it is closed (a slow "
         "client cannot hold a connection slot); later requests on a kept-alive connection get `KEEPALIVE`; `0` "
-        "gives the first request `KEEPALIVE` too", GUNICORN)
+        "gives the first request `KEEPALIVE` too (and with `KEEPALIVE=0` gunicorn reads without a deadline)",
+        GUNICORN)
     max_connections_per_address: int = setting(
         "MAX_CONNECTIONS_PER_ADDRESS", 256, v.integer(0),
         "open connections one client address may hold in each worker; beyond, a connection is answered 429 "

@@ -37,7 +37,7 @@ def closed_by_server(sock: socket.socket, wait: float) -> bool:
         return True
 
 
-def health(port: int, sock: socket.socket) -> tuple[int, bytes]:
+def health(sock: socket.socket) -> tuple[int, bytes]:
     """GET /health on an open keep-alive connection: (status, body)."""
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     head = b""
@@ -46,7 +46,8 @@ def health(port: int, sock: socket.socket) -> tuple[int, bytes]:
         assert chunk, f"closed after {head!r}"
         head += chunk
     head, body = head.split(b"\r\n\r\n", 1)
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    lines = head.split(b"\r\n")
+    length = int(next(line.split(b":")[1] for line in lines if line.lower().startswith(b"content-length")))
     while len(body) < length:
         body += sock.recv(4096)
     return int(head.split()[1]), body
@@ -72,9 +73,9 @@ def test_a_first_request_sent_a_byte_at_a_time_is_closed_at_the_header_deadline(
 def test_a_kept_alive_connection_keeps_keepalive_for_its_later_requests(start_gateway):
     gw = start_gateway(REQUEST_HEADER_TIMEOUT="1", KEEPALIVE="75")
     sock = connect(gw.port)
-    assert health(gw.port, sock)[0] == 200
+    assert health(sock)[0] == 200
     assert not closed_by_server(sock, 2.0)  # idle twice the header deadline: still open
-    assert health(gw.port, sock)[0] == 200
+    assert health(sock)[0] == 200
     sock.close()
 
 
@@ -82,7 +83,7 @@ def test_one_address_gets_its_cap_of_connections_and_a_429_beyond(start_gateway)
     gw = start_gateway(MAX_CONNECTIONS_PER_ADDRESS="3", REQUEST_HEADER_TIMEOUT="30")
     held = [connect(gw.port) for _ in range(3)]
     for sock in held:  # served: each is open in the worker and counted
-        assert health(gw.port, sock)[0] == 200
+        assert health(sock)[0] == 200
     extra = connect(gw.port)
     extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
     answer = b""
@@ -93,13 +94,13 @@ def test_one_address_gets_its_cap_of_connections_and_a_429_beyond(start_gateway)
     assert head.startswith(b"HTTP/1.1 429 ")
     assert json.loads(body)["error"]["code"] == "too_many_connections"
     other = connect(gw.port, source="127.0.0.1")  # another address is served meanwhile
-    assert health(gw.port, other)[0] == 200
+    assert health(other)[0] == 200
     other.close()
     held.pop().close()  # one of the three gone: the address may open one again
     deadline = time.monotonic() + DEADLINE
     while True:
         again = connect(gw.port)
-        status, _ = health(gw.port, again)
+        status, _ = health(again)
         again.close()
         if status == 200:
             break
@@ -115,6 +116,6 @@ def test_behind_a_proxy_the_cap_is_the_proxys(start_gateway):
     gw = start_gateway(MAX_CONNECTIONS_PER_ADDRESS="1", TRUSTED_PROXIES="1")
     socks = [connect(gw.port) for _ in range(3)]  # all "from nginx"
     for sock in socks:
-        assert health(gw.port, sock)[0] == 200
+        assert health(sock)[0] == 200
     for sock in socks:
         sock.close()
