@@ -234,10 +234,10 @@ class Settings:
                              GUNICORN)
     header_timeout: float = setting(
         "REQUEST_HEADER_TIMEOUT", 5.0, v.seconds_or_off,
-        "seconds a new connection gets to send its first request line and headers, else it is closed (a slow "
-        "client cannot hold a connection slot); later requests on a kept-alive connection get `KEEPALIVE`; `0` "
-        "gives the first request `KEEPALIVE` too (and with `KEEPALIVE=0` gunicorn reads without a deadline)",
-        GUNICORN)
+        "seconds a client gets to send a request's line and headers, from a new connection's opening or a "
+        "later request's first byte (a kept-alive connection may idle `KEEPALIVE` before it), else the "
+        "connection is closed: a slow client cannot hold a connection slot; `0`: gunicorn's own `KEEPALIVE` for "
+        "the wait and the headers together (with `KEEPALIVE=0` gunicorn reads without a deadline)", GUNICORN)
     max_connections_per_address: int = setting(
         "MAX_CONNECTIONS_PER_ADDRESS", 256, v.integer(0),
         "open connections one client address may hold in each worker; beyond, a connection is answered 429 "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import gevent
 import pytest
@@ -38,14 +39,61 @@ def worker(workers: int = 1, keepalive: int = 75) -> Worker:
     return made
 
 
-def test_the_first_request_gets_the_header_deadline_and_later_ones_keepalive():
-    w = worker(keepalive=75)
-    w.guard(2.5, 0)
+def read_request(w: Worker, server_side: gsocket.socket) -> tuple[bytes, float]:
+    """What gunicorn does for each request: read its line and headers within `timeout_ctx()`."""
+    started, got = time.monotonic(), b""
+    with w.timeout_ctx():
+        while b"\r\n\r\n" not in got:
+            chunk = server_side.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    return got, time.monotonic() - started
+
+
+@pytest.fixture
+def connection():
+    """A worker (KEEPALIVE 2 s, header deadline 0.2 s) with one connection, as its handle() registers it."""
+    w = worker(keepalive=2)
+    w.guard(0.2, 0)
+    server_side, client_side = gsocket.socketpair()
+    w.clients[gevent.getcurrent()] = server_side
+    yield w, server_side, client_side
+    server_side.close()
+    client_side.close()
+
+
+def test_a_first_request_has_the_header_deadline_from_the_start(connection):
+    w, server_side, client_side = connection
     w.first_request.add(gevent.getcurrent())
-    assert w.timeout_ctx().seconds == 2.5
-    w.first_request.discard(gevent.getcurrent())
-    assert w.timeout_ctx().seconds == 75
-    w.guard(0.0, 0)  # off: gunicorn's own KEEPALIVE for every request
+    client_side.sendall(b"GET / HTTP/1.1\r\n")  # and no more
+    got, elapsed = read_request(w, server_side)
+    assert got == b"GET / HTTP/1.1\r\n" and 0.15 <= elapsed < 1.8  # the deadline, not KEEPALIVE
+
+
+def test_a_later_request_may_wait_keepalive_then_has_the_header_deadline_from_its_first_byte(connection):
+    w, server_side, client_side = connection
+
+    def trickle() -> None:
+        gevent.sleep(0.4)  # idle, longer than the header deadline
+        client_side.sendall(b"G")
+
+    gevent.spawn(trickle)
+    got, elapsed = read_request(w, server_side)
+    assert got == b"G" and 0.55 <= elapsed < 1.8  # 0.4 s idle + 0.2 s deadline, not KEEPALIVE's 2 s
+
+
+def test_a_request_in_time_is_read_and_an_idle_connection_gets_keepalive(connection):
+    w, server_side, client_side = connection
+    client_side.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_request(w, server_side)[0].endswith(b"\r\n\r\n")
+    got, elapsed = read_request(w, server_side)  # nothing more comes
+    assert got == b"" and 1.9 <= elapsed < 5.0
+
+
+def test_without_a_header_deadline_gunicorns_own_keepalive_timeout():
+    w = worker(keepalive=75)
+    w.clients[gevent.getcurrent()] = object()
     w.first_request.add(gevent.getcurrent())
     assert w.timeout_ctx().seconds == 75
 

@@ -9,9 +9,11 @@ gunicorn's own run loop, keep-alive loop and HTTP parser are kept; three things 
   and remembers it, so the SIGTERM handler can close it at once (closing twice is harmless in gevent).
   A subclass rather than replacing `ggevent.StreamServer` (a module global, for every gevent worker in the
   process) or copying gunicorn's `run()` (its graceful wait and forced stop would no longer follow gunicorn);
-- a deadline for the request line and headers of a connection's first request (`REQUEST_HEADER_TIMEOUT`),
-  through gunicorn's own `timeout_ctx` (which otherwise gives KEEPALIVE seconds): a client that sends its
-  headers a byte at a time is closed after a few seconds instead of holding a connection slot;
+- a deadline for a request's line and headers (`REQUEST_HEADER_TIMEOUT`), through gunicorn's own
+  `timeout_ctx` (which otherwise gives KEEPALIVE seconds for the idle wait and the headers together): from
+  the connection's opening for its first request, from the first byte of each later one (the idle wait
+  before it still gets KEEPALIVE). A client that sends its headers a byte at a time is closed after a few
+  seconds instead of holding a connection slot;
 - a cap on the connections one client address holds open in this worker (`MAX_CONNECTIONS_PER_ADDRESS`):
   beyond it a connection is answered 429 in JSON and closed, so one client cannot take all of
   WORKER_CONNECTIONS. Off behind a proxy (TRUSTED_PROXIES > 0), whose address every connection has.
@@ -47,6 +49,7 @@ class Worker(GeventWorker):
         self.per_address = 0  # open connections one address may hold; 0: no cap
         self.open_by_address: dict[str, int] = {}
         self.first_request: set[Any] = set()  # greenlets of connections whose first request is not read yet
+        self.clients: dict[Any, Any] = {}  # greenlet -> its connection's socket
         self.refused: dict[str, tuple[float, int]] = {}  # address -> (last warned, refused since)
 
     def guard(self, header_timeout: float, per_address: int) -> None:
@@ -83,10 +86,12 @@ class Worker(GeventWorker):
         if address is not None:
             self.open_by_address[address] = self.open_by_address.get(address, 0) + 1
         self.first_request.add(current)
+        self.clients[current] = client
         try:
             super().handle(listener, client, addr)
         finally:
             self.first_request.discard(current)
+            self.clients.pop(current, None)
             if address is not None:
                 left = self.open_by_address[address] - 1
                 if left:
@@ -95,15 +100,20 @@ class Worker(GeventWorker):
                     del self.open_by_address[address]
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
-        """A request whose headers are in: later ones on this connection get gunicorn's KEEPALIVE."""
+        """A request whose headers are in: later ones on this connection may first wait KEEPALIVE idle."""
         self.first_request.discard(gevent.getcurrent())
         return super().handle_request(listener_name, req, sock, addr)
 
-    def timeout_ctx(self) -> gevent.Timeout:
-        """How long gunicorn waits for a request's line and headers: `header_timeout` for a connection's first,
-        KEEPALIVE (idle time included) for the later ones. Expiring closes the connection without an answer."""
-        first = self.header_timeout and gevent.getcurrent() in self.first_request
-        return gevent.Timeout(self.header_timeout if first else self.cfg.keepalive, False)
+    def timeout_ctx(self) -> Any:
+        """How long gunicorn waits for a request's line and headers (see RequestWait): `header_timeout` from
+        now for a connection's first request; for a later one KEEPALIVE idle, then `header_timeout` from its
+        first byte. Without a header deadline, gunicorn's own: KEEPALIVE for the wait and the headers."""
+        current = gevent.getcurrent()
+        client = self.clients.get(current)
+        if not self.header_timeout or client is None:
+            return gevent.Timeout(self.cfg.keepalive, False)
+        idle = 0.0 if current in self.first_request else float(self.cfg.keepalive)
+        return RequestWait(client.fileno(), idle, self.header_timeout)
 
     def _refuse(self, client: Any, address: str) -> None:
         """Answer 429 and close; what the client sent is read (a second at most) so that closing does not reset
@@ -129,3 +139,54 @@ class Worker(GeventWorker):
         self.refused[address] = (now, 0)
         self.log.warning("connections: refused %s connection(s) from %s, which holds %s open "
                          "(MAX_CONNECTIONS_PER_ADDRESS)", count + 1, address, self.per_address)
+
+
+class _Expired(Exception):
+    """Thrown into a connection's greenlet when its wait for a request ends (caught by RequestWait itself)."""
+
+
+class RequestWait:
+    """gunicorn's `with self.timeout_ctx(): req = next(parser)`, with two deadlines: up to `idle` seconds for
+    the request's first byte (0: none, the request is due now), then `headers` seconds for its line and
+    headers. Like gunicorn's `gevent.Timeout(seconds, False)`, expiring ends the wait silently (no request:
+    gunicorn closes the connection). One timer of gevent's loop and, while idle, one I/O watcher on the socket.
+    """
+
+    def __init__(self, fd: int, idle: float, headers: float) -> None:
+        self.fd, self.idle, self.headers = fd, idle, headers
+        self.loop = gevent.get_hub().loop
+        self.expired = _Expired()
+        self.greenlet: Any = None
+        self.timer: Any = None
+        self.readable: Any = None
+
+    def __enter__(self) -> "RequestWait":
+        self.greenlet = gevent.getcurrent()
+        if self.idle and self.fd >= 0:
+            self.readable = self.loop.io(self.fd, 1)
+            self.readable.start(self._request_started)
+            self._arm(self.idle)
+        else:
+            self._arm(self.headers)
+        return self
+
+    def _arm(self, seconds: float) -> None:
+        if self.timer is not None:
+            self.timer.stop()
+        self.timer = self.loop.timer(seconds)
+        self.timer.start(self._expire)
+
+    def _request_started(self) -> None:
+        """The first byte of the request is there (or the client closed): the header deadline starts now."""
+        self.readable.stop()
+        self._arm(self.headers)
+
+    def _expire(self) -> None:
+        self.greenlet.throw(self.expired)
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> bool:
+        for watcher in (self.readable, self.timer):
+            if watcher is not None:
+                watcher.stop()
+                watcher.close()
+        return value is self.expired
