@@ -55,6 +55,7 @@ def test_in_flight_stream_finishes_after_sigterm_while_new_connections_are_refus
     log = gw.log_text()
     assert "Handling signal: term" in log
     assert "graceful timeout" not in log.lower() and "SIGKILL" not in log
+    assert "Traceback" not in log and "[ERROR]" not in log  # a normal stop logs no error
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -84,6 +85,7 @@ def test_each_worker_stops_accepting_the_moment_sigterm_comes(start_gateway, fak
                 assert fake_upstream.release() == 1
     assert received == ["a ", "b ", "c "]
     assert gw.proc.wait(timeout=DEADLINE) == 0
+    assert "Traceback" not in gw.log_text()
 
 
 def test_graceful_timeout_cuts_a_stream_that_does_not_end(start_gateway, fake_upstream):
