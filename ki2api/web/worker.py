@@ -141,8 +141,9 @@ class Worker(GeventWorker):
                          "(MAX_CONNECTIONS_PER_ADDRESS)", count + 1, address, self.per_address)
 
 
-class _Expired(Exception):
-    """Thrown into a connection's greenlet when its wait for a request ends (caught by RequestWait itself)."""
+class _Expired(BaseException):
+    """Thrown into a connection's greenlet when its wait for a request ends, caught by RequestWait itself (a
+    BaseException, like gevent.Timeout, so that no `except Exception` on the way swallows it)."""
 
 
 class RequestWait:
@@ -173,7 +174,7 @@ class RequestWait:
     def _arm(self, seconds: float) -> None:
         if self.timer is not None:
             self.timer.stop()
-        self.timer = self.loop.timer(seconds)
+        self.timer = self.loop.timer(seconds, priority=-1)  # as gevent.Timeout: data due at the same time wins
         self.timer.start(self._expire)
 
     def _request_started(self) -> None:
