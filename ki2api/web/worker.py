@@ -45,7 +45,7 @@ class Worker(GeventWorker):
         super().__init__(*args, **kwargs)
         self.server_class = self._server  # gunicorn's run() builds each listener's server with it
         self.servers: list[StreamServer] = []
-        self.header_timeout = 0.0  # seconds; 0: gunicorn's own KEEPALIVE for the first request too
+        self.header_timeout = 0.0  # seconds; 0: gunicorn's own KEEPALIVE for the idle wait and headers together
         self.per_address = 0  # open connections one address may hold; 0: no cap
         self.open_by_address: dict[str, int] = {}
         self.first_request: set[Any] = set()  # greenlets of connections whose first request is not read yet
@@ -53,7 +53,7 @@ class Worker(GeventWorker):
         self.refused: dict[str, tuple[float, int]] = {}  # address -> (last warned, refused since)
 
     def guard(self, header_timeout: float, per_address: int) -> None:
-        """Set the first request's header deadline (seconds, 0 off) and the per-address cap (0 off)."""
+        """Set the header deadline (seconds, 0 off) and the per-address cap (0 off)."""
         self.header_timeout, self.per_address = header_timeout, per_address
 
     def _server(self, listener: Any, spawn: Any, application: Any = None, log: Any = None,
