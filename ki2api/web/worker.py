@@ -59,7 +59,7 @@ class Worker(GeventWorker):
     def _server(self, listener: Any, spawn: Any, application: Any = None, log: Any = None,
                 handler_class: Any = None, environ: Any = None, **ssl_args: Any) -> StreamServer:
         """The StreamServer gunicorn's own branch builds (its parser, `self.handle`), remembered for the stop."""
-        server = StreamServer(listener, handle=partial(self.handle, listener), spawn=spawn, **ssl_args)
+        server = StreamServer(listener, handle=partial(self.handle, Listener(listener)), spawn=spawn, **ssl_args)
         if self.cfg.workers > 1:
             server.max_accept = 1  # as gunicorn: leave the other connections waiting to the other workers
         self.servers.append(server)
@@ -139,6 +139,19 @@ class Worker(GeventWorker):
         self.refused[address] = (now, 0)
         self.log.warning("connections: refused %s connection(s) from %s, which holds %s open "
                          "(MAX_CONNECTIONS_PER_ADDRESS)", count + 1, address, self.per_address)
+
+
+class Listener:
+    """What gunicorn's handle() uses of a connection's listening socket: its name, read once when the server is
+    built. Asked of the socket itself, it fails (EBADF, logged with a traceback) for a connection accepted just
+    before the stop closed the socket, whose greenlet starts after."""
+
+    def __init__(self, sock: Any) -> None:
+        self.name = sock.getsockname()
+
+    def getsockname(self) -> Any:
+        """The listening socket's address, as when it was open."""
+        return self.name
 
 
 class _Expired(BaseException):
