@@ -2,7 +2,9 @@
 
 Every ki2api variable is checked here, in the master, before any worker starts: a bad value stops the start
 with one line naming the variable. Settings and hooks come from the package (ki2api.settings declares the
-variables, ki2api.web.gunicorn_hooks holds the hooks); both import only the standard library.
+variables, ki2api.web.gunicorn_hooks holds the hooks); both import only the standard library. The worker
+class (ki2api.web.worker) is gunicorn's gevent worker with a header deadline, a per-address connection cap
+and an immediate stop at SIGTERM; like gunicorn's own, it is loaded by the master without patching.
 """
 import os
 
@@ -20,7 +22,7 @@ except ConfigError as exc:
 
 bind = f"{settings.host}:{settings.port}"
 workers = settings.workers
-worker_class = "gevent"
+worker_class = "ki2api.web.worker.Worker"  # gunicorn's gevent worker, guarded (see its docstring)
 worker_connections = settings.worker_connections
 preload_app = False
 timeout = settings.gunicorn_timeout

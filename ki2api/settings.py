@@ -235,6 +235,17 @@ class Settings:
         GUNICORN)
     keepalive: int = setting("KEEPALIVE", 75, v.integer(0), "seconds an idle keep-alive connection is kept",
                              GUNICORN)
+    header_timeout: float = setting(
+        "REQUEST_HEADER_TIMEOUT", 5.0, v.seconds_or_off,
+        "seconds a client gets to send a request's line and headers, from a new connection's opening or a "
+        "later request's first byte (a kept-alive connection may idle `KEEPALIVE` before it), else the "
+        "connection is closed: a slow client cannot hold a connection slot; `0`: gunicorn's own `KEEPALIVE` for "
+        "the wait and the headers together (with `KEEPALIVE=0` gunicorn reads without a deadline)", GUNICORN)
+    max_connections_per_address: int = setting(
+        "MAX_CONNECTIONS_PER_ADDRESS", 256, v.integer(0),
+        "open connections one client address may hold in each worker; beyond, a connection is answered 429 "
+        "`too_many_connections` and closed; `0` turns the cap off. Not applied with `TRUSTED_PROXIES` above 0 "
+        "(every connection comes from the proxy: limit there)", GUNICORN)
     gc_thresholds: tuple[int, int, int] | None = setting(
         "GC_THRESHOLDS", (10_000, 50, 100), v.gc_thresholds,
         "each worker's garbage collector (`gc.set_threshold`, the app built at start frozen out of "

@@ -153,6 +153,37 @@ def test_shut_down_closes_both_ways_and_forgets():
         right.close()
 
 
+def test_shut_down_gives_a_greenlet_waiting_to_read_an_end_of_stream_not_an_error():
+    # gevent's own socket.shutdown wakes the reader with cancel_wait_ex ([Errno 9] File descriptor was closed
+    # in another greenlet), which gunicorn logs as an ERROR with a traceback at every stop.
+    import gevent
+    from gevent import socket as gsocket
+
+    left, right = gsocket.socketpair()
+    try:
+        reader = gevent.spawn(left.recv, 1)
+        gevent.sleep(0)  # the reader is waiting
+        shut_down({left})
+        assert reader.get(timeout=5) == b"" and right.recv(1) == b""
+    finally:
+        left.close()
+        right.close()
+
+
+@pytest.mark.parametrize("proxies, cap", [(0, 9), (1, 0)])
+def test_post_worker_init_guards_ki2apis_worker(monkeypatch, proxies, cap):
+    import gevent
+
+    monkeypatch.setattr(gevent, "spawn", lambda *a: None)
+    guarded = []
+    worker = SimpleNamespace(pid=1, alive=True, log=Log(), handle=None, handle_request=None,
+                             guard=lambda *a: guarded.append(a))
+    settings = Settings(gc_thresholds=None, header_timeout=3.0, max_connections_per_address=9,
+                        trusted_proxies=proxies)
+    Hooks(settings, {}).post_worker_init(worker)
+    assert guarded == [(3.0, cap)]  # behind a proxy every connection is the proxy's: no cap
+
+
 def test_child_exit_marks_the_worker_dead_only_in_multiprocess_mode(tmp_path, monkeypatch):
     import prometheus_client.multiprocess as multiprocess
 
@@ -176,6 +207,7 @@ def test_the_shipped_config_binds_every_hook(monkeypatch):
     monkeypatch.setenv("KI2API_DOTENV", os.devnull)
     monkeypatch.setenv("WORKER_CONNECTIONS", "77")
     config = runpy.run_path(str(REPO / "config" / "gunicorn.conf.py"))
-    assert config["worker_connections"] == 77 and config["worker_class"] == "gevent" and not config["preload_app"]
+    assert config["worker_connections"] == 77 and not config["preload_app"]
+    assert config["worker_class"] == "ki2api.web.worker.Worker"
     for name in ("on_starting", "when_ready", "post_fork", "post_worker_init", "child_exit", "on_exit"):
         assert config[name] == getattr(config["hooks"], name)

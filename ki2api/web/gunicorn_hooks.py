@@ -7,8 +7,8 @@ prometheus_client are imported inside the hooks that run in a worker or after a 
     on_starting       master, once per start: a fresh Prometheus multiprocess directory for every worker
     when_ready        master, listening: the default-key warning, once, for the real listeners
     post_fork         worker, just forked: remember a stop signal that comes while it boots
-    post_worker_init  worker, app loaded: act on that signal; gunicorn's own errors in JSON; tune gc; close
-                      idle connections once stopping
+    post_worker_init  worker, app loaded: act on that signal; gunicorn's own errors in JSON; tune gc; guard
+                      connections (ki2api.web.worker); close idle connections once stopping
     child_exit        master, a worker exited: drop its live gauges
     on_exit           master, at shutdown: remove the metrics directory made at start
 """
@@ -125,6 +125,10 @@ class Hooks:
         if self.settings.gc_thresholds is not None:
             gc.freeze()  # what the app built at start stays out of every collection
             gc.set_threshold(*self.settings.gc_thresholds)
+        if hasattr(worker, "guard"):  # ki2api's worker class (config/gunicorn.conf.py), not `-k gevent`
+            behind_proxy = self.settings.trusted_proxies > 0  # every peer is the proxy: the cap is the proxy's
+            worker.guard(self.settings.header_timeout,
+                         0 if behind_proxy else self.settings.max_connections_per_address)
         close_idle_on_stop(worker)
 
     def child_exit(self, server: Any, worker: Any) -> None:
@@ -178,10 +182,17 @@ def close_idle_on_stop(worker: Any) -> set[Any]:
 
 
 def shut_down(idle: set[Any]) -> None:
-    """Shut down each socket in `idle` (both ways: the client sees the connection end) and forget it."""
+    """Shut down each socket in `idle` (both ways: the client sees the connection end) and forget it.
+
+    The shutdown goes to the operating system's socket, through a duplicate descriptor: gevent's own
+    `socket.shutdown` also wakes the greenlet waiting to read with `cancel_wait_ex` ("[Errno 9] File
+    descriptor was closed in another greenlet"), which gunicorn logs as an ERROR with a traceback. Shut
+    down underneath it, the greenlet reads an ordinary end of stream and closes the connection quietly.
+    """
     for client in list(idle):
-        try:
-            client.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         idle.discard(client)
+        try:
+            with socket.socket(fileno=os.dup(client.fileno())) as raw:
+                raw.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed (fileno -1) or shut down
+            pass

@@ -15,6 +15,7 @@ _KINDS = {
     431: ("invalid_request_error", "request_headers_too_large"),
     403: ("permission_error", "forbidden"),
     417: ("invalid_request_error", "expectation_failed"),
+    429: ("rate_limit_error", "too_many_connections"),
     500: ("api_error", "internal_error"),
     501: ("invalid_request_error", "not_implemented"),
 }

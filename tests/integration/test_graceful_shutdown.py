@@ -55,6 +55,37 @@ def test_in_flight_stream_finishes_after_sigterm_while_new_connections_are_refus
     log = gw.log_text()
     assert "Handling signal: term" in log
     assert "graceful timeout" not in log.lower() and "SIGKILL" not in log
+    assert "Traceback" not in log and "[ERROR]" not in log  # a normal stop logs no error
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_worker_stops_accepting_the_moment_sigterm_comes(start_gateway, fake_upstream, workers):
+    # gunicorn's gevent worker looks at its `alive` flag once a second and serves what it accepts meanwhile;
+    # ki2api's worker closes its listeners from the signal handler's greenlet and logs that moment.
+    gw = start_gateway(workers=workers, GRACEFUL_TIMEOUT="60")
+    fake_upstream.script({"texts": ["a ", "b ", "c "], "hold_after": 2})
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=KEY, max_retries=0, timeout=DEADLINE)
+    stream = client.chat.completions.create(model="claude-sonnet-4-5", stream=True,
+                                            messages=[{"role": "user", "content": "hi"}])
+    received = []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            received.append(chunk.choices[0].delta.content)
+            if len(received) == 1:
+                gw.proc.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                deadline = signalled + DEADLINE
+                while gw.log_text().count("stopped accepting connections") < workers:
+                    assert time.monotonic() < deadline, gw.log_text()
+                    time.sleep(0.01)
+                seen = time.monotonic() - signalled
+                # every worker has stopped: a connection opened now is refused, not served
+                assert refuses_connections(gw.port), f"accepted {seen:.3f} s after SIGTERM"
+                assert gw.proc.poll() is None  # the worker with the stream still runs
+                assert fake_upstream.release() == 1
+    assert received == ["a ", "b ", "c "]
+    assert gw.proc.wait(timeout=DEADLINE) == 0
+    assert "Traceback" not in gw.log_text()
 
 
 def test_graceful_timeout_cuts_a_stream_that_does_not_end(start_gateway, fake_upstream):
@@ -96,6 +127,8 @@ def test_idle_keep_alive_connections_do_not_hold_the_shutdown(start_gateway):
     for conn in idle:
         assert conn.sock.recv(1) == b""  # closed by the server
         conn.close()
+    log = gw.log_text()
+    assert "Traceback" not in log and "[ERROR]" not in log  # a normal stop (was: cancel_wait_ex, Errno 9)
 
 
 # gunicorn's shipped config, with the worker held right after the shipped post_fork (gevent not patched yet,

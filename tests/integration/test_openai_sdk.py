@@ -19,7 +19,7 @@ def sdk(gateway, key: str = KEY) -> openai.OpenAI:
 
 
 def test_gunicorn_runs_gevent_workers(gateway):
-    assert "Using worker: gevent" in gateway.log_text()
+    assert "Using worker: ki2api.web.worker.Worker" in gateway.log_text()  # gunicorn's gevent worker, subclassed
 
 
 def test_list_models(gateway):
