@@ -140,3 +140,17 @@ def test_anthropic_stream_events_stay_valid_with_the_keep_alive_setting(quick, a
     assert ": keep-alive" not in text
     for name, data in parse_sse(text):
         validate_event(name, data)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_keep_alives_end_at_the_read_timeout(settings, auth, fake_upstream, stream):
+    """A Kiro that stalls for good still ends the answer after UPSTREAM_READ_TIMEOUT, keep-alives or not."""
+    client = create_app(dataclasses.replace(settings, stream_keepalive=INTERVAL, read_timeout=0.5)).test_client()
+    fake_upstream.script({"texts": ["partial", " never"], "fault": "stall", "fault_after": 2})
+    response = client.post("/v1/chat/completions", json={**CHAT, "stream": stream}, headers=auth)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200 and text.count(" ") >= 3
+    if stream:
+        assert ": keep-alive" in text and '"upstream_timeout"' in text and text.endswith("data: [DONE]\n\n")
+    else:
+        assert json.loads(text)["error"]["type"] == "upstream_timeout"

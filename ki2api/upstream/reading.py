@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import select
 import ssl
+import time
 from typing import Any, Callable, Iterator
 
 import requests
@@ -25,15 +26,23 @@ READ_SIZE = 64 * 1024  # the most read from Kiro at once per stream (a frame is 
 
 def pieces(response: requests.Response, keepalive: float | None = None) -> Iterator[bytes]:
     """The body as it arrives, in pieces of at most READ_SIZE bytes; with `keepalive`, b"" after each silence
-    of that many seconds. Transport errors are requests' own, as iter_content raises them."""
+    of that many seconds. Transport errors are requests' own, as iter_content raises them; a silence as long as
+    the socket's timeout (UPSTREAM_READ_TIMEOUT) is a ReadTimeout, as a blocking read would have made it."""
     chunks = response.iter_content(chunk_size=READ_SIZE)
     if not keepalive:
         yield from chunks
         return
-    wait = _waiter()
+    wait, limit = _waiter(), _timeout_of(response.raw)
     while True:
-        while not _readable(response.raw, keepalive, wait):
-            yield b""
+        quiet_since = time.monotonic()
+        while True:
+            left = limit - (time.monotonic() - quiet_since) if limit else keepalive
+            if left <= 0:
+                raise requests.exceptions.ReadTimeout(f"Kiro sent nothing for {limit:g} s")
+            if _readable(response.raw, min(keepalive, left), wait):
+                break
+            if keepalive <= left:  # a whole interval of silence (not the rest of the read timeout)
+                yield b""
         try:
             piece = next(chunks)
         except StopIteration:
@@ -41,22 +50,32 @@ def pieces(response: requests.Response, keepalive: float | None = None) -> Itera
         yield piece
 
 
+def _timeout_of(raw: Any) -> float | None:
+    """The socket's timeout (the read timeout the call was made with), if the body still has a socket."""
+    sock = getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    return sock.gettimeout() if sock is not None else None
+
+
 def _waiter() -> Callable[[Any, float], bool]:
-    """How to wait for a socket to become readable: gevent's wait under its worker, select elsewhere."""
+    """How to wait for a socket to become readable: on its own watcher under gevent, with select elsewhere."""
     try:
         from gevent import monkey
-        from gevent.socket import wait_read
     except ImportError:  # pragma: no cover - gevent is a runtime dependency
         monkey = None
     if monkey is not None and monkey.is_module_patched("socket"):
-        def wait_gevent(sock: Any, timeout: float) -> bool:
-            try:
-                wait_read(sock.fileno(), timeout)
-            except OSError:  # socket.timeout: the silence lasted `timeout`
-                return False
-            return True
-        return wait_gevent
+        return _wait_gevent
     return lambda sock, timeout: bool(select.select([sock], [], [], timeout)[0])
+
+
+def _wait_gevent(sock: Any, timeout: float) -> bool:
+    """Wait as the socket's own blocking read waits (its cached libev watcher: gevent.socket.wait_read would
+    make a watcher per call, a few µs per frame), with `timeout` as the socket's timeout meanwhile."""
+    sock.settimeout(timeout)
+    try:
+        sock._wait(sock._read_event)
+    except OSError:  # socket.timeout: the silence lasted `timeout`
+        return False
+    return True
 
 
 def _readable(raw: Any, timeout: float, wait: Callable[[Any, float], bool]) -> bool:
@@ -71,10 +90,10 @@ def _readable(raw: Any, timeout: float, wait: Callable[[Any, float], bool]) -> b
     try:
         if fp.peek(1):
             return True
+        return wait(sock, timeout)
     except ssl.SSLWantReadError:  # TLS without a whole record yet: as good as nothing to read
-        pass
+        return wait(sock, timeout)
     except (OSError, ValueError):  # closed or broken: let the read raise it where errors are mapped
         return True
     finally:
         sock.settimeout(previous)
-    return wait(sock, timeout)
