@@ -5,6 +5,8 @@ Anthropic's stream has a `ping` event and its clients expect one during long sil
 so a timer must run while the upstream read blocks. The read therefore runs in a greenlet of its own and
 hands each part over through a queue; the request's greenlet writes parts as they arrive and a ping after
 each SSE_PING_INTERVAL of silence. The cost per part (a queue hand-off and a switch) is in docs/performance.md.
+The OpenAI side tells silences in its read instead (upstream/reading.py, routes/openai.py), which is cheaper per
+paced frame; this side keeps its greenlet because it also lets a burst go out in one write (`parts.waiting`).
 """
 from __future__ import annotations
 
