@@ -180,6 +180,11 @@ class Settings:
     ping_interval: float = setting("SSE_PING_INTERVAL", 10.0, v.positive,
                                    "seconds of upstream silence after which an Anthropic stream gets a `ping` "
                                    "event", UPSTREAM)
+    stream_keepalive: float = setting("STREAM_KEEPALIVE", 15.0, v.positive,
+                                      "seconds: while Kiro is silent this long, an OpenAI-side stream (chat, "
+                                      "Responses) gets a `: keep-alive` comment line, and an answer not streamed "
+                                      "that takes longer gets a space before its JSON each interval "
+                                      "(docs/reliability.md)", UPSTREAM)
     max_body_bytes: int = setting("MAX_BODY_BYTES", 20 * 1024 * 1024, v.integer(1024),
                                   "largest request body (413 beyond)", LIMITS)
     max_messages: int = setting("MAX_MESSAGES", 10_000, v.integer(1),

@@ -291,3 +291,41 @@ def test_namespaced_functions_count_against_max_tools(app, client, auth, fake_up
     response = post(client, auth, input="hi", tools=[group])
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "too_many_tools"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_lone_surrogates_reach_kiro_and_the_echo_as_replacement_characters(client, auth, fake_upstream, stream):
+    """JSON allows "\\ud800" alone, UTF-8 cannot carry it: it becomes U+FFFD everywhere, in what Kiro is sent and in
+    what the response echoes and stores (instructions), instead of a failed stream."""
+    fake_upstream.script({"texts": ["fine"]})
+    data = ('{"model": "claude-sonnet-4-5", "stream": %s, "instructions": "s\\udfff",'
+            ' "input": "a\\ud800b \\ud83d\\ude00"}' % str(stream).lower())
+    response = client.post("/v1/responses", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = sse(response)[-1]["response"] if stream else response.get_json()
+    assert body["status"] == "completed", body
+    assert body["output"][0]["content"][0]["text"] == "fine"
+    assert body["instructions"] == "s\ufffd"
+    state = sent(fake_upstream)
+    assert state["currentMessage"]["userInputMessage"]["content"] == "a\ufffdb \U0001F600"  # a real pair is kept
+    assert state["history"][0]["userInputMessage"]["content"] == "s\ufffd"
+    stored = client.get(f"/v1/responses/{body['id']}", headers=auth)
+    assert stored.status_code == 200 and stored.get_json()["instructions"] == "s\ufffd"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_name_with_a_lone_surrogate_comes_back_with_a_replacement_character(client, auth, fake_upstream,
+                                                                                   stream):
+    data = ('{"model": "claude-sonnet-4-5", "stream": %s, "input": "x", "tools": [{"type": "function",'
+            ' "name": "get\\ud800it", "parameters": {"type": "object"}}]}' % str(stream).lower())
+    client.post("/v1/responses", data=data, content_type="application/json", headers=auth)
+    upstream = sent(fake_upstream)["currentMessage"]["userInputMessage"]["userInputMessageContext"]["tools"][0][
+        "toolSpecification"]["name"]
+    fake_upstream.script({"events": tool_events("tooluse_1", upstream, ["{}"])})
+    response = client.post("/v1/responses", data=data, content_type="application/json", headers=auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = sse(response)[-1]["response"] if stream else response.get_json()
+    assert body["status"] == "completed", body
+    [call] = [item for item in body["output"] if item["type"] == "function_call"]
+    assert call["name"] == "get\ufffdit"
+    assert body["tools"][0]["name"] == "get\ufffdit"

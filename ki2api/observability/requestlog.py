@@ -99,8 +99,9 @@ def upstream_error_kind(status: int, body: Any) -> str | None:
 
 
 def _from_body(response: Response, fields: dict[str, Any]) -> None:
-    """Fill what the view did not note from a small JSON body: usage on success, the error kind on failure."""
-    if not response.is_json or (response.content_length or 0) > _USAGE_BODY_LIMIT:
+    """Fill what the view did not note from a small JSON body: usage on success, the error kind on failure (a
+    streamed JSON body, a slow whole answer padded by web/padding.py, notes its usage itself)."""
+    if not response.is_json or response.is_streamed or (response.content_length or 0) > _USAGE_BODY_LIMIT:
         return
     body = response.get_json(silent=True)
     if response.status_code >= 400:

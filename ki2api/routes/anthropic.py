@@ -5,6 +5,8 @@ Anthropic's stream has a `ping` event and its clients expect one during long sil
 so a timer must run while the upstream read blocks. The read therefore runs in a greenlet of its own and
 hands each part over through a queue; the request's greenlet writes parts as they arrive and a ping after
 each SSE_PING_INTERVAL of silence. The cost per part (a queue hand-off and a switch) is in docs/performance.md.
+The OpenAI side tells silences in its read instead (upstream/reading.py, routes/openai.py), which is cheaper per
+paced frame; this side keeps its greenlet because it also lets a burst go out in one write (`parts.waiting`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..web.auth import presented_key, require_key
 from ..web.disconnect import watch_client
 from ..web.envelopes import anthropic_body
 from ..web.heartbeat import Heartbeat
+from ..web.padding import whole_answer
 from ..web.sse import PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
 from .models import served_model
@@ -55,11 +58,10 @@ def messages() -> Response:
     services = current_app.extensions["ki2api"]
     upstream = services.client.send(payload, conversation_key(conversation, presented_key(request.headers) or ""))
     note(upstream_status=upstream.status)
-    if not options.stream:
-        try:
-            return with_credits(jsonify(collect_message(answer, upstream.events(), model.name)), answer.usage)
-        finally:
-            upstream.close()
+    if not options.stream:  # padded with leading whitespace if slower than STREAM_KEEPALIVE (web/padding.py)
+        whole = whole_answer(upstream, lambda events: collect_message(answer, events, model.name),
+                             services.settings.stream_keepalive, answer.usage, anthropic_body)
+        return whole if isinstance(whole, Response) else with_credits(jsonify(whole), answer.usage)
     # Stopping early (client gone) aborts the upstream: its events end quietly, no error counted on the account.
     parts = Heartbeat(answer.parts(upstream.events()), services.settings.ping_interval, upstream.abort)
     watch_client(parts.close)  # a client gone during a silence ends the upstream call at once, not at the next ping

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import current_app, request
@@ -13,6 +14,8 @@ from ..translate.tools import loads_finite
 from ..web.body_limits import BodyLimits, check
 
 _ACCEPTED_TYPES = ("application/json", "")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # how JSON spells a UTF-16 surrogate (raw UTF-8 cannot)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what is left of one once the parser has joined the pairs
 
 
 class RequestTimeout(InvalidRequest):
@@ -33,6 +36,8 @@ def json_body() -> dict[str, Any]:
                               "bytes (MAX_BODY_BYTES)")
     raw = _read(settings.body_read_timeout, limit)
     body = _parse(raw)
+    if _SURROGATE_ESCAPE.search(raw):
+        body = _replace_lone_surrogates(body)
     check(body, BodyLimits(settings.max_messages, settings.max_tools, settings.max_image_bytes))
     return body
 
@@ -73,6 +78,28 @@ def _deadline(seconds: float) -> Any:
     if not monkey.is_module_patched("socket"):
         return None
     return Timeout.start_new(seconds)
+
+
+def _replace_lone_surrogates(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` with each lone UTF-16 surrogate (JSON allows `"\\ud800"` alone; UTF-8 cannot carry it) in any string,
+    key or value, replaced by U+FFFD, so Kiro, the echoed fields and stored responses all see the same text."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return _LONE_SURROGATE.sub("\ufffd", value)
+        return value
+
+    stack: list[Any] = [body]
+    while stack:  # iterative: a body may be nested as deep as the parser allows
+        node = stack.pop()
+        if isinstance(node, dict):
+            items = [(clean(key), clean(value)) for key, value in node.items()]
+            node.clear()
+            node.update(items)  # keys in their order
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            node[:] = [clean(item) for item in node]
+            stack.extend(node)
+    return body
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

@@ -1,14 +1,16 @@
 """The OpenAI-compatible API: /v1/chat/completions (/v1/models is in routes/models.py, for both APIs).
 
-Streams read the upstream in the request's own greenlet, unlike /v1/messages (routes/anthropic.py): OpenAI's
-chunk format has no keep-alive event, so nothing needs to be written while Kiro is silent and a blocking read
-is all a stream needs. That saves the second greenlet, the queue hand-off per part and the cross-greenlet
-close that web/heartbeat.py needs; a client gone during a silence is still noticed (watch_client aborts the
-upstream). Keep-alives on this side would need the heartbeat design too.
+Streams read the upstream in the request's own greenlet, unlike /v1/messages (routes/anthropic.py). The
+keep-alives (`: keep-alive` comments after each STREAM_KEEPALIVE of Kiro's silence) need no second greenlet:
+the read itself tells a silence (upstream/reading.py waits for the socket with the interval as its limit) and
+the silence comes up through the translation as a SILENCE part, turned into a comment here. That saves the
+queue hand-off per part and the cross-greenlet close of web/heartbeat.py (measured at 11 µs more per paced
+frame, docs/performance.md); a client gone during a silence is still noticed (watch_client aborts the
+upstream). Whole answers slower than the interval are padded with leading whitespace (web/padding.py).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
@@ -26,7 +28,8 @@ from ..upstream.events import Event, prime
 from ..web.auth import presented_key, require_key
 from ..web.disconnect import watch_client
 from ..web.envelopes import openai_body
-from ..web.sse import DONE, PROXY_HEADERS, format_event, in_band_error
+from ..web.padding import whole_answer
+from ..web.sse import DONE, KEEP_ALIVE, PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
 from .models import served_model
 from .websearch import CitingChunkStream, cite, search
@@ -57,16 +60,18 @@ def chat_completions() -> Response:
     upstream = current_app.extensions["ki2api"].client.send(payload, key)
     watch_client(upstream.abort)  # a client gone mid-silence ends the upstream call at once, not as an account error
     note(upstream_status=upstream.status)
+    keepalive = current_app.extensions["ki2api"].settings.stream_keepalive
     if not options.stream:
-        try:
-            completion = collect_message(answer, upstream.events(), options.model)
-            return with_credits(jsonify(cite(completion, results) if results is not None else completion),
-                                answer.usage)
-        finally:
-            upstream.close()
+        def completion(events: Iterator[Event]) -> dict[str, Any]:
+            whole = collect_message(answer, events, options.model)
+            return cite(whole, results) if results is not None else whole
+
+        whole = whole_answer(upstream, completion, keepalive, answer.usage, openai_body)
+        return whole if isinstance(whole, Response) else with_credits(jsonify(whole), answer.usage)
     chunks = (ChunkStream(options.model, options.include_usage) if results is None
               else CitingChunkStream(options.model, options.include_usage, results))
-    events = prime(upstream.events())  # a failure before the first upstream event is still a proper HTTP error
+    # A failure before the first upstream event (or keep-alive interval) is still a proper HTTP error.
+    events = prime(upstream.events(keepalive))
     response = Response(stream_with_context(_sse(chunks, answer, upstream, events)), mimetype="text/event-stream",
                         headers=PROXY_HEADERS)
     response.call_on_close(upstream.close)  # also when the body is never iterated (the client left first)
@@ -80,6 +85,9 @@ def _sse(chunks: ChunkStream, answer: Answer, upstream: UpstreamStream, events: 
     try:
         timed = False
         for chunk in chunks.chunks(answer, events):
+            if chunk is None:  # Kiro silent for the keep-alive interval
+                yield KEEP_ALIVE
+                continue
             yield format_event(chunk)
             if not timed:  # once, not per chunk: `g` lookups are not free on a hot path (docs/performance.md)
                 first_byte()

@@ -1,7 +1,8 @@
 """OpenAI's Responses API: POST /v1/responses (streamed or whole), stored responses, input tokens, compaction.
 
-Streams read the upstream in the request's own greenlet, as /v1/chat/completions does (routes/openai.py):
-the Responses stream has no keep-alive event either. A stored response (`store`, true by default) is written
+Streams read the upstream in the request's own greenlet, as /v1/chat/completions does (routes/openai.py),
+with `: keep-alive` comments during Kiro's silences the same way (the Responses stream has no keep-alive
+event of its own); a whole answer slower than STREAM_KEEPALIVE is padded (web/padding.py). A stored response (`store`, true by default) is written
 before the stream's last event, so a client that continues at once with `previous_response_id` finds it on
 any worker.
 """
@@ -29,11 +30,13 @@ from ..translate.responses_request import (ResponsesOptions, function_tools, inp
                                            parse_options, tools_echo, with_ids)
 from ..translate.responses_response import ResponseState, collect_response, new_id, usage_dict
 from ..upstream.client import UpstreamStream
-from ..upstream.events import Event, prime
+from ..upstream.events import SILENCE, Event, prime
 from ..web.auth import presented_key, require_key
 from ..web.body_limits import LimitExceeded
 from ..web.disconnect import watch_client
-from ..web.sse import PROXY_HEADERS, format_event, in_band_error
+from ..web.envelopes import openai_body
+from ..web.padding import whole_answer
+from ..web.sse import KEEP_ALIVE, PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
 from .models import served_model
 
@@ -145,14 +148,15 @@ def create() -> Response:
     watch_client(upstream.abort)
     note(upstream_status=upstream.status)
     saver = _Saver(asked.options.store, asked.earlier, with_ids(asked.items))
+    keepalive = current_app.extensions["ki2api"].settings.stream_keepalive
     if not asked.options.stream:
-        try:
-            response = collect_response(state, asked.answer, upstream.events())
-        finally:
-            upstream.close()
-        saver.save(response)
-        return with_credits(jsonify(response), asked.answer.usage)
-    events = prime(upstream.events())
+        whole = whole_answer(upstream, lambda events: collect_response(state, asked.answer, events), keepalive,
+                             asked.answer.usage, openai_body, saver.save)
+        if isinstance(whole, Response):
+            return whole
+        saver.save(whole)
+        return with_credits(jsonify(whole), asked.answer.usage)
+    events = prime(upstream.events(keepalive))
     stream = _sse(state, asked.answer, upstream, events, saver)
     response = Response(stream_with_context(stream), mimetype="text/event-stream", headers=PROXY_HEADERS)
     response.call_on_close(upstream.close)
@@ -179,6 +183,9 @@ def _sse(state: ResponseState, answer: Answer, upstream: UpstreamStream, events:
             yield format_event(event, event["type"])
         first_byte()
         for part in answer.parts(events):
+            if part is SILENCE:  # Kiro silent for the keep-alive interval
+                yield KEEP_ALIVE
+                continue
             for event in state.part(part):
                 yield format_event(event, event["type"])
         final = state.finish(answer)

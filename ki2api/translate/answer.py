@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Union
 
-from ..upstream.events import (ContextUsage, LengthExceeded, Metering, ReasoningDelta, TextDelta, TokenUsage,
-                               ToolUseDelta)
+from ..upstream.events import (SILENCE, ContextUsage, LengthExceeded, Metering, ReasoningDelta, Silence, TextDelta,
+                               TokenUsage, ToolUseDelta)
 from .cut_calls import complete, note
 from .stops import StopScanner
 from .thinking import ThinkingSplitter
@@ -54,7 +54,7 @@ class ToolEnd:
     index: int
 
 
-Part = Union[TextPart, ReasoningPart, RedactedReasoningPart, ToolStart, ToolArgs, ToolEnd]
+Part = Union[TextPart, ReasoningPart, RedactedReasoningPart, ToolStart, ToolArgs, ToolEnd, Silence]
 
 # A typical screenshot's cost (Claude: width x height / 750, about 1,600 for 1.2 megapixels); used only
 # when the upstream reports no context usage.
@@ -153,6 +153,8 @@ class Answer:
                 self._meter(event)
             elif isinstance(event, LengthExceeded):
                 self.stop_reason = MAX_TOKENS
+            elif event is SILENCE:  # a keep-alive's cue, passed on to the stream
+                yield SILENCE
         else:
             if splitter:
                 yield from self._pieces(splitter.flush(), scanner)

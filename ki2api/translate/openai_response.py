@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from ..upstream.events import SILENCE
 from .answer import (END_TURN, MAX_TOKENS, STOP_SEQUENCE, TOOL_USE, Answer, ReasoningPart, RedactedReasoningPart,
                      TextPart, ToolArgs, ToolStart, Usage)
 
@@ -70,8 +71,9 @@ class ChunkStream:
             self._reasoning, self._details = [], self._details + 1
             yield self.chunk({"reasoning_details": [detail]})
 
-    def chunks(self, answer: Answer, events: Iterable[object]) -> Iterator[dict[str, Any]]:
-        """Yield the role chunk, one chunk per answer part as it arrives, the finish chunk, and usage."""
+    def chunks(self, answer: Answer, events: Iterable[object]) -> Iterator[dict[str, Any] | None]:
+        """Yield the role chunk, one chunk per answer part as it arrives (None for a SILENCE), the finish chunk,
+        and usage."""
         yield self.chunk({"role": "assistant", "content": ""})
         for part in answer.parts(events):
             if isinstance(part, TextPart):
@@ -86,6 +88,8 @@ class ChunkStream:
                                                   "function": {"name": part.name, "arguments": ""}}]})
             elif isinstance(part, ToolArgs):
                 yield self.chunk({"tool_calls": [{"index": part.index, "function": {"arguments": part.fragment}}]})
+            elif part is SILENCE:
+                yield None  # the route's keep-alive
         yield self.chunk({}, FINISH_REASONS[answer.stop_reason])
         if self.include_usage:
             yield {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,

@@ -25,8 +25,9 @@ from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamError, 
 from ..settings import Settings
 from ..translate.conversation import with_conversation
 from .eventstream import EventStreamError
-from .events import Event, Metering, NoAnswer, UpstreamException, iter_events
+from .events import SILENCE, Event, Metering, NoAnswer, UpstreamException, iter_events
 from .headers import chat_headers
+from .reading import pieces
 from .refusals import (RETRY_UNAVAILABLE, THROTTLE_KINDS, error_body, map_status, refusal_kind, retry_after,
                        says_token)
 from .session import UpstreamSession
@@ -71,8 +72,9 @@ class UpstreamStream:
         # A stream whose generator never ran (client gone first) still gives its account slot back.
         self._finalizer = weakref.finalize(self, lease.release) if lease else None
 
-    def events(self) -> Iterator[Event]:
-        """Yield events as frames arrive; stream failures become ApiErrors; always closes.
+    def events(self, keepalive: float | None = None) -> Iterator[Event]:
+        """Yield events as frames arrive; stream failures become ApiErrors; always closes. With `keepalive`
+        seconds, SILENCE after each silence of that length (upstream/reading.py).
 
         A throttle as the very first frame (nothing yielded yet) rests the account and continues with the
         answer of another one. After abort() the events simply end: the client's doing, not the account's.
@@ -81,8 +83,11 @@ class UpstreamStream:
             while True:
                 started = False
                 try:
-                    for event in iter_events(self.response.iter_content(chunk_size=None)):
+                    for event in iter_events(pieces(self.response, keepalive)):
                         if not started:  # no failover once the answer has begun: let the request payload go
+                            if event is SILENCE:
+                                yield event
+                                continue
                             started, self._reopen = True, None
                         if isinstance(event, Metering):
                             self._charge(event)

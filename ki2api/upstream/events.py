@@ -74,7 +74,14 @@ class LengthExceeded:
     """The upstream stopped because the answer hit its length limit."""
 
 
-Event = Union[TextDelta, ToolUseDelta, ReasoningDelta, ContextUsage, Metering, TokenUsage, LengthExceeded]
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Kiro said nothing for the keep-alive interval (only when the stream was read with one): time to tell the
+    client the answer is still coming. Passed on as it is by the translators (SILENCE, compared with `is`)."""
+
+
+SILENCE = Silence()
+Event = Union[TextDelta, ToolUseDelta, ReasoningDelta, ContextUsage, Metering, TokenUsage, LengthExceeded, Silence]
 
 
 # What comes with any answer, but is none: held back until something of the answer arrives.
@@ -234,6 +241,9 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[Event]:
     held: list[Event] | None = []  # None once the answer has begun
     try:
         for chunk in chunks:
+            if not chunk:  # a silence of the keep-alive interval (upstream/reading.py)
+                yield SILENCE
+                continue
             for frame in decoder.feed(chunk):
                 event = parse_frame(frame)
                 if event is None:

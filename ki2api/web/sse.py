@@ -10,6 +10,7 @@ from ..errors import ApiError
 from ..observability.requestlog import note
 
 DONE = "data: [DONE]\n\n"
+KEEP_ALIVE = ": keep-alive\n\n"  # an SSE comment: clients skip it, proxies see the stream is alive
 PROXY_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 log = logging.getLogger(__name__)
 

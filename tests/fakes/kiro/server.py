@@ -45,7 +45,7 @@ class Stream:
 
     def __init__(self, conn: Connection, state: State, plan: Plan, gate: gevent.event.Event) -> None:
         self.conn, self.state, self.plan, self.gate = conn, state, plan, gate
-        self.pending = b""
+        self.pending = bytearray()  # grown in place: a chunk_size of many frames is not copied once per frame
         self.writes = 0
         last = len(plan.frames)  # a hold or fault asked for past the end happens before the final chunk
         self.hold_at = None if plan.hold_after is None else min(plan.hold_after, last)
@@ -114,13 +114,14 @@ class Stream:
             return
         self.pending += data
         while len(self.pending) >= size:
-            piece, self.pending = self.pending[:size], self.pending[size:]
+            piece = bytes(self.pending[:size])
+            del self.pending[:size]
             self._send_chunk(piece)
 
     def flush(self) -> None:
         """Send whatever a chunk_size plan still holds back."""
         if self.pending:
-            piece, self.pending = self.pending, b""
+            piece, self.pending = bytes(self.pending), bytearray()
             self._send_chunk(piece)
 
     def _send_chunk(self, data: bytes) -> None:
