@@ -7,7 +7,7 @@ import anthropic
 import pytest
 import requests
 
-from tests.helpers.credentials import KEY, write_token_file
+from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
 from tests.helpers.anthropic_schema import parse_sse, validate_event
 from tests.helpers.gateway import Gateway
 
@@ -24,6 +24,9 @@ PING_INTERVAL = 0.5
 @pytest.fixture(scope="module")
 def shared_gateway(fake_kiro_server, tmp_path_factory):
     """One gunicorn for this module (starting one per test costs seconds); each test resets the fake."""
+    # Started against the fake as each test leaves it, not as the last module did: the gateway fetches its models
+    # at start, and a refresh token spent there would mark this login dead.
+    fake_kiro_server.reset(access_tokens=[ACCESS], refresh_token=REFRESH)
     tmp = tmp_path_factory.mktemp("anthropic-gateway")
     env = {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(write_token_file(tmp / "sso" / "kiro-auth-token.json")),
            "KIRO_API_BASE": fake_kiro_server.url, "KIRO_REFRESH_URL": fake_kiro_server.refresh_url,

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.fakes.kiro.reasoning import sign
-from tests.helpers.credentials import KEY, write_token_file
+from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
 from tests.helpers.gateway import Gateway
 
 pytestmark = pytest.mark.integration
@@ -20,6 +20,9 @@ THOUGHT = ["Six times seven", " is forty-two."]
 
 @pytest.fixture(scope="module")
 def shared_gateway(fake_kiro_server, tmp_path_factory):
+    """One gunicorn for this module, started against the fake as each test leaves it (not as the last module did:
+    a refresh token spent there would mark this login dead when the gateway fetches its models at start)."""
+    fake_kiro_server.reset(access_tokens=[ACCESS], refresh_token=REFRESH)
     tmp = tmp_path_factory.mktemp("reasoning-gateway")
     env = {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(write_token_file(tmp / "sso" / "kiro-auth-token.json")),
            "KIRO_API_BASE": fake_kiro_server.url, "KIRO_REFRESH_URL": fake_kiro_server.refresh_url,
