@@ -221,3 +221,10 @@ def test_login_command_with_google_through_a_browser_stores_a_social_account(tmp
     assert entry["authMethod"] == "social" and entry["provider"] == "Google"
     assert entry["refreshToken"] == fake.issued[0]["refreshToken"] and fake.refused == []
     assert fake.issued[0]["refreshToken"] not in out.out + out.err
+
+
+@pytest.mark.parametrize("body", [[None, None], "text", 42])
+def test_status_page_login_refuses_a_body_that_is_not_an_object(client, auth, body):
+    answer = client.post("/dashboard/logins", json=body, headers=auth)
+    assert answer.status_code == 400
+    assert "JSON object" in answer.get_json()["error"]

@@ -38,7 +38,11 @@ def _state_dir() -> str:
 def start_login() -> tuple[Response, int]:
     """Start a device-flow login; the page shows the code and the address."""
     require_key()
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        return jsonify({"error": "the body must be a JSON object: {\"start_url\": ..., \"region\": ...}"}), 400
     start_url = str(body.get("start_url") or BUILDER_ID_START_URL).strip()
     region = str(body.get("region") or DEFAULT_REGION).strip()
     if not start_url.startswith("https://") or not region or set(region) - _REGION_CHARS:

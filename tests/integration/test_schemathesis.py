@@ -17,6 +17,7 @@ from schemathesis.config._warnings import OPT_IN_WARNINGS
 from schemathesis.core.warnings import SchemathesisWarning
 
 from ki2api.models import model_names
+from tests.fakes.oidc import FakeLogins
 from tests.helpers.credentials import KEY
 
 pytestmark = pytest.mark.integration
@@ -48,14 +49,22 @@ def test_documented_paths_are_the_routes_ki2api_serves(app):
     document = yaml.safe_load((REPO / "openapi.yaml").read_text())
     served = {rule.rule.replace("<path:name>", "{model}").replace("<name>", "{name}")
               .replace("<response_id:response_id>", "{response_id}")
+              .replace("<login_id>", "{login_id}")
               for rule in app.url_map.iter_rules() if not rule.rule.startswith("/static/")}
     assert set(document["paths"]) == served
 
 
-def test_schemathesis_finds_nothing(start_gateway, tmp_path):
+@pytest.fixture
+def fake_logins():
+    """A fake AWS SSO OIDC service: the status page's logins go there, as every call of the run stays on loopback."""
+    with FakeLogins() as fake:
+        yield fake
+
+
+def test_schemathesis_finds_nothing(start_gateway, fake_logins, tmp_path):
     # Its checks send wrong keys by the hundred from one address: with the failed-key limit on (the default),
     # every later request would be a 429 and the fuzzing would test nothing (tests/test_security.py tests it).
-    gateway = start_gateway(AUTH_FAIL_LIMIT="0")
+    gateway = start_gateway(AUTH_FAIL_LIMIT="0", KIRO_OIDC_URL=f"{fake_logins.url}/token")
     command = [sys.executable, "-m", "schemathesis.cli", "run", f"{gateway.url}/openapi.json",
                "--header", f"Authorization: Bearer {KEY}", "--checks", CHECKS, "--max-examples", MAX_EXAMPLES,
                "--seed", SEED, "--warnings", WARNINGS, "--workers", "1", "--request-timeout", "30", "--no-color",
