@@ -23,7 +23,7 @@ ACCOUNT_LAYERS: dict[str, list[str]] = {
     "state": ["file_state", "redis_link", "redis_state"],
     "login": ["token_store", "refresh", "token_manager"],
     "pool": ["pool"],
-    "reports": ["status", "credits", "catalog"],
+    "reports": ["polling", "status", "credits", "catalog"],
     "build": ["build", "live"],
 }
 BUILD = f"{PACKAGE}.accounts.build"

@@ -28,6 +28,7 @@ from ..upstream.headers import usage_headers
 from .cooldown import iso
 from .credential import Credential
 from .entitlement import ListCache, listed_ids, refused_ids
+from .polling import Poller
 from .pool import Account, AccountPool
 
 log = logging.getLogger(__name__)
@@ -50,45 +51,29 @@ class CatalogView:
     warnings: list[str] = field(default_factory=list)
 
 
-class ModelCatalog:
+class ModelCatalog(Poller):
     """Fetches every account's model list every `settings.models_interval` seconds (0: never) and joins them."""
 
+    thread_name = "kiro-model-lists"
+    check_every = CHECK_EVERY
+
     def __init__(self, pool: AccountPool, settings: Settings, session: requests.Session) -> None:
+        super().__init__(settings.models_interval)
         self.pool = pool
         self.settings = settings
         self.session = session
-        self.interval = settings.models_interval
         self._cache = ListCache()
-        self._started = False
-        self._lock = threading.Lock()
         self._first_round = threading.Event()
-
-    def ensure_started(self) -> None:
-        """Start the background loop once (cheap to call on every request)."""
-        if self._started or self.interval <= 0:
-            return
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
-            threading.Thread(target=self._run, name="kiro-model-lists", daemon=True).start()
 
     def wait_first_round(self) -> bool:
         """Wait (at most FIRST_WAIT s) for this worker's first round of fetches; False if it was not running."""
-        if not self._started or self._first_round.is_set():
+        if not self.started or self._first_round.is_set():
             return False
         self._first_round.wait(FIRST_WAIT)
         return True
 
-    def _run(self) -> None:
-        while True:
-            try:
-                self.poll_once()
-            except Exception:  # a fetcher that dies would leave the catalog silently stale
-                log.exception("fetching Kiro's model lists failed")
-            finally:
-                self._first_round.set()
-            time.sleep(min(CHECK_EVERY, self.interval))
+    def round_done(self) -> None:
+        self._first_round.set()
 
     # -- fetching --------------------------------------------------------------------------------------------------
 

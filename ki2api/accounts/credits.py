@@ -12,8 +12,6 @@ next poll replaces it with Kiro's own.
 from __future__ import annotations
 
 import logging
-import random
-import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -25,6 +23,7 @@ from ..settings import Settings
 from ..upstream.headers import usage_headers
 from .cooldown import iso
 from .credential import Credential
+from .polling import Poller
 from .pool import Account, AccountPool
 
 log = logging.getLogger(__name__)
@@ -69,35 +68,18 @@ def parse_usage(body: dict[str, Any], now: float) -> dict[str, Any]:
             "next_reset": iso(reset) if reset else None, "next_reset_epoch": reset, "fetched_at": now}
 
 
-class UsagePoller:
+class UsagePoller(Poller):
     """Fetches every account's usage limits every `settings.usage_interval` seconds (0: never)."""
 
+    thread_name = "kiro-usage-limits"
+    check_every = CHECK_EVERY
+    spread = True  # workers booted together do not fetch together
+
     def __init__(self, pool: AccountPool, settings: Settings, session: requests.Session) -> None:
+        super().__init__(settings.usage_interval)
         self.pool = pool
         self.settings = settings
         self.session = session
-        self.interval = settings.usage_interval
-        self._started = False
-        self._lock = threading.Lock()
-
-    def ensure_started(self) -> None:
-        """Start the background loop once (cheap to call on every request)."""
-        if self._started or self.interval <= 0:
-            return
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
-            threading.Thread(target=self._run, name="kiro-usage-limits", daemon=True).start()
-
-    def _run(self) -> None:
-        time.sleep(random.uniform(0, min(3.0, self.interval)))  # workers booted together do not fetch together
-        while True:
-            try:
-                self.poll_once()
-            except Exception:  # a poller that dies would leave /health silently stale
-                log.exception("polling Kiro usage limits failed")
-            time.sleep(min(CHECK_EVERY, self.interval) * random.uniform(0.8, 1.2))
 
     def poll_once(self) -> int:
         """Fetch the accounts that are due and not claimed by another worker; return how many were fetched."""

@@ -1,0 +1,64 @@
+"""A worker's background loop over the accounts: started at its first request, one round every so often.
+
+The credit poller (credits.py) and the model lists (catalog.py) are both such loops. Each round asks every
+account that is due; which worker or replica asks is settled per account by a claim in the shared state, so a
+round is cheap where another process got there first.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+
+class Poller:
+    """Runs `poll_once` every `check_every` seconds (at most `interval`) in one daemon thread, from the first
+    `ensure_started` on; with `spread`, the first round waits up to 3 s and each pause varies by ±20%, so
+    workers booted together do not all ask at once. An interval of 0 or less never starts it."""
+
+    thread_name = "kiro-poller"
+    check_every = 60.0
+    spread = False
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._started = False
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        """True once the loop runs in this process."""
+        return self._started
+
+    def ensure_started(self) -> None:
+        """Start the background loop once (cheap to call on every request: threads exist after gevent patched)."""
+        if self._started or self.interval <= 0:
+            return
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            threading.Thread(target=self._run, name=self.thread_name, daemon=True).start()
+
+    def poll_once(self) -> int:
+        """One round over the accounts; how many were asked."""
+        raise NotImplementedError
+
+    def round_done(self) -> None:
+        """Called after every round, whether it worked or failed."""
+
+    def _run(self) -> None:
+        if self.spread:
+            time.sleep(random.uniform(0, min(3.0, self.interval)))
+        while True:
+            try:
+                self.poll_once()
+            except Exception:  # a loop that dies would leave what it keeps silently stale
+                log.exception("%s: a round failed", self.thread_name)
+            finally:
+                self.round_done()
+            pause = min(self.check_every, self.interval)
+            time.sleep(pause * random.uniform(0.8, 1.2) if self.spread else pause)
