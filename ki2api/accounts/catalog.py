@@ -21,14 +21,13 @@ from typing import Any
 
 import requests
 
-from ..errors import ApiError
 from ..models import BUILTIN, ModelInfo
 from ..settings import Settings
 from ..upstream.headers import usage_headers
 from .cooldown import iso
 from .credential import Credential
 from .entitlement import ListCache, listed_ids, refused_ids
-from .polling import Poller
+from .polling import Poller, fetch_json
 from .pool import Account, AccountPool
 
 log = logging.getLogger(__name__)
@@ -118,25 +117,7 @@ class ModelCatalog(Poller):
 
     def _page(self, account: Account, token: str | None) -> tuple[dict[str, Any] | None, str | None]:
         """One page of the answer, refreshing the credential once if Kiro rejects it."""
-        try:
-            credential = account.tokens.current()
-            response = self._get(account, credential, token)
-            if response.status_code in (401, 403):
-                response.close()
-                response = self._get(account, account.tokens.refresh(credential), token)
-        except ApiError as exc:
-            return None, exc.message
-        except requests.RequestException as exc:
-            return None, f"Kiro unreachable ({type(exc).__name__})"
-        try:
-            if response.status_code != 200:
-                return None, f"HTTP {response.status_code}: {response.text[:200]}"
-            body = response.json()
-        except ValueError:
-            return None, "the answer is not JSON"
-        finally:
-            response.close()
-        return (body, None) if isinstance(body, dict) else (None, "the answer is not a JSON object")
+        return fetch_json(account, lambda credential: self._get(account, credential, token))
 
     def _get(self, account: Account, credential: Credential, token: str | None) -> requests.Response:
         """One page of the account's model list, asked as the IDE's runtime client asks (the usage poll's headers)."""

@@ -18,12 +18,11 @@ from typing import Any
 
 import requests
 
-from ..errors import ApiError
 from ..settings import Settings
 from ..upstream.headers import usage_headers
 from .cooldown import iso
 from .credential import Credential
-from .polling import Poller
+from .polling import Poller, fetch_json
 from .pool import Account, AccountPool
 
 log = logging.getLogger(__name__)
@@ -109,25 +108,8 @@ class UsagePoller(Poller):
 
     def fetch_or_why(self, account: Account) -> tuple[dict[str, Any] | None, str | None]:
         """(the parsed usage, None) or (None, why not): fetch's answer with its reason (doctor shows it)."""
-        try:
-            credential = account.tokens.current()
-            response = self._get(credential, account)
-            if response.status_code in (401, 403):
-                response.close()
-                response = self._get(account.tokens.refresh(credential), account)
-        except ApiError as exc:
-            return None, exc.message
-        except requests.RequestException as exc:
-            return None, f"Kiro unreachable ({type(exc).__name__})"
-        try:
-            if response.status_code != 200:
-                return None, f"HTTP {response.status_code}"
-            body = response.json()
-        except ValueError:
-            return None, "the answer is not JSON"
-        finally:
-            response.close()
-        return (parse_usage(body, time.time()), None) if isinstance(body, dict) else (None, "the answer is not a JSON object")
+        body, why = fetch_json(account, lambda credential: self._get(credential, account))
+        return (parse_usage(body, time.time()), None) if body is not None else (None, why)
 
     def _get(self, credential: Credential, account: Account) -> requests.Response:
         params = {"origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST"}

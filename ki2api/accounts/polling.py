@@ -10,8 +10,40 @@ import logging
 import random
 import threading
 import time
+from typing import Any, Callable
+
+import requests
+
+from ..errors import ApiError
+from .credential import Credential
+from .pool import Account
 
 log = logging.getLogger(__name__)
+
+
+def fetch_json(account: Account, get: Callable[[Credential], requests.Response]) -> tuple[dict[str, Any] | None,
+                                                                                        str | None]:
+    """(the JSON object Kiro answered, None) or (None, why not) for `get(credential)`, a call to one of Kiro's
+    runtime APIs for `account`, made again once with a refreshed credential if Kiro rejects the first."""
+    try:
+        credential = account.tokens.current()
+        response = get(credential)
+        if response.status_code in (401, 403):
+            response.close()
+            response = get(account.tokens.refresh(credential))
+    except ApiError as exc:
+        return None, exc.message
+    except requests.RequestException as exc:
+        return None, f"Kiro unreachable ({type(exc).__name__})"
+    try:
+        if response.status_code != 200:
+            return None, f"HTTP {response.status_code}: {response.text[:200]}"
+        body = response.json()
+    except ValueError:
+        return None, "the answer is not JSON"
+    finally:
+        response.close()
+    return (body, None) if isinstance(body, dict) else (None, "the answer is not a JSON object")
 
 
 class Poller:
