@@ -1,7 +1,7 @@
 """What telling Kiro's silences costs per read (upstream/reading.py's check before each read), under gevent on a
 socket pair: with the frame already there, and with a read that must wait for it (docs/performance.md).
 
-    python -m bench.keepalive_cost
+    python -m bench.experiments.keepalive_cost
 """
 from gevent import monkey
 

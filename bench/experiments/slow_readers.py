@@ -4,7 +4,7 @@ One gevent worker of the ki2api tree given (default: this one, so a checkout of 
 the same way), the tests' fake Kiro sending a 12 MB answer (12,000 frames of 1,000 bytes) as one HTTP chunk,
 and rounds of clients that open a stream, take its first bytes and stop reading for a while, then hang up.
 
-    python -m bench.slow_readers [--tree DIR] [--path /v1/messages] [--rounds 10,20]
+    python -m bench.experiments.slow_readers [--tree DIR] [--path /v1/messages] [--rounds 10,20]
 """
 from __future__ import annotations
 
