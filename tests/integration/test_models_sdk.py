@@ -4,6 +4,7 @@ SDKs, and requests routed to the accounts that list their model."""
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,6 +13,7 @@ import openai
 import pytest
 import requests
 
+from ki2api.accounts.pool import VIEW_TTL
 from tests.helpers.accounts import fake_accounts, write_token_dir
 from tests.helpers.credentials import KEY
 from tests.helpers.waiting import wait_for
@@ -35,6 +37,11 @@ def gateway(start_gateway, fake_upstream, tmp_path):
     gw = start_gateway(workers=2, KIRO_TOKEN_DIR=str(tmp_path / "tokens"), KIRO_MODELS_INTERVAL="3600")
     wait_for(lambda: health(gw)["models"]["source"] == "service"
              and all(row["models"] for row in health(gw)["models"]["accounts"]), "both accounts' model lists")
+    # The worker that answered /health has the lists; the other reads the shared state at most VIEW_TTL later.
+    fetched = max(datetime.fromisoformat(row["fetched_at"].replace("Z", "+00:00"))
+                  for row in health(gw)["models"]["accounts"])
+    wait_for(lambda: (datetime.now(timezone.utc) - fetched).total_seconds() > VIEW_TTL,
+             "every worker's view of the shared state to be newer than the lists")
     return gw
 
 
