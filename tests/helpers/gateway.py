@@ -7,9 +7,13 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import requests
+
+from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"]
@@ -71,3 +75,23 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+@contextmanager
+def module_gateway(fake: Any, folder: Path, expires_in: float = 3600, **env: str) -> Iterator[Gateway]:
+    """One gateway for a whole test module, with its own token file and state in `folder`, pointed at `fake`.
+
+    The fake is reset to the known login first: the gateway fetches models and credits as it starts, and must
+    meet the fake as each test leaves it, not as the last module did (a refresh token spent there would mark
+    this login dead). Each test then resets the fake itself (`fake_upstream`).
+    """
+    fake.reset(access_tokens=[ACCESS], refresh_token=REFRESH)
+    token_file = write_token_file(folder / "sso" / "kiro-auth-token.json", expires_in=expires_in)
+    base = {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(token_file), "KIRO_API_BASE": fake.url,
+            "KIRO_REFRESH_URL": fake.refresh_url, "KIRO_OIDC_URL": fake.oidc_url,
+            "KI2API_STATE_DIR": str(folder / "state"), "UPSTREAM_READ_TIMEOUT": "10"}
+    gateway = Gateway({**base, **env}, folder / "gunicorn.log").wait_ready()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()

@@ -7,9 +7,9 @@ import anthropic
 import pytest
 import requests
 
-from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
+from tests.helpers.credentials import KEY
 from tests.helpers.anthropic_schema import parse_sse, validate_event
-from tests.helpers.gateway import Gateway
+from tests.helpers.gateway import module_gateway
 
 pytestmark = pytest.mark.integration
 MODEL = "claude-sonnet-4-6"  # Kiro claude-sonnet-4.6, a 1M-token window
@@ -24,17 +24,9 @@ PING_INTERVAL = 0.5
 @pytest.fixture(scope="module")
 def shared_gateway(fake_kiro_server, tmp_path_factory):
     """One gunicorn for this module (starting one per test costs seconds); each test resets the fake."""
-    # Started against the fake as each test leaves it, not as the last module did: the gateway fetches its models
-    # at start, and a refresh token spent there would mark this login dead.
-    fake_kiro_server.reset(access_tokens=[ACCESS], refresh_token=REFRESH)
-    tmp = tmp_path_factory.mktemp("anthropic-gateway")
-    env = {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(write_token_file(tmp / "sso" / "kiro-auth-token.json")),
-           "KIRO_API_BASE": fake_kiro_server.url, "KIRO_REFRESH_URL": fake_kiro_server.refresh_url,
-           "KIRO_OIDC_URL": fake_kiro_server.oidc_url, "KI2API_STATE_DIR": str(tmp / "state"),
-           "UPSTREAM_READ_TIMEOUT": "10", "SSE_PING_INTERVAL": str(PING_INTERVAL)}
-    gateway = Gateway(env, tmp / "gunicorn.log").wait_ready()
-    yield gateway
-    gateway.stop()
+    with module_gateway(fake_kiro_server, tmp_path_factory.mktemp("anthropic-gateway"),
+                        SSE_PING_INTERVAL=str(PING_INTERVAL)) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import re
 import openai
 import pytest
 
-from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
+from tests.helpers.credentials import KEY
 from tests.helpers.capture import decoded_events
-from tests.helpers.gateway import Gateway
+from tests.helpers.gateway import module_gateway
 from tests.helpers.openai_schema import validate
 
 pytestmark = pytest.mark.integration
@@ -31,15 +31,8 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "description"
 @pytest.fixture(scope="module")
 def gw(fake_kiro_server, tmp_path_factory):
     """One gateway for the module (the fake is reset before each test by `fake_upstream`)."""
-    tmp = tmp_path_factory.mktemp("gw")
-    fake_kiro_server.reset(access_tokens=[ACCESS], refresh_token=REFRESH)
-    token_file = write_token_file(tmp / "sso" / "kiro-auth-token.json", expires_in=6 * 3600)
-    env = {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(token_file), "KIRO_API_BASE": fake_kiro_server.url,
-           "KIRO_REFRESH_URL": fake_kiro_server.refresh_url, "KIRO_OIDC_URL": fake_kiro_server.oidc_url,
-           "KI2API_STATE_DIR": str(tmp / "state"), "UPSTREAM_READ_TIMEOUT": "10"}
-    gateway = Gateway(env, tmp / "gunicorn.log").wait_ready()
-    yield gateway
-    gateway.stop()
+    with module_gateway(fake_kiro_server, tmp_path_factory.mktemp("gw"), expires_in=6 * 3600) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from tests.fakes.kiro.reasoning import sign
-from tests.helpers.credentials import ACCESS, KEY, REFRESH, write_token_file
-from tests.helpers.gateway import Gateway
+from tests.helpers.credentials import KEY
+from tests.helpers.gateway import module_gateway
 
 pytestmark = pytest.mark.integration
 MODEL = "claude-sonnet-4-6"  # Kiro claude-sonnet-4.6: its schema takes thinking, output_config.effort, max_tokens
@@ -20,17 +20,10 @@ THOUGHT = ["Six times seven", " is forty-two."]
 
 @pytest.fixture(scope="module")
 def shared_gateway(fake_kiro_server, tmp_path_factory):
-    """One gunicorn for this module, started against the fake as each test leaves it (not as the last module did:
-    a refresh token spent there would mark this login dead when the gateway fetches its models at start)."""
-    fake_kiro_server.reset(access_tokens=[ACCESS], refresh_token=REFRESH)
-    tmp = tmp_path_factory.mktemp("reasoning-gateway")
-    env = {"API_KEY": KEY, "KIRO_TOKEN_FILE": str(write_token_file(tmp / "sso" / "kiro-auth-token.json")),
-           "KIRO_API_BASE": fake_kiro_server.url, "KIRO_REFRESH_URL": fake_kiro_server.refresh_url,
-           "KIRO_OIDC_URL": fake_kiro_server.oidc_url, "KI2API_STATE_DIR": str(tmp / "state"),
-           "UPSTREAM_READ_TIMEOUT": "10", "KIRO_USAGE_INTERVAL": "0"}
-    gateway = Gateway(env, tmp / "gunicorn.log").wait_ready()
-    yield gateway
-    gateway.stop()
+    """One gunicorn for this module; each test resets the fake."""
+    with module_gateway(fake_kiro_server, tmp_path_factory.mktemp("reasoning-gateway"),
+                        KIRO_USAGE_INTERVAL="0") as gateway:
+        yield gateway
 
 
 @pytest.fixture
