@@ -230,7 +230,8 @@ class FakeKiroServer:
         if spec.get("context_usage") == "auto":
             spec = {**spec, "context_usage": auto_usage(body, model_id, listed)}
         if "token_usage" not in spec and spec.get("status", 200) == 200:
-            usage = state.prompt_cache.usage(body, account, prompt_tokens(body), CHARS_PER_TOKEN, time.time())
+            total = prompt_tokens(body, spec.get("context_usage"), _window(model_id, listed))
+            usage = state.prompt_cache.usage(body, account, total, CHARS_PER_TOKEN, time.time())
             if usage is not None:
                 spec = {**spec, "token_usage": usage}
                 record["cache_usage"] = usage
@@ -423,19 +424,25 @@ HIDDEN_PROMPT_TOKENS = 5000  # what the fake takes Kiro's own system prompt to w
 CHARS_PER_TOKEN = 3.1
 
 
+def _window(model_id: str, listed: list[dict[str, Any]]) -> int:
+    return next((e.get("tokenLimits", {}).get("maxInputTokens") for e in listed if e["modelId"] == model_id),
+                None) or 200_000
+
+
 def auto_usage(body: dict[str, Any], model_id: str, listed: list[dict[str, Any]]) -> float:
     """The context percentage for `body`: its conversationState at CHARS_PER_TOKEN, plus the hidden prompt,
     over the model's window; rounded to four decimals, as Kiro sends it."""
-    window = next((e.get("tokenLimits", {}).get("maxInputTokens") for e in listed if e["modelId"] == model_id),
-                  None) or 200_000
     tokens = len(json.dumps(body.get("conversationState", {}), ensure_ascii=False)) / CHARS_PER_TOKEN \
         + HIDDEN_PROMPT_TOKENS
-    return round(100 * tokens / window, 4)
+    return round(100 * tokens / _window(model_id, listed), 4)
 
 
-def prompt_tokens(body: dict[str, Any]) -> int:
-    """The input tokens the fake counts for a request: its conversationState at CHARS_PER_TOKEN plus the hidden
-    prompt (as auto_usage counts them)."""
+def prompt_tokens(body: dict[str, Any], scripted: Any, window: int) -> int:
+    """The input tokens the fake counts for a request: a scripted context percentage of the window (so both of
+    the answer's figures agree), else its conversationState at CHARS_PER_TOKEN plus the hidden prompt (as
+    auto_usage counts them)."""
+    if isinstance(scripted, (int, float)) and not isinstance(scripted, bool):
+        return round(scripted * window / 100)
     text = json.dumps(body.get("conversationState", {}), ensure_ascii=False)
     return round(len(text) / CHARS_PER_TOKEN) + HIDDEN_PROMPT_TOKENS
 
