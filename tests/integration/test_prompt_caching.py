@@ -112,3 +112,22 @@ def test_openai_streams_and_responses_report_them_too(gw, fake_upstream):
     streamed = chunks[-1].usage
     assert streamed.prompt_tokens_details.cached_tokens == 2000 and streamed.prompt_tokens == 2750
     assert response.usage.input_tokens_details.cached_tokens == 2000 and response.usage.input_tokens == 2750
+
+
+def test_a_replica_learns_the_refusal_through_redis(settings, fake_upstream, redis_server, tmp_path):
+    """Two replicas (own state directories, one Redis): what one learned, the other honours at once."""
+    from dataclasses import replace
+
+    from ki2api.app import create_app
+
+    one, two = (create_app(replace(settings, redis_url=redis_server.url, state_dir=str(tmp_path / name)))
+                for name in ("one", "two"))
+    headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    body = {"model": "claude-opus-4.6", "max_tokens": 100, "system": SYSTEM + SYSTEM,  # over opus's 4,096
+            "messages": conversation("Review it.")}
+    fake_upstream.reset(access_tokens=[ACCESS], refresh_token=REFRESH, cache_points="refuse")
+    assert one.test_client().post("/v1/messages", headers=headers, json=body).status_code == 200
+    assert [cache_points(r) for r in fake_upstream.requests()] == [[0, "current"], []]  # refused, then without
+    fake_upstream.reset(access_tokens=[ACCESS], refresh_token=REFRESH)
+    assert two.test_client().post("/v1/messages", headers=headers, json=body).status_code == 200
+    assert [cache_points(r) for r in fake_upstream.requests()] == [[]]
