@@ -210,7 +210,7 @@ class CodeWhispererClient:
         self.on_open = on_open  # told of every call that opened (the request log notes its account)
         self.url = f"{settings.api_base}/generateAssistantResponse"
         self.timeout = (settings.connect_timeout, settings.read_timeout)
-        self._no_cache: dict[str | None, float] = {}  # model -> until when this worker sends it no cache points
+        self._no_cache: dict[str, float] = {}  # model -> until when this worker sends it no cache points
 
     def send(self, payload: dict[str, Any], conversation: str | None = None) -> UpstreamStream:
         """Start a call, failing over between accounts; raise an ApiError before any byte reaches the client.
@@ -260,7 +260,7 @@ class CodeWhispererClient:
         machine_id = tokens.machine_id()
         if conversation is not None:
             payload = with_conversation(payload, conversation, machine_id)
-        if cache_points.count(payload) and not self._may_cache(lease.model):
+        if cache_points.count(payload) and not self._may_cache(lease.model or ""):
             payload = cache_points.without(payload)
         response, attempt = self._post(payload, credential, machine_id, 1), 1
         if response.status_code in (401, 403) and says_token(str(error_body(response).get("message", ""))):
@@ -286,7 +286,7 @@ class CodeWhispererClient:
         lease.refused(kind, error, retry_after(response))
         raise _Refused(error)
 
-    def _may_cache(self, model: str | None) -> bool:
+    def _may_cache(self, model: str) -> bool:
         """Whether a call for `model` may carry cache points: the setting allows them and no mark forbids them."""
         if self.settings.cache_points == "off":
             return False
