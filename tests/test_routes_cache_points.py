@@ -70,6 +70,8 @@ def test_a_refused_cache_point_is_retried_without_and_remembered(app, client, fa
     client.post("/v1/messages", headers={**HEADERS}, json={**BODY, "stream": True}).get_data()
     assert [points(r) for r in fake_upstream.requests()[2:]] == [[]]  # the next request sends none at once
     assert points_for_other_model(client, fake_upstream) == [0]  # only that model was marked
+    metrics = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).get_data(as_text=True)
+    assert 'ki2api_cache_point_refusals_total{model="claude-sonnet-4.5"} 1.0' in metrics
 
 
 def points_for_other_model(client, fake_upstream):

@@ -203,11 +203,13 @@ class CodeWhispererClient:
     """Sends generateAssistantResponse calls through the account pool; refreshes once on a token error."""
 
     def __init__(self, settings: Settings, pool: AccountPool, session: UpstreamSession,
-                 on_open: Callable[[UpstreamStream], None] | None = None) -> None:
+                 on_open: Callable[[UpstreamStream], None] | None = None,
+                 on_cache_refused: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.session = session
         self.on_open = on_open  # told of every call that opened (the request log notes its account)
+        self.on_cache_refused = on_cache_refused  # told the model of a call answered only without cache points
         self.url = f"{settings.api_base}/generateAssistantResponse"
         self.timeout = (settings.connect_timeout, settings.read_timeout)
         self._no_cache: dict[str, float] = {}  # model -> until when this worker sends it no cache points
@@ -297,6 +299,8 @@ class CodeWhispererClient:
         """Kiro refused the call's cache points and took it without: mark its model, here and for every process."""
         model, now = lease.model or "", time.time()
         self._no_cache[model] = now + REFUSAL_TTL
+        if self.on_cache_refused is not None:
+            self.on_cache_refused(model)
         try:
             fields = self.pool.states(fresh=True).get(lease.account.name, {})
             self.pool.write(lease.account.name, CACHE_REFUSALS, with_refusal(fields, model, now))
