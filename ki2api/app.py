@@ -76,7 +76,8 @@ def create_app(config: Settings | None = None) -> Flask:
     pool = build_pool(settings, session, on_refresh=requests_book.metrics.token_refreshed)
     usage = UsagePoller(pool, settings, session)
     catalog = ModelCatalog(pool, settings, session)
-    client = CodeWhispererClient(settings, pool, session, on_open=upstream_opened)
+    client = CodeWhispererClient(settings, pool, session, on_open=upstream_opened,
+                                 on_cache_refused=requests_book.metrics.cache_points_refused)
     adapter.watch(client.url)  # a chat call ends when its client leaves; refreshes and usage polls never do
     app.extensions["ki2api"] = Services(settings, client, pool, usage, catalog)
     stored = StoreSync(pool, settings, session, on_refresh=requests_book.metrics.token_refreshed)

@@ -46,6 +46,10 @@ class ModelInfo:
     description: str = ""
     # The JSON Schema of `additionalModelRequestFields` the model takes; None: it takes none.
     request_fields_schema: Mapping[str, Any] | None = field(default=None, compare=False)
+    # Its `promptCaching`: the most cache points one request may carry (0: the model caches nothing) and the
+    # fewest tokens a cached prefix must have.
+    cache_points: int = 0
+    cache_min_tokens: int = 0
 
 
 def parse_model_list(body: Mapping[str, Any]) -> dict[str, ModelInfo]:
@@ -62,8 +66,20 @@ def parse_model_list(body: Mapping[str, Any]) -> dict[str, ModelInfo]:
             input_types=tuple(entry.get("supportedInputTypes") or ("TEXT",)),
             rate_multiplier=entry.get("rateMultiplier"),
             description=entry.get("description") or "",
-            request_fields_schema=entry.get("additionalModelRequestFieldsSchema"))
+            request_fields_schema=entry.get("additionalModelRequestFieldsSchema"),
+            **_prompt_caching(entry.get("promptCaching")))
     return models
+
+
+def _prompt_caching(value: Any) -> dict[str, int]:
+    """ModelInfo's cache fields from a model entry's `promptCaching` (none unless it says it supports caching)."""
+    if not isinstance(value, dict) or value.get("supportsPromptCaching") is not True:
+        return {}
+    points, least = value.get("maximumCacheCheckpointsPerRequest"), value.get("minimumTokensPerCacheCheckpoint")
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        return {}
+    return {"cache_points": points,
+            "cache_min_tokens": least if isinstance(least, int) and not isinstance(least, bool) and least > 0 else 0}
 
 
 BUILTIN: dict[str, ModelInfo] = parse_model_list(json.loads(BUILTIN_LIST.read_text(encoding="utf-8")))

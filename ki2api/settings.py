@@ -170,6 +170,12 @@ class Settings:
         "the Kiro IDE version ki2api names in every user agent it sends to Kiro (chat, usage, refresh)", UPSTREAM)
     api_base: str = setting("KIRO_API_BASE", "https://q.us-east-1.amazonaws.com", v.url,
                             "Kiro API base; ki2api posts to `{base}/generateAssistantResponse`", UPSTREAM)
+    cache_points: str = setting(
+        "KIRO_CACHE_POINTS", "auto", v.choice("auto", "off"),
+        "`auto`: a client's prompt-cache breakpoints (Anthropic `cache_control`) go to Kiro as cache points, for "
+        "the models whose list says they cache; a model Kiro answers \"Improperly formed request\" with them (and "
+        "answers without) gets none for 6 h, learned by every worker and replica (docs/api.md, Prompt caching). "
+        "`off`: none are ever sent", UPSTREAM)
     connect_timeout: float = setting("UPSTREAM_CONNECT_TIMEOUT", 10.0, v.positive,
                                      "seconds to connect to Kiro", UPSTREAM)
     read_timeout: float = setting("UPSTREAM_READ_TIMEOUT", 300.0, v.positive,

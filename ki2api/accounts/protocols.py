@@ -11,6 +11,7 @@ by any process: the fingerprint of the refresh token it spent, and for a failure
 "refused", which every process honours for token_manager.FAILURE_COOLDOWN seconds),
 "models" and "model_refusals" (the account's model list and the models Kiro refused it: entitlement.py),
 "quarantine" {at, until (None: until a person clears it), why} (Kiro suspended or locked the account).
+"cache_refusals" `{Kiro id: {"at", "until"}}`: models Kiro refused cache points for (upstream/cache_refusals.py).
 Counters are integers per (counter, account): "requests", "errors", "credits_micro" (millionths of the credits
 Kiro charged, from its meteringEvents; usage's `credits_counted` is its value when the usage was fetched).
 Each account also has a machine id (64 hex, identity.py), created once by whichever process asks first and
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Hashable, Protocol
 
 FIELDS = ("cooldown", "disabled", "usage", "last_error", "last_refresh", "models", "model_refusals",
-          "quarantine")
+          "quarantine", "cache_refusals")
 COUNTERS = ("requests", "errors", "credits_micro")
 AccountStates = dict[str, dict[str, dict[str, Any]]]  # account name -> field -> value
 

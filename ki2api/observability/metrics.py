@@ -64,6 +64,9 @@ class Metrics:
                              multiprocess_mode="livesum", registry=reg)
         self.tokens = Counter("ki2api_tokens", "Tokens reported to clients (estimates where Kiro gives none)",
                               ["direction"], registry=reg)
+        self.cache_refusals = Counter("ki2api_cache_point_refusals", "Calls Kiro refused for their cache points and "
+                                      "answered without them (the model then gets none for a while), by model",
+                                      ["model"], registry=reg)
         self.credits = Counter("ki2api_kiro_credits", "Credits Kiro charged for answers (its meteringEvent), by "
                                "account and client key label", ["account", "key"], registry=reg)
 
@@ -95,6 +98,10 @@ class Metrics:
     def token_refreshed(self, ok: bool, account: str | None = None) -> None:
         """Count one call to the refresh endpoint (hook for the token manager)."""
         self.refreshes.labels(_label(account or "default"), "ok" if ok else "failed").inc()
+
+    def cache_points_refused(self, model: str) -> None:
+        """Count one call whose cache points Kiro refused and that it then answered without (hook for the client)."""
+        self.cache_refusals.labels(model_label(model)).inc()
 
     def _scrape_registry(self) -> CollectorRegistry:
         registry = CollectorRegistry()

@@ -20,6 +20,7 @@ from ..observability.requestlog import first_byte, note
 from ..translate.anthropic_request import parse_conversation, parse_options
 from ..translate.anthropic_response import PING, Event, EventStream, collect_message
 from ..translate.answer import Answer, Part, prompt_estimate
+from ..translate.cache_points import fit as fit_cache_points
 from ..translate.conversation import conversation_key
 from ..translate.history import build_payload
 from ..translate.reasoning import anthropic_ask, apply_reasoning
@@ -51,7 +52,7 @@ def messages() -> Response:
     conversation = parse_conversation(body, options.thinking_budget)
     apply_reasoning(conversation, anthropic_ask(body), model.info.request_fields_schema, model.name,
                     options.max_tokens)
-    payload = build_payload(conversation, model.kiro_id, image_bounds())
+    payload = fit_cache_points(build_payload(conversation, model.kiro_id, image_bounds()), model.info)
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop_sequences, options.max_tokens,
                     thinking=conversation.thinking_budget is not None, names=conversation.names)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidRequest
+from .cache_points import marked
 from .history import Conversation, Turn
 from .images import kiro_image
 from .openai_tools import EMPTY_RESULT, apply_tool_choice  # written once for both APIs (OpenAI-shaped choice)
@@ -18,8 +19,8 @@ from .tools import MAX_DEPTH, ToolNames, TooDeep, kiro_tool, without_nulls
 from .websearch import history_text
 
 log = logging.getLogger(__name__)
-# Other fields (temperature, top_p, top_k, metadata, cache_control ...) are accepted and ignored: Kiro has
-# no such controls (README, "Anthropic parameters").
+# Other fields (temperature, top_p, top_k, metadata ...) are accepted and ignored: Kiro has no such controls
+# (docs/api.md). `cache_control` marks become Kiro cache points (translate/cache_points.py).
 TOOL_CHOICES = ("auto", "any", "tool", "none")
 IMAGE_IN_RESULT = "[image attached below]"
 
@@ -96,9 +97,10 @@ def parse_options(body: dict[str, Any], *, count_only: bool = False) -> Messages
                            thinking_budget=_thinking_budget(body.get("thinking"), max_tokens))
 
 
-def _system(value: Any) -> str:
+def _system(value: Any) -> tuple[str, bool]:
+    """The system text, and whether one of its blocks carries a cache breakpoint."""
     if value is None or isinstance(value, str):
-        return value or ""
+        return value or "", False
     if not isinstance(value, list):
         raise _fail("must be a string or a list of text blocks", "system")
     texts = []
@@ -107,7 +109,8 @@ def _system(value: Any) -> str:
         if not isinstance(block, dict) or block.get("type") != "text":
             raise _fail("must be a text block ({'type': 'text', 'text': ...})", where)
         texts.append(_string(block, "text", where))
-    return "\n".join(t for t in texts if t)
+    text = "\n".join(t for t in texts if t)
+    return text, bool(text) and any(marked(block) for block in value)
 
 
 def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
@@ -134,6 +137,7 @@ def _tool_result(block: dict[str, Any], where: str, turn: Turn) -> None:
         for j, part in enumerate(content):
             inner = f"{where}.content[{j}]"
             kind = _object(part, inner).get("type")
+            turn.cache_point = turn.cache_point or marked(part)
             if kind == "text":
                 texts.append(_string(part, "text", inner))
             elif kind == "image":
@@ -166,6 +170,7 @@ def _block(block: Any, where: str, turn: Turn, names: ToolNames, texts: list[str
     """Fold one content block into the turn; the allowed types depend on the role."""
     kind = _object(block, where).get("type")
     user = turn.role == "user"
+    turn.cache_point = turn.cache_point or marked(block)
     if kind == "text":
         texts.append(_string(block, "text", where))
     elif kind == "image" and user:
@@ -213,7 +218,8 @@ def _turn(message: Any, i: int, names: ToolNames) -> Turn:
 
 
 def _tools(value: Any, names: ToolNames) -> tuple[list[dict[str, Any]], list[str]]:
-    """Kiro specs for the client's custom tools and their names; Anthropic's own tools are dropped, logged."""
+    """Kiro specs for the client's custom tools and their names; Anthropic's own tools are dropped, logged.
+    (A tool's cache breakpoint is read by parse_conversation.)"""
     if value is None:
         return [], []
     if not isinstance(value, list):
@@ -267,5 +273,7 @@ def parse_conversation(body: dict[str, Any], thinking_budget: int | None = None)
     choice = _tool_choice(body.get("tool_choice"), client_names)
     turns = [_turn(message, i, names) for i, message in enumerate(messages)]
     tools, instruction = apply_tool_choice(choice, specs, client_names, names, turns)
-    return Conversation(system=_system(body.get("system")), turns=turns, tools=tools, names=names,
-                        thinking_budget=thinking_budget, instruction=instruction)
+    system, system_mark = _system(body.get("system"))
+    return Conversation(system=system, turns=turns, tools=tools, names=names,
+                        thinking_budget=thinking_budget, instruction=instruction, system_cache_point=system_mark,
+                        tools_cache_point=any(marked(tool) for tool in body.get("tools") or ()))

@@ -17,6 +17,7 @@ from .thinking import reserialise, with_thinking
 from .tools import ToolNames
 
 SYSTEM_ACK = "I will follow these instructions."
+CACHE_POINT = {"type": "default"}  # Kiro's one CachePointType (protocol notes, "Prompt caching")
 CONTINUE = "Continue"
 TOOL_ONLY_TEXT = " "
 
@@ -30,7 +31,8 @@ class Turn:
     request turns legacy thinking on, and dropped otherwise. For a model with native reasoning,
     `signed_reasoning` (text, signature: the first signed thinking of the turn) or else
     `redacted_reasoning` goes back as the turn's `reasoningContent`; unsigned thinking does not,
-    as Kiro checks signatures.
+    as Kiro checks signatures. `cache_point`: a client's cache breakpoint is in this turn, so the Kiro message
+    holding it gets a cache point (translate/cache_points.py).
     """
 
     role: str
@@ -41,6 +43,7 @@ class Turn:
     reasoning: str = ""
     signed_reasoning: tuple[str, str] | None = None
     redacted_reasoning: str = ""
+    cache_point: bool = False
 
 
 @dataclass
@@ -52,6 +55,9 @@ class Conversation:
     `instruction` is appended to the current user message (how tool_choice is expressed upstream).
     `native_reasoning`: the model takes Kiro's native reasoning (translate/reasoning.py), so past thinking
     goes back as `reasoningContent`; `request_fields` is the request's `additionalModelRequestFields`.
+    `system_cache_point` / `tools_cache_point`: the client put a cache breakpoint on its system prompt / tools;
+    both go on the first Kiro message (the one carrying the system prompt, if any): the first place a cache
+    point can stand, and every prefix holds the tools.
     """
 
     system: str
@@ -62,6 +68,8 @@ class Conversation:
     instruction: str = ""
     native_reasoning: bool = False
     request_fields: dict[str, Any] | None = None
+    system_cache_point: bool = False
+    tools_cache_point: bool = False
 
 
 def _merge(turns: list[Turn]) -> list[Turn]:
@@ -76,10 +84,11 @@ def _merge(turns: list[Turn]) -> list[Turn]:
             last.reasoning = "\n".join(t for t in (last.reasoning, turn.reasoning) if t)
             last.signed_reasoning = last.signed_reasoning or turn.signed_reasoning
             last.redacted_reasoning = last.redacted_reasoning or turn.redacted_reasoning
+            last.cache_point = last.cache_point or turn.cache_point  # the merged message holds the block
         else:
             merged.append(Turn(turn.role, turn.text, list(turn.images), list(turn.tool_uses),
                                list(turn.tool_results), turn.reasoning, turn.signed_reasoning,
-                               turn.redacted_reasoning))
+                               turn.redacted_reasoning, turn.cache_point))
     return merged
 
 
@@ -147,6 +156,8 @@ def _user_message(turn: Turn, model_id: str, tools: list[dict[str, Any]] | None)
         context["toolResults"] = turn.tool_results
     if context:
         message["userInputMessageContext"] = context
+    if turn.cache_point:
+        message["cachePoint"] = dict(CACHE_POINT)
     return {"userInputMessage": message}
 
 
@@ -168,6 +179,8 @@ def _assistant_message(turn: Turn, thinking: bool, native: bool) -> dict[str, An
     reasoning = _reasoning_content(turn) if native else None
     if reasoning is not None:
         message["reasoningContent"] = reasoning
+    if turn.cache_point:
+        message["cachePoint"] = dict(CACHE_POINT)
     return {"assistantResponseMessage": message}
 
 
@@ -185,6 +198,8 @@ def build_payload(conversation: Conversation, model_id: str, images: ImageBounds
         turns[-1].text = "\n\n".join(t for t in (turns[-1].text, conversation.instruction) if t)
     if system:
         turns = [Turn("user", system), Turn("assistant", SYSTEM_ACK)] + turns
+    if conversation.system_cache_point or conversation.tools_cache_point:
+        turns[0].cache_point = True
     tools = _declare_used_tools(turns, conversation.tools)
     history = [
         _user_message(t, model_id, None) if t.role == "user"

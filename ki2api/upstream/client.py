@@ -6,12 +6,17 @@ client (throttled, quota used up, capacity, a dead login; or a throttle as the a
 the account is rested or disabled and the call is made again with the next account; once the answer has
 started, the account is kept. Only accounts that may use the payload's model are offered it; one that Kiro
 refuses that model (INVALID_MODEL_ID) is rested for that model only.
+
+Cache points (translate/cache_points.py) go only while KIRO_CACHE_POINTS is `auto` and no mark says Kiro refuses
+them for the model; a call with them that Kiro answers 400 "Improperly formed request." is sent once more
+without them, and if that one is answered the model is marked (upstream/cache_refusals.py).
 """
 from __future__ import annotations
 
 import json
 import logging
 import re
+import time
 import weakref
 from functools import partial
 from typing import Any, Callable, Iterator
@@ -23,7 +28,9 @@ from ..accounts.credential import Credential
 from ..accounts.pool import AccountPool, Lease
 from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..settings import Settings
+from ..translate import cache_points
 from ..translate.conversation import with_conversation
+from .cache_refusals import FIELD as CACHE_REFUSALS, REFUSAL_TTL, refuses, says_malformed, with_refusal
 from .eventstream import EventStreamError
 from .events import SILENCE, Event, Metering, NoAnswer, UpstreamException, iter_events
 from .headers import chat_headers
@@ -196,13 +203,16 @@ class CodeWhispererClient:
     """Sends generateAssistantResponse calls through the account pool; refreshes once on a token error."""
 
     def __init__(self, settings: Settings, pool: AccountPool, session: UpstreamSession,
-                 on_open: Callable[[UpstreamStream], None] | None = None) -> None:
+                 on_open: Callable[[UpstreamStream], None] | None = None,
+                 on_cache_refused: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.session = session
         self.on_open = on_open  # told of every call that opened (the request log notes its account)
+        self.on_cache_refused = on_cache_refused  # told the model of a call answered only without cache points
         self.url = f"{settings.api_base}/generateAssistantResponse"
         self.timeout = (settings.connect_timeout, settings.read_timeout)
+        self._no_cache: dict[str, float] = {}  # model -> until when this worker sends it no cache points
 
     def send(self, payload: dict[str, Any], conversation: str | None = None) -> UpstreamStream:
         """Start a call, failing over between accounts; raise an ApiError before any byte reaches the client.
@@ -252,14 +262,21 @@ class CodeWhispererClient:
         machine_id = tokens.machine_id()
         if conversation is not None:
             payload = with_conversation(payload, conversation, machine_id)
-        response = self._post(payload, credential, machine_id, 1)
+        if cache_points.count(payload) and not self._may_cache(lease.model or ""):
+            payload = cache_points.without(payload)
+        response, attempt = self._post(payload, credential, machine_id, 1), 1
         if response.status_code in (401, 403) and says_token(str(error_body(response).get("message", ""))):
             response.close()
             log.info("upstream rejected the access token of %s (HTTP %s); refreshing once", lease.account.name,
                      response.status_code)
             stale = credential
             credential = self._credential(lease, lambda: tokens.refresh(stale))
-            response = self._post(payload, credential, machine_id, 2)
+            response, attempt = self._post(payload, credential, machine_id, 2), 2
+        if response.status_code == 400 and cache_points.count(payload) and says_malformed(400, error_body(response)):
+            response.close()
+            response = self._post(cache_points.without(payload), credential, machine_id, attempt + 1)
+            if response.status_code == 200:
+                self._refuse_cache(lease)
         if response.status_code == 200:
             return response
         try:
@@ -270,6 +287,28 @@ class CodeWhispererClient:
             raise error
         lease.refused(kind, error, retry_after(response))
         raise _Refused(error)
+
+    def _may_cache(self, model: str) -> bool:
+        """Whether a call for `model` may carry cache points: the setting allows them and no mark forbids them."""
+        if self.settings.cache_points == "off":
+            return False
+        now = time.time()
+        return self._no_cache.get(model, 0.0) <= now and not refuses(self.pool.states(), model, now)
+
+    def _refuse_cache(self, lease: Lease) -> None:
+        """Kiro refused the call's cache points and took it without: mark its model, here and for every process."""
+        model, now = lease.model or "", time.time()
+        self._no_cache[model] = now + REFUSAL_TTL
+        if self.on_cache_refused is not None:
+            self.on_cache_refused(model)
+        try:
+            fields = self.pool.states(fresh=True).get(lease.account.name, {})
+            self.pool.write(lease.account.name, CACHE_REFUSALS, with_refusal(fields, model, now))
+        except (OSError, TimeoutError, ApiError) as exc:  # this worker remembers it anyway
+            log.warning("could not share that Kiro refuses cache points for %s: %s", model, type(exc).__name__)
+        log.warning("Kiro answered \"Improperly formed request\" to a call for %s with cache points and answered it "
+                    "without them (account %s); sending none for %s for %.0f h", model, lease.account.name, model,
+                    REFUSAL_TTL / 3600)
 
     @staticmethod
     def _credential(lease: Lease, get: Callable[[], Credential]) -> Credential:

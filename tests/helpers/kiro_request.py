@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
+CACHE_POINT = {"type": "default"}  # the published CachePoint: `type`, whose one value is "default"
 
 
 def _no_nulls(value: Any, path: str = "body") -> None:
@@ -15,6 +16,19 @@ def _no_nulls(value: Any, path: str = "body") -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _no_nulls(item, f"{path}[{i}]")
+
+
+def _check_cache_points(value: Any, messages: list[dict[str, Any]], path: str = "body") -> None:
+    """A cachePoint only on a userInputMessage or assistantResponseMessage, and exactly {"type": "default"}."""
+    if isinstance(value, dict):
+        if "cachePoint" in value:
+            assert any(value is m for m in messages), f"a cachePoint at {path}, not on a message"
+            assert value["cachePoint"] == CACHE_POINT, f"cachePoint at {path} is {value['cachePoint']!r}"
+        for key, item in value.items():
+            _check_cache_points(item, messages, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_cache_points(item, messages, f"{path}[{i}]")
 
 
 def _check_tools(tools: list[dict[str, Any]]) -> set[str]:
@@ -48,6 +62,7 @@ def assert_well_formed(body: dict[str, Any]) -> None:
     assert roles == ["user", "assistant"] * (len(roles) // 2), f"history does not alternate: {roles}"
     declared = _check_tools(current.get("userInputMessageContext", {}).get("tools", []))
     messages = [h.get("userInputMessage") or h.get("assistantResponseMessage") for h in history] + [current]
+    _check_cache_points(body, messages)
     previous_uses: set[str] = set()
     for i, message in enumerate(messages):
         context = message.get("userInputMessageContext", {})

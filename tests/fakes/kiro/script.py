@@ -13,6 +13,9 @@ fake Kiro." in four assistantResponseEvent frames, contextUsageEvent 1.5, meteri
   "auto": the percentage Kiro would report for the request: its conversationState's characters / 3.1 plus
   HIDDEN_PROMPT_TOKENS (Kiro's own system prompt), over the model's maxInputTokens (server.auto_usage).
   events get them only when context_usage is given. credits: that meteringEvent's `usage` (default 0.01).
+- token_usage: a metadataEvent {"tokenUsage": ...} before those, with these input figures
+  (uncachedInputTokens, cacheReadInputTokens, cacheWriteInputTokens; outputTokens and totalTokens are added).
+  A request with cache points gets the fake's prompt cache's figures (cache.py) unless the spec gives some.
 - first_delay (s before the first frame), pace (s between writes: frames, or chunk_size pieces), chunk_size,
   hold_after (N frames, then wait for /_control/release), repeat (requests answered, default 1).
 - suspended: true answers as Kiro answers an account it has suspended: HTTP 403 with reason
@@ -46,7 +49,7 @@ _NUMBERS = {"first_delay", "pace", "context_usage", "credits"}
 _COUNTS = {"chunk_size", "hold_after", "repeat", "fault_after", "frames_count", "frame_bytes"}
 SPEC_KEYS = frozenset(_NUMBERS | _COUNTS | {"status", "json", "headers", "texts", "events", "fixture", "fault",
                                             "initial_response", "account", "reasoning", "redacted_reasoning",
-                                            "suspended"})
+                                            "suspended", "token_usage"})
 # What Kiro answers an account it suspended (the wording account managers match; protocol notes, section 10).
 SUSPENDED = {"__type": "com.amazon.kiro.runtimeservice#AccessDeniedException", "reason": "TEMPORARILY_SUSPENDED",
              "message": "Your User ID temporarily is suspended. We've locked your account as a security precaution."}
@@ -100,6 +103,9 @@ def check_spec(spec: Any) -> dict[str, Any]:
         raise SpecError("suspended must be true or \"locked\"")
     if spec.get("chunk_size") == 0 or spec.get("repeat") == 0:
         raise SpecError("chunk_size and repeat must be at least 1")
+    usage = spec.get("token_usage", {})
+    if not isinstance(usage, dict) or not all(isinstance(n, int) and n >= 0 for n in usage.values()):
+        raise SpecError("token_usage must be an object of non-negative integers")
     reasoning = spec.get("reasoning", [])
     if not isinstance(reasoning, list) or not all(isinstance(piece, str) for piece in reasoning):
         raise SpecError("reasoning must be a list of strings")
@@ -153,10 +159,22 @@ def _frames(spec: dict[str, Any], model_id: str) -> list[bytes]:
     else:
         frames += [text_frame(t, model_id) for t in spec.get("texts", DEFAULT_TEXTS)]
         usage = spec.get("context_usage", DEFAULT_CONTEXT_USAGE)
+    if spec.get("token_usage"):
+        frames.append(json_frame("metadataEvent", {"tokenUsage": _token_usage(spec)}))
     if usage is not None:
         frames += [json_frame("contextUsageEvent", {"contextUsagePercentage": usage}),
                    json_frame("meteringEvent", {**METERING, "usage": spec.get("credits", METERING["usage"])})]
     return frames
+
+
+def _token_usage(spec: dict[str, Any]) -> dict[str, int]:
+    """The metadataEvent's tokenUsage: the spec's input figures, the answer text's tokens as outputTokens."""
+    figures = {"uncachedInputTokens": 0, "cacheReadInputTokens": 0, "cacheWriteInputTokens": 0,
+               **spec["token_usage"]}
+    texts = spec.get("texts", DEFAULT_TEXTS) if not {"events", "fixture", "frames_count"} & spec.keys() else ()
+    output = figures.pop("outputTokens", max(1, round(len("".join(texts)) / 3.1)))
+    inputs = figures["uncachedInputTokens"] + figures["cacheReadInputTokens"] + figures["cacheWriteInputTokens"]
+    return {**figures, "outputTokens": output, "totalTokens": inputs + output}
 
 
 def _reasoning_frames(spec: dict[str, Any]) -> list[bytes]:

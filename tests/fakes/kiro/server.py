@@ -22,7 +22,7 @@ from tests.fakes.kiro.reasoning import SIGNATURE_INVALID, fields_problem, shape_
 from tests.fakes.kiro.models import INVALID_MODEL, page
 from tests.fakes.kiro.script import Plan, SpecError, check_spec, plan_response
 from tests.fakes.kiro.state import State
-from tests.fakes.kiro import websearch
+from tests.fakes.kiro import cache, websearch
 from tests.helpers.kiro_request import assert_well_formed
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,14 @@ class FakeKiroServer:
             log.warning("refused a malformed generateAssistantResponse body: %s", record["malformed"])
             conn.send_json(400, MALFORMED, request.keep_alive)
             return
+        refusal = self._cache_refusal(body)
+        if refusal is not None:  # a scripted refusal is the service's doing; too many points are ki2api's
+            record["status"], record["refused"] = 400, refusal[1]
+            if refusal[0] is cache.TOO_MANY:
+                record["malformed"] = refusal[1]
+                state.refused(refusal[1])
+            conn.send_json(400, refusal[0], request.keep_alive)
+            return
         forged = signature_problem(body)
         if forged is not None:
             record["status"], record["refused"] = 400, forged
@@ -221,10 +229,25 @@ class FakeKiroServer:
         spec = state.next_spec(account)
         if spec.get("context_usage") == "auto":
             spec = {**spec, "context_usage": auto_usage(body, model_id, listed)}
+        if "token_usage" not in spec and spec.get("status", 200) == 200:
+            total = prompt_tokens(body, spec.get("context_usage"), _window(model_id, listed))
+            usage = state.prompt_cache.usage(body, account, total, CHARS_PER_TOKEN, time.time())
+            if usage is not None:
+                spec = {**spec, "token_usage": usage}
+                record["cache_usage"] = usage
         plan = plan_response(spec, model_id)
         record["status"] = plan.status
         record["fault"] = plan.fault
         self.answer(conn, request, plan)
+
+    def _cache_refusal(self, body: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+        """The 400 body and reason for a request whose cache points the service would refuse (cache.py), or None."""
+        points = cache.count(body)
+        if points and self.state.cache_points == "refuse":
+            return MALFORMED, "cache points refused (the fake's cache_points: refuse)"
+        if points > cache.MAX_POINTS:
+            return cache.TOO_MANY, f"{points} cache points, more than {cache.MAX_POINTS}"
+        return None
 
     def answer(self, conn: Connection, request: Request, plan: Plan) -> None:
         """Send a planned answer: a plain body, or a stream with its faults."""
@@ -401,14 +424,27 @@ HIDDEN_PROMPT_TOKENS = 5000  # what the fake takes Kiro's own system prompt to w
 CHARS_PER_TOKEN = 3.1
 
 
+def _window(model_id: str, listed: list[dict[str, Any]]) -> int:
+    return next((e.get("tokenLimits", {}).get("maxInputTokens") for e in listed if e["modelId"] == model_id),
+                None) or 200_000
+
+
 def auto_usage(body: dict[str, Any], model_id: str, listed: list[dict[str, Any]]) -> float:
     """The context percentage for `body`: its conversationState at CHARS_PER_TOKEN, plus the hidden prompt,
     over the model's window; rounded to four decimals, as Kiro sends it."""
-    window = next((e.get("tokenLimits", {}).get("maxInputTokens") for e in listed if e["modelId"] == model_id),
-                  None) or 200_000
     tokens = len(json.dumps(body.get("conversationState", {}), ensure_ascii=False)) / CHARS_PER_TOKEN \
         + HIDDEN_PROMPT_TOKENS
-    return round(100 * tokens / window, 4)
+    return round(100 * tokens / _window(model_id, listed), 4)
+
+
+def prompt_tokens(body: dict[str, Any], scripted: Any, window: int) -> int:
+    """The input tokens the fake counts for a request: a scripted context percentage of the window (so both of
+    the answer's figures agree), else its conversationState at CHARS_PER_TOKEN plus the hidden prompt (as
+    auto_usage counts them)."""
+    if isinstance(scripted, (int, float)) and not isinstance(scripted, bool):
+        return round(scripted * window / 100)
+    text = json.dumps(body.get("conversationState", {}), ensure_ascii=False)
+    return round(len(text) / CHARS_PER_TOKEN) + HIDDEN_PROMPT_TOKENS
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -10,17 +10,19 @@ from typing import Any
 
 import gevent.event
 
+from tests.fakes.kiro.cache import PromptCache
 from tests.fakes.kiro.models import entries
 from tests.fakes.kiro.script import SpecError
 
 MAX_RECORDS = 2000  # benchmarks send many thousands of requests; keep only the newest
 MAX_MALFORMED = 100
 STATE_KEYS = ("access_tokens", "refresh_token", "rotate", "refresh_delay", "refresh_status", "refresh_body",
-              "refresh_hold", "accounts", "models", "models_page", "models_status", "models_delay", "clock_skew")
+              "refresh_hold", "accounts", "models", "models_page", "models_status", "models_delay", "clock_skew",
+              "cache_points")
 DEFAULT_STATE: dict[str, Any] = {"access_tokens": [], "refresh_token": None, "rotate": True, "refresh_delay": 0.0,
                                  "refresh_status": None, "refresh_body": None, "refresh_hold": False, "accounts": [],
                                  "models": None, "models_page": None, "models_status": None,
-                                 "models_delay": 0.0, "clock_skew": 0.0}
+                                 "models_delay": 0.0, "clock_skew": 0.0, "cache_points": "accept"}
 ACCOUNT_KEYS = {"name", "access_tokens", "refresh_token", "usage", "default", "models"}
 LEGACY = ""  # the account of the top-level access_tokens/refresh_token
 
@@ -78,6 +80,9 @@ class State:
         self.models_delay: float = float(config["models_delay"] or 0.0)
         # clock_skew: seconds the Date header of every answer is ahead of the real time (negative: behind)
         self.clock_skew: float = float(config["clock_skew"] or 0.0)
+        # cache_points: "accept" (checked, and cached: cache.py) or "refuse" (any cache point is a malformed body)
+        self.cache_points: str = config["cache_points"]
+        self.prompt_cache = PromptCache()
         self.usage_calls = self.models_calls = 0
         self.issued = 0
         self.queue: deque[list[Any]] = deque()  # [spec, answers left]
@@ -198,6 +203,8 @@ def _checked(state: dict[str, Any]) -> dict[str, Any]:
     unknown = set(state) - set(STATE_KEYS)
     if unknown:
         raise SpecError(f"unknown state keys {sorted(unknown)}; known: {list(STATE_KEYS)}")
+    if state.get("cache_points", "accept") not in ("accept", "refuse"):
+        raise SpecError("cache_points must be \"accept\" or \"refuse\"")
     if "access_tokens" in state and not isinstance(state["access_tokens"], list):
         raise SpecError("access_tokens must be a list")
     for account in state.get("accounts", []):
