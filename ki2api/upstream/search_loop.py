@@ -11,6 +11,8 @@ fails is a SearchDone with an error code, which the model is told of and answers
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from typing import Callable, Iterator
 
 from ..errors import ApiError, RateLimited
@@ -18,7 +20,7 @@ from ..translate import search_loop as loop
 from ..translate.answer import prompt_estimate
 from ..translate.websearch import SearchResult, server_tool_id
 from .client import UpstreamStream
-from .events import Event, TextDelta, ToolUseDelta
+from .events import SILENCE, Event, TextDelta, ToolUseDelta
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class SearchLoop:
                 for kiro_id, pieces in calls.items():
                     call = loop.SearchCall(kiro_id, server_tool_id(), loop.parse_query("".join(pieces)))
                     yield call
-                    done.append(self._run(call))
+                    yield from self._searching(call, keepalive, done)
                     yield done[-1]
                 yield from held
                 refused_rounds = refused_rounds + 1 if all(d.error == loop.MAX_USES for d in done) else 0
@@ -72,6 +74,33 @@ class SearchLoop:
                 self.current = self.send(self.payload)
         finally:
             self.current.close()
+
+    def _searching(self, call: loop.SearchCall, keepalive: float | None, done: list[loop.SearchDone]
+                   ) -> Iterator[Event]:
+        """Run the search onto `done`; with `keepalive`, SILENCE after each interval it takes (a whole answer's
+        padding goes on meanwhile), as the calls' own events do."""
+        if keepalive is None:
+            done.append(self._run(call))
+            return
+        box: queue.Queue[loop.SearchDone | BaseException] = queue.Queue(maxsize=1)
+
+        def run() -> None:
+            try:
+                box.put(self._run(call))
+            except BaseException as exc:  # handed to the reader, which raises it
+                box.put(exc)
+
+        threading.Thread(target=run, name="web-search", daemon=True).start()
+        while True:
+            try:
+                outcome = box.get(timeout=keepalive)
+            except queue.Empty:
+                yield SILENCE
+                continue
+            if isinstance(outcome, BaseException):
+                raise outcome
+            done.append(outcome)
+            return
 
     def _run(self, call: loop.SearchCall) -> loop.SearchDone:
         """The search's results (filtered by the domain options), or why there are none."""

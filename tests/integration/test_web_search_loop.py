@@ -17,6 +17,7 @@ from tests.helpers.gateway import module_gateway
 pytestmark = pytest.mark.integration
 MODEL = "claude-sonnet-4-5"
 SEARCH_TIMEOUT = 1.0  # WEB_SEARCH_TIMEOUT of this module's gateway
+KEEPALIVE = 0.3  # its STREAM_KEEPALIVE: a whole answer slower than this starts with padding
 SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
 READ_TOOL = {"name": "Read", "description": "Read a file", "input_schema": {
     "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}
@@ -28,7 +29,8 @@ QUESTION = [{"role": "user", "content": "What is Kiro? Search the web."}]
 @pytest.fixture(scope="module")
 def shared_gateway(fake_kiro_server, tmp_path_factory):
     with module_gateway(fake_kiro_server, tmp_path_factory.mktemp("search-loop-gateway"),
-                        WEB_SEARCH_TIMEOUT=str(SEARCH_TIMEOUT), SSE_PING_INTERVAL="0.5") as gateway:
+                        WEB_SEARCH_TIMEOUT=str(SEARCH_TIMEOUT), SSE_PING_INTERVAL="0.5",
+                        STREAM_KEEPALIVE=str(KEEPALIVE)) as gateway:
         yield gateway
 
 
@@ -110,6 +112,21 @@ def test_whole_the_usage_sums_both_calls_and_the_answer_goes_back_as_history(sdk
     assert follow.content[0].text == "You are welcome."
     past = fake_upstream.requests()[-1]["body"]["conversationState"]["history"][-1]["assistantResponseMessage"]
     assert "kiro.dev/docs" in past["content"] and "Kiro is an IDE." in past["content"]
+
+
+def test_a_whole_answer_is_padded_while_a_search_runs(shared_gateway, fake_upstream):
+    fake_upstream.script(search_call("kiro"), {"texts": ["Found it."]})
+    fake_upstream.script_search({"results": RESULTS, "delay": SEARCH_TIMEOUT * 0.8})
+    body = {"model": MODEL, "max_tokens": 1024, "tools": [SEARCH_TOOL], "messages": QUESTION}
+    pieces: list[tuple[float, bytes]] = []
+    with requests.post(f"{shared_gateway.url}/v1/messages", json=body, stream=True, timeout=30,
+                       headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"}) as response:
+        for chunk in response.iter_content(chunk_size=None):
+            pieces.append((time.monotonic(), chunk))
+    text = b"".join(chunk for _, chunk in pieces).decode()
+    assert text.startswith("  ")  # a space at once, one more while the search ran (the calls themselves are fast)
+    message = json.loads(text)
+    assert [b["type"] for b in message["content"]] == ["text", "server_tool_use", "web_search_tool_result", "text"]
 
 
 def test_a_refused_search_is_an_error_block_and_the_answer_ends_properly(sdk, fake_upstream):
