@@ -13,6 +13,7 @@ from ki2api.translate.websearch import SearchResult
 from ki2api.upstream.events import ContextUsage, Metering, TextDelta
 from tests.helpers.anthropic_schema import parse_sse, validate_event, validate_message
 from tests.helpers.kiro_request import assert_well_formed
+from tests.helpers.openai_schema import validate
 
 MODEL = "claude-sonnet-4-5"
 SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search"}
@@ -214,3 +215,50 @@ def test_claude_codes_search_request_still_takes_the_direct_path(client, auth, f
     message = client.post("/v1/messages", headers=auth, json=direct).get_json()
     assert [b["type"] for b in message["content"]] == ["server_tool_use", "web_search_tool_result", "text"]
     assert fake_upstream.stats()["chat_requests"] == 0
+
+
+# --- the Responses API (Codex offers {"type": "web_search"}) ---
+
+def test_responses_options_read_openais_hosted_tool():
+    tool = {"type": "web_search", "filters": {"allowed_domains": ["kiro.dev"]},
+            "user_location": {"type": "approximate", "country": "FR"}}
+    options = loop.responses_options({"tools": [tool]}, set())
+    assert (options.name, options.allowed_domains, options.location) == ("web_search", ("kiro.dev",), {"country": "FR"})
+    assert loop.responses_options({"tools": [tool], "tool_choice": "none"}, set()) is None
+    assert loop.responses_options({"tools": [{"type": "function", "name": "f"}]}, set()) is None
+
+
+def test_responses_a_search_is_a_web_search_call_item_and_the_text_cites_its_urls(client, auth, fake_upstream):
+    fake_upstream.script(search_call("kiro ide", text=""), {"texts": ["See https://kiro.dev/docs for more."]})
+    fake_upstream.script_search({"results": RESULTS})
+    request = {"model": MODEL, "input": "What is Kiro?", "tools": [{"type": "web_search"}]}
+    whole = client.post("/v1/responses", headers=auth, json=request).get_json()
+    validate(whole, "Response")
+    search, message = whole["output"]
+    assert search["type"] == "web_search_call" and search["id"].startswith("ws_")
+    assert search["status"] == "completed" and search["action"]["type"] == "search"
+    assert search["action"]["query"] == "kiro ide"
+    assert [s["url"] for s in search["action"]["sources"]] == ["https://kiro.dev/docs", "https://news.example.org/kiro"]
+    (note,) = message["content"][0]["annotations"]
+    assert note == {"type": "url_citation", "url": "https://kiro.dev/docs", "title": "Kiro docs",
+                    "start_index": 4, "end_index": 25}
+    fake_upstream.script(search_call("kiro news", "tooluse_s2", text=""), {"texts": ["News: https://kiro.dev/docs"]})
+    fake_upstream.script_search({"results": RESULTS})
+    streamed = client.post("/v1/responses", headers=auth, json={**request, "stream": True,
+                                                                "input": [*whole["output"], {
+                                                                    "role": "user", "content": "More?"}]})
+    events = [json.loads(line[6:]) for line in streamed.get_data(as_text=True).splitlines()
+              if line.startswith("data: ")]
+    for event in events:
+        validate(event, "ResponseStreamEvent")
+    assert events[-1]["type"] == "response.completed"
+    kinds = [e["type"] for e in events]
+    at = kinds.index("response.web_search_call.searching")
+    assert kinds[at - 2:at + 3] == ["response.output_item.added", "response.web_search_call.in_progress",
+                                    "response.web_search_call.searching", "response.web_search_call.completed",
+                                    "response.output_item.done"]
+    assert kinds.count("response.output_text.annotation.added") == 1
+    assert [i["type"] for i in events[-1]["response"]["output"]] == ["web_search_call", "message"]
+    past = fake_upstream.requests()[-1]["body"]["conversationState"]["history"]
+    assert any("[searched the web for: kiro ide]" in h.get("assistantResponseMessage", {}).get("content", "")
+               for h in past)

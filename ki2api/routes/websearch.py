@@ -7,7 +7,7 @@ instead (`offer_search`, `search_loop`; upstream/search_loop.py), where a failed
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from flask import Response, current_app, jsonify
 
@@ -45,17 +45,20 @@ def anthropic_answer(body: dict[str, Any], model: str, stream: bool, query: str)
                     headers=PROXY_HEADERS)
 
 
-def offer_search(body: dict[str, Any], conversation: Conversation) -> SearchOptions | None:
-    """The search options when the request offers the model web search; its tool then joins the conversation's."""
+def offer_search(body: dict[str, Any], conversation: Conversation,
+                 find: Callable[[dict[str, Any], set[str]], SearchOptions | None] = loop_options
+                 ) -> SearchOptions | None:
+    """The search options when the request offers the model web search (`find` reads them: Anthropic's server
+    tool, or the Responses API's hosted tool); its tool then joins the conversation's."""
     taken = {t["toolSpecification"]["name"].lower() for t in conversation.tools}
     taken |= {use["name"].lower() for turn in conversation.turns for use in turn.tool_uses}
-    options = loop_options(body, taken)
+    options = find(body, taken)
     if options is not None:
         conversation.tools = conversation.tools + [tool_spec(options)]
     return options
 
 
-def search_loop(first: UpstreamStream, payload: dict[str, Any], options: SearchOptions, conversation: str,
+def search_loop(first: UpstreamStream, payload: dict[str, Any], options: SearchOptions, conversation: str | None,
                 answer: Answer) -> SearchLoop:
     """The loop over the answer's calls and searches, starting from its first call; the searches are counted in
     the answer's usage from 0."""

@@ -18,6 +18,9 @@ from .tools import loads_finite
 from .websearch import TOOL, SearchResult, is_server_search, result_block, summary
 
 DEFAULT_MAX_USES = 5
+# OpenAI's hosted web search tool types (the Responses API; Codex offers `web_search`).
+OPENAI_SEARCH_TYPES = frozenset({"web_search", "web_search_2025_08_26", "web_search_preview",
+                                 "web_search_preview_2025_03_11"})
 MAX_QUERY = 1000  # characters; a longer query is answered `query_too_long`, as Anthropic does
 DESCRIPTION = ("Search the web for current information: news, recent events, documentation, facts that may have "
                "changed since your training. Give one focused query; the answer lists each result's title, URL "
@@ -97,7 +100,23 @@ def loop_options(body: dict[str, Any], taken: set[str]) -> SearchOptions | None:
     choice = body.get("tool_choice")
     if not found or (isinstance(choice, dict) and choice.get("type") == "none"):
         return None
-    tool = found[0]
+    return _options(found[0], taken)
+
+
+def responses_options(body: dict[str, Any], taken: set[str]) -> SearchOptions | None:
+    """The same for a Responses request offering OpenAI's hosted `web_search` tool (its `filters.allowed_domains`
+    and `user_location`; `search_context_size` is ignored; at most DEFAULT_MAX_USES searches)."""
+    tools = body.get("tools")
+    found = [t for t in tools if isinstance(t, dict) and t.get("type") in OPENAI_SEARCH_TYPES] \
+        if isinstance(tools, list) else []
+    if not found or body.get("tool_choice") == "none":
+        return None
+    filters = found[0].get("filters")
+    allowed = filters.get("allowed_domains") if isinstance(filters, dict) else None
+    return _options({"allowed_domains": allowed or None, "user_location": found[0].get("user_location")}, taken)
+
+
+def _options(tool: dict[str, Any], taken: set[str]) -> SearchOptions:
     max_uses = tool.get("max_uses", DEFAULT_MAX_USES)
     if max_uses is None:
         max_uses = DEFAULT_MAX_USES
