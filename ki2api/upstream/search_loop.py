@@ -71,6 +71,8 @@ class SearchLoop:
                                               [loop.kiro_tool_use(d.call, self.options.name) for d in done],
                                               [loop.kiro_tool_result(d) for d in done])
                 yield loop.CallEnd(prompt_estimate(self.payload))
+                if self.abandoned:
+                    return
                 self.current = self.send(self.payload)
         finally:
             self.current.close()

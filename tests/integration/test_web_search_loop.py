@@ -1,17 +1,21 @@
 """The model-driven web search loop under gunicorn with gevent workers, driven by the official anthropic SDK: the
 model calls the search tool (the fake Kiro's scripted toolUseEvent), ki2api searches on the fake's POST /mcp and
-calls the model again, and the SDK reads one message with its typed server tool blocks, streamed and whole."""
+calls the model again, and the SDK reads one message with its typed server tool blocks, streamed and whole; and
+the same loop on the Responses API, read by the openai SDK."""
 from __future__ import annotations
 
 import json
 import time
 
 import anthropic
+import openai
 import pytest
 import requests
 from anthropic.types import ServerToolUseBlock, TextBlock, ToolUseBlock, WebSearchToolResultBlock
+from openai.types.responses import ResponseFunctionWebSearch
 
 from tests.helpers.credentials import KEY
+from tests.helpers.openai_schema import validate
 from tests.helpers.gateway import module_gateway
 
 pytestmark = pytest.mark.integration
@@ -187,3 +191,30 @@ def test_a_client_tool_beside_a_search_goes_to_the_client_after_the_search(sdk, 
     assert isinstance(call, ToolUseBlock) and call.name == "Read" and call.input == {"path": "README.md"}
     assert message.stop_reason == "tool_use" and message.usage.server_tool_use.web_search_requests == 1
     assert fake_upstream.stats()["chat_requests"] == 1
+
+
+def test_the_openai_sdk_reads_a_responses_web_search_streamed_and_whole(shared_gateway, fake_upstream):
+    """Codex offers {"type": "web_search"}: the model's search is a web_search_call item, its cited URL an
+    url_citation annotation; every response and event is checked against OpenAI's published schemas."""
+    fake_upstream.script(search_call("kiro ide", text=""), {"texts": ["Kiro: see https://kiro.dev/docs"]},
+                         search_call("kiro ide", text=""), {"texts": ["Kiro: see https://kiro.dev/docs"]})
+    fake_upstream.script_search({"results": RESULTS}, {"results": RESULTS})
+    with openai.OpenAI(base_url=f"{shared_gateway.url}/v1", api_key=KEY, max_retries=0, timeout=30) as client:
+        whole = client.responses.create(model=MODEL, input="What is Kiro?", tools=[{"type": "web_search"}])
+        with client.responses.stream(model=MODEL, input="What is Kiro?", tools=[{"type": "web_search"}]) as stream:
+            kinds = []
+            for event in stream:
+                validate(event.model_dump(exclude_unset=True, warnings=False), "ResponseStreamEvent")
+                kinds.append(event.type)
+            streamed = stream.get_final_response()
+    for response in (whole, streamed):
+        validate(response.model_dump(exclude_unset=True), "Response")
+        search, message = response.output
+        assert isinstance(search, ResponseFunctionWebSearch) and search.status == "completed"
+        assert search.action.type == "search" and search.action.query == "kiro ide"
+        assert response.output_text == "Kiro: see https://kiro.dev/docs"
+        (note,) = message.content[0].annotations
+        assert (note.type, note.url, note.title) == ("url_citation", "https://kiro.dev/docs", "Kiro docs")
+        assert response.output_text[note.start_index:note.end_index] == note.url
+    assert "response.web_search_call.searching" in kinds and "response.output_text.annotation.added" in kinds
+    assert [s["body"]["params"]["arguments"]["query"] for s in fake_upstream.searches()] == ["kiro ide"] * 2
