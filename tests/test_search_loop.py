@@ -262,3 +262,14 @@ def test_responses_a_search_is_a_web_search_call_item_and_the_text_cites_its_url
     past = fake_upstream.requests()[-1]["body"]["conversationState"]["history"]
     assert any("[searched the web for: kiro ide]" in h.get("assistantResponseMessage", {}).get("content", "")
                for h in past)
+
+
+def test_a_throttled_search_rests_no_account_so_the_answer_goes_on(client, auth, fake_upstream):
+    fake_upstream.script(search_call("kiro"), {"texts": ["Answered without it."]})
+    fake_upstream.script_search({"status": 429, "json": {"message": "Too many requests", "reason": "THROTTLING"}})
+    response = client.post("/v1/messages", headers=auth, json=body(SEARCH_TOOL))
+    assert response.status_code == 200
+    message = response.get_json()
+    assert message["content"][2]["content"] == {"type": "web_search_tool_result_error",
+                                                "error_code": "too_many_requests"}
+    assert message["content"][3]["text"] == "Answered without it."

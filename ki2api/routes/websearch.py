@@ -64,7 +64,7 @@ def search_loop(first: UpstreamStream, payload: dict[str, Any], options: SearchO
     the answer's usage from 0."""
     services = current_app.extensions["ki2api"]
     client = services.client
-    searcher = WebSearch(services.settings, client.pool, client.session)
+    searcher = WebSearch(services.settings, client.pool, client.session, rest=False)
     answer.usage.web_searches = 0
     return SearchLoop(first, payload, options, lambda following: client.send(following, conversation),
                       searcher.search)
