@@ -202,7 +202,8 @@ class ResponseState:
     def _cite(self, item: dict[str, Any], index: int) -> list[Event]:
         """A message's `url_citation` annotations: each search result URL its text cites."""
         part = item["content"][0]
-        found = [{"type": "url_citation", **c["url_citation"]} for c in url_citations(part["text"], list({r.url: r for r in self._sources}.values()))]
+        sources = list({r.url: r for r in self._sources}.values())  # a URL two searches found, cited once
+        found = [{"type": "url_citation", **c["url_citation"]} for c in url_citations(part["text"], sources)]
         part["annotations"] = found
         return [self._event("response.output_text.annotation.added", item_id=item["id"], output_index=index,
                             content_index=0, annotation_index=n, annotation=dict(a)) for n, a in enumerate(found)]

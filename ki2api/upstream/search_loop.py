@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Callable, Generator, Iterator
 
 from ..errors import ApiError, RateLimited
 from ..translate import search_loop as loop
@@ -23,6 +24,15 @@ from .client import UpstreamStream
 from .events import SILENCE, Event, TextDelta, ToolUseDelta
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Turn:
+    """What one call asked for: its search calls (Kiro's id -> input pieces), the client's tool calls, its text."""
+
+    calls: dict[str, list[str]] = field(default_factory=dict)
+    held: list[ToolUseDelta] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
 
 
 class SearchLoop:
@@ -41,33 +51,21 @@ class SearchLoop:
         try:
             refused_rounds = 0
             while True:
-                calls: dict[str, list[str]] = {}
-                held: list[ToolUseDelta] = []
-                said: list[str] = []
-                for event in self.current.events(keepalive):
-                    if isinstance(event, ToolUseDelta):
-                        if event.name == self.options.name:
-                            calls.setdefault(event.tool_use_id, []).append(event.input)
-                        else:
-                            held.append(event)
-                        continue
-                    if isinstance(event, TextDelta):
-                        said.append(event.text)
-                    yield event
-                if self.abandoned or not calls:
-                    yield from held
+                turn = yield from self._read(keepalive)
+                if self.abandoned or not turn.calls:
+                    yield from turn.held
                     return
-                done = []
-                for kiro_id, pieces in calls.items():
+                done: list[loop.SearchDone] = []
+                for kiro_id, pieces in turn.calls.items():
                     call = loop.SearchCall(kiro_id, server_tool_id(), loop.parse_query("".join(pieces)))
                     yield call
                     yield from self._searching(call, keepalive, done)
                     yield done[-1]
-                yield from held
+                yield from turn.held
                 refused_rounds = refused_rounds + 1 if all(d.error == loop.MAX_USES for d in done) else 0
-                if held or self.abandoned or refused_rounds > 1:  # the client's tools, or a model that won't stop
+                if turn.held or self.abandoned or refused_rounds > 1:  # the client's tools, or a model that won't stop
                     return
-                self.payload = loop.continued(self.payload, "".join(said),
+                self.payload = loop.continued(self.payload, "".join(turn.said),
                                               [loop.kiro_tool_use(d.call, self.options.name) for d in done],
                                               [loop.kiro_tool_result(d) for d in done])
                 yield loop.CallEnd(prompt_estimate(self.payload))
@@ -76,6 +74,21 @@ class SearchLoop:
                 self.current = self.send(self.payload)
         finally:
             self.current.close()
+
+    def _read(self, keepalive: float | None) -> Generator[Event, None, _Turn]:
+        """The current call's events, but its tool calls: the search tool's are gathered, the client's held."""
+        turn = _Turn()
+        for event in self.current.events(keepalive):
+            if isinstance(event, ToolUseDelta):
+                if event.name == self.options.name:
+                    turn.calls.setdefault(event.tool_use_id, []).append(event.input)
+                else:
+                    turn.held.append(event)
+                continue
+            if isinstance(event, TextDelta):
+                turn.said.append(event.text)
+            yield event
+        return turn
 
     def _searching(self, call: loop.SearchCall, keepalive: float | None, done: list[loop.SearchDone]
                    ) -> Iterator[Event]:

@@ -2,8 +2,8 @@
 
 `codex exec` runs non-interactively with ki2api as a custom provider (wire_api = "responses") in a temporary
 CODEX_HOME: a plain task; a task whose scripted answer calls Codex's shell tool, which Codex runs and whose
-output goes back to the model; a web search the model makes (Codex's `web_search` tool, run by ki2api on the fake's
-POST /mcp); and a session long enough for Codex to compact it (through /v1/responses). Codex's update check and analytics are off, and every proxy variable points at
+output goes back to the model; a web search the model makes (Codex's `web_search` tool, run by ki2api on the
+fake's POST /mcp); and a session long enough for Codex to compact it (through /v1/responses). Codex's update check and analytics are off, and every proxy variable points at
 a loopback recorder (NO_PROXY only for 127.0.0.1): any attempt to reach beyond loopback would show there.
 """
 from __future__ import annotations
