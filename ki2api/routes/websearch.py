@@ -14,10 +14,10 @@ from flask import Response, current_app, jsonify
 from ..observability.requestlog import note
 from ..translate import websearch
 from ..translate.answer import Answer
-from ..translate.history import Conversation
-from ..translate.search_loop import SearchOptions, loop_options, tool_spec
 from ..translate.anthropic_response import message_id
+from ..translate.history import Conversation
 from ..translate.openai_response import ChunkStream
+from ..translate.search_loop import SearchOptions, loop_options, tool_spec
 from ..upstream.client import UpstreamStream
 from ..upstream.search_loop import SearchLoop
 from ..upstream.websearch import WebSearch

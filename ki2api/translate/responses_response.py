@@ -18,8 +18,8 @@ from ..errors import ApiError, RateLimited
 from .answer import MAX_TOKENS, Answer, Part, ReasoningPart, TextPart, ToolArgs, ToolEnd, ToolStart, Usage
 from .reasoning_items import encode_reasoning
 from .search_loop import SearchCall, SearchDone
-from .websearch import SearchResult, url_citations
 from .usage import estimate_tokens
+from .websearch import SearchResult, url_citations
 
 Event = dict[str, Any]
 
