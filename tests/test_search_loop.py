@@ -36,7 +36,7 @@ def search_call(query: str, tool_id: str = "tooluse_s1", name: str = "web_search
 
 def body(*tools: dict, content: str = "What is Kiro?", **extra) -> dict:
     return {"model": MODEL, "max_tokens": 1024, "tools": list(tools),
-            "messages": [{"role": "user", "content": content}], **extra}
+            "messages": [{"role": "user", "content": content}], **extra}  # extra may replace the model
 
 
 # --- pure parts ---
@@ -273,3 +273,18 @@ def test_a_throttled_search_rests_no_account_so_the_answer_goes_on(client, auth,
     assert message["content"][2]["content"] == {"type": "web_search_tool_result_error",
                                                 "error_code": "too_many_requests"}
     assert message["content"][3]["text"] == "Answered without it."
+
+
+def test_native_reasoning_goes_back_signed_with_the_search_call(client, auth, fake_upstream):
+    """Kiro checks an assistant turn's reasoning signature; the loop's next call carries the first call's
+    signed reasoning back as that turn's reasoningContent (the fake refuses a signature it did not issue)."""
+    thinking = {**search_call("kiro"), "reasoning": ["I should ", "search."]}
+    fake_upstream.script(thinking, {"texts": ["Kiro is an IDE."]})
+    request = body(SEARCH_TOOL, model="claude-sonnet-4-6", thinking={"type": "adaptive"})
+    message = client.post("/v1/messages", headers=auth, json=request).get_json()
+    assert [b["type"] for b in message["content"]] == ["thinking", "text", "server_tool_use",
+                                                      "web_search_tool_result", "text"]
+    past = fake_upstream.requests()[1]["body"]["conversationState"]["history"][-1]["assistantResponseMessage"]
+    assert past["reasoningContent"]["reasoningText"]["text"] == "I should search."
+    assert past["reasoningContent"]["reasoningText"]["signature"] == message["content"][0]["signature"]
+    assert fake_upstream.requests()[1]["status"] == 200

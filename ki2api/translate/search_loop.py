@@ -213,17 +213,28 @@ def kiro_tool_result(done: SearchDone) -> dict[str, Any]:
             "content": [{"text": summary(str(done.call.query), done.results)}]}
 
 
-def continued(payload: dict[str, Any], said: str, uses: list[dict[str, Any]], results: list[dict[str, Any]]
-              ) -> dict[str, Any]:
+def reasoning_content(text: str, signature: str | None, redacted: str | None) -> dict[str, Any] | None:
+    """The answer's signed (or redacted) native reasoning as its history turn carries it back; None for none or
+    unsigned reasoning (Kiro checks signatures, as translate/history.py says)."""
+    if signature:
+        return {"reasoningText": {"text": text, "signature": signature}}
+    return {"redactedContent": redacted} if redacted else None
+
+
+def continued(payload: dict[str, Any], said: str, uses: list[dict[str, Any]], results: list[dict[str, Any]],
+              reasoning: dict[str, Any] | None = None) -> dict[str, Any]:
     """The next upstream request: the current user message moves to history, followed by the assistant's
-    turn (what it said, its search calls), and the search results are the new current message."""
+    turn (what it said, its native reasoning if signed, its search calls), and the search results are the new
+    current message."""
     state = payload["conversationState"]
     current = dict(state["currentMessage"]["userInputMessage"])
     context = dict(current.pop("userInputMessageContext", {}))
     tools = context.pop("tools", [])
     if context:  # its tool results, if any, stay with it; the tools belong to the current message only
         current["userInputMessageContext"] = context
-    assistant = {"assistantResponseMessage": {"content": said or " ", "toolUses": uses}}
+    assistant: dict[str, Any] = {"assistantResponseMessage": {"content": said or " ", "toolUses": uses}}
+    if reasoning is not None:
+        assistant["assistantResponseMessage"]["reasoningContent"] = reasoning
     following = {"content": "", "modelId": current["modelId"], "origin": current.get("origin", "AI_EDITOR"),
                  "userInputMessageContext": {"tools": tools, "toolResults": results}}
     history = state["history"] + [{"userInputMessage": current}, assistant]

@@ -21,18 +21,22 @@ from ..translate import search_loop as loop
 from ..translate.answer import prompt_estimate
 from ..translate.websearch import SearchResult, server_tool_id
 from .client import UpstreamStream
-from .events import SILENCE, Event, TextDelta, ToolUseDelta
+from .events import SILENCE, Event, ReasoningDelta, TextDelta, ToolUseDelta
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Turn:
-    """What one call asked for: its search calls (Kiro's id -> input pieces), the client's tool calls, its text."""
+    """What one call asked for: its search calls (Kiro's id -> input pieces), the client's tool calls, its text
+    and its native reasoning (text, signature, redacted content)."""
 
     calls: dict[str, list[str]] = field(default_factory=dict)
     held: list[ToolUseDelta] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
+    thought: list[str] = field(default_factory=list)
+    signature: str | None = None
+    redacted: str | None = None
 
 
 class SearchLoop:
@@ -65,9 +69,10 @@ class SearchLoop:
                 refused_rounds = refused_rounds + 1 if all(d.error == loop.MAX_USES for d in done) else 0
                 if turn.held or self.abandoned or refused_rounds > 1:  # the client's tools, or a model that won't stop
                     return
-                self.payload = loop.continued(self.payload, "".join(turn.said),
-                                              [loop.kiro_tool_use(d.call, self.options.name) for d in done],
-                                              [loop.kiro_tool_result(d) for d in done])
+                self.payload = loop.continued(
+                    self.payload, "".join(turn.said), [loop.kiro_tool_use(d.call, self.options.name) for d in done],
+                    [loop.kiro_tool_result(d) for d in done],
+                    loop.reasoning_content("".join(turn.thought), turn.signature, turn.redacted))
                 yield loop.CallEnd(prompt_estimate(self.payload))
                 if self.abandoned:
                     return
@@ -87,6 +92,9 @@ class SearchLoop:
                 continue
             if isinstance(event, TextDelta):
                 turn.said.append(event.text)
+            elif isinstance(event, ReasoningDelta):
+                turn.thought.append(event.text)
+                turn.signature, turn.redacted = event.signature or turn.signature, event.redacted or turn.redacted
             yield event
         return turn
 
