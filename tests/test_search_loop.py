@@ -288,3 +288,14 @@ def test_native_reasoning_goes_back_signed_with_the_search_call(client, auth, fa
     assert past["reasoningContent"]["reasoningText"]["text"] == "I should search."
     assert past["reasoningContent"]["reasoningText"]["signature"] == message["content"][0]["signature"]
     assert fake_upstream.requests()[1]["status"] == 200
+
+
+def test_blocked_domains_leave_the_results_before_client_and_model_see_them(client, auth, fake_upstream):
+    fake_upstream.script(search_call("kiro"), {"texts": ["Done."]})
+    fake_upstream.script_search({"results": RESULTS})
+    tool = {**SEARCH_TOOL, "blocked_domains": ["example.org"]}
+    message = client.post("/v1/messages", headers=auth, json=body(tool)).get_json()
+    assert [r["url"] for r in message["content"][2]["content"]] == ["https://kiro.dev/docs"]
+    (sent,) = fake_upstream.requests()[1]["body"]["conversationState"]["currentMessage"]["userInputMessage"][
+        "userInputMessageContext"]["toolResults"]
+    assert "kiro.dev/docs" in sent["content"][0]["text"] and "example.org" not in sent["content"][0]["text"]
