@@ -299,3 +299,38 @@ def test_blocked_domains_leave_the_results_before_client_and_model_see_them(clie
     (sent,) = fake_upstream.requests()[1]["body"]["conversationState"]["currentMessage"]["userInputMessage"][
         "userInputMessageContext"]["toolResults"]
     assert "kiro.dev/docs" in sent["content"][0]["text"] and "example.org" not in sent["content"][0]["text"]
+
+
+class _Stub:
+    """An upstream answer that replays events (what SearchLoop reads)."""
+
+    status = 200
+
+    def __init__(self, events: list) -> None:
+        self._events, self.closed, self.aborted = events, False, False
+
+    def events(self, keepalive=None):
+        yield from self._events
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_client_gone_during_a_search_gets_no_further_call():
+    from ki2api.upstream.events import ToolUseDelta
+    from ki2api.upstream.search_loop import SearchLoop
+
+    first = _Stub([TextDelta("Looking."), ToolUseDelta("tooluse_1", "web_search", '{"query": "kiro"}', True)])
+    sent = []
+
+    def search(query):
+        running.abort()  # the client hangs up while the search runs
+        return [SearchResult("Kiro docs", "https://kiro.dev/docs")]
+
+    running = SearchLoop(first, {}, loop.SearchOptions("web_search"), sent.append, search)
+    kinds = [type(event).__name__ for event in running.events()]
+    assert kinds == ["TextDelta", "SearchCall", "SearchDone"] and sent == []
+    assert first.aborted and first.closed
