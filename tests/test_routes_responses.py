@@ -190,11 +190,11 @@ def test_bad_requests_are_400_naming_the_field(client, auth, fake_upstream, body
     assert len(fake_upstream.requests()) == before
 
 
-def test_hosted_tools_a_client_always_sends_are_ignored(client, auth, fake_upstream):
-    response = post(client, auth, input="hi", tools=[{"type": "web_search"}, WEATHER])
+def test_hosted_tools_a_client_always_sends_are_ignored_but_web_search_is_ki2apis_to_run(client, auth, fake_upstream):
+    response = post(client, auth, input="hi", tools=[{"type": "web_search"}, {"type": "image_generation"}, WEATHER])
     assert response.status_code == 200
     tools = sent(fake_upstream)["currentMessage"]["userInputMessage"]["userInputMessageContext"]["tools"]
-    assert [t["toolSpecification"]["name"] for t in tools] == ["get_weather"]
+    assert [t["toolSpecification"]["name"] for t in tools] == ["get_weather", "web_search"]  # tests/test_search_loop
 
 
 def test_stored_response_get_input_items_delete_then_404(client, auth, fake_upstream):

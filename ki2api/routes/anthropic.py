@@ -33,7 +33,7 @@ from ..web.padding import whole_answer
 from ..web.sse import PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
 from .models import served_model
-from .websearch import anthropic_answer
+from .websearch import anthropic_answer, offer_search, search_loop
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 _END = object()  # the answer had no parts at all
@@ -52,12 +52,16 @@ def messages() -> Response:
     conversation = parse_conversation(body, options.thinking_budget)
     apply_reasoning(conversation, anthropic_ask(body), model.info.request_fields_schema, model.name,
                     options.max_tokens)
+    searching = offer_search(body, conversation)  # the model may search the web (routes/websearch.py)
     payload = fit_cache_points(build_payload(conversation, model.kiro_id, image_bounds()), model.info)
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, options.stop_sequences, options.max_tokens,
                     thinking=conversation.thinking_budget is not None, names=conversation.names)
     services = current_app.extensions["ki2api"]
-    upstream = services.client.send(payload, conversation_key(conversation, presented_key(request.headers) or ""))
+    key = conversation_key(conversation, presented_key(request.headers) or "")
+    upstream = services.client.send(payload, key)
+    if searching is not None:
+        upstream = search_loop(upstream, payload, searching, key, answer)
     note(upstream_status=upstream.status)
     if not options.stream:  # padded with leading whitespace if slower than STREAM_KEEPALIVE (web/padding.py)
         whole = whole_answer(upstream, lambda events: collect_message(answer, events, model.name),
@@ -80,6 +84,7 @@ def count_tokens() -> Response:
     model = served_model(options.model)
     conversation = parse_conversation(body, options.thinking_budget)
     apply_reasoning(conversation, anthropic_ask(body), model.info.request_fields_schema, model.name, None)
+    offer_search(body, conversation)  # its tool is in the prompt too
     payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name)
     return jsonify({"input_tokens": prompt_estimate(payload)})

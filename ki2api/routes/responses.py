@@ -29,6 +29,7 @@ from ..translate.reasoning_items import encode_reasoning
 from ..translate.responses_request import (ResponsesOptions, function_tools, input_items, parse_conversation,
                                            parse_options, tools_echo, with_ids)
 from ..translate.responses_response import ResponseState, collect_response, new_id, usage_dict
+from ..translate.search_loop import SearchOptions, responses_options
 from ..upstream.client import UpstreamStream
 from ..upstream.events import SILENCE, Event, prime
 from ..web.auth import presented_key, require_key
@@ -39,6 +40,7 @@ from ..web.padding import whole_answer
 from ..web.sse import KEEP_ALIVE, PROXY_HEADERS, format_event, in_band_error
 from .body import image_bounds, json_body
 from .models import served_model
+from .websearch import offer_search, search_loop
 
 bp = Blueprint("responses", __name__, url_prefix="/v1/responses")
 EXTENSION = "ki2api.responses"
@@ -119,6 +121,7 @@ class _Prepared:
     answer: Answer
     earlier: list[dict[str, Any]]
     items: list[dict[str, Any]]
+    searching: SearchOptions | None = None
 
 
 def _prepare(body: dict[str, Any]) -> _Prepared:
@@ -130,12 +133,13 @@ def _prepare(body: dict[str, Any]) -> _Prepared:
     # `reasoning` {effort, summary} reads as OpenRouter's reasoning object does on the chat API.
     ask = openai_ask({"reasoning": body.get("reasoning")}, split_thinking_suffix(options.model)[1])
     apply_reasoning(conversation, ask, model.info.request_fields_schema, options.model, options.max_output_tokens)
+    searching = offer_search(body, conversation, responses_options)  # the model may search (routes/websearch.py)
     payload = build_payload(conversation, model.kiro_id, image_bounds())
     note(model=model.name, stream=options.stream)
     answer = Answer(prompt_estimate(payload), model.context_window, [], options.max_output_tokens,
                     thinking=conversation.thinking_budget is not None, names=conversation.names)
     key = conversation_key(conversation, presented_key(request.headers) or "")
-    return _Prepared(options, payload, key, answer, earlier, items)
+    return _Prepared(options, payload, key, answer, earlier, items, searching)
 
 
 @bp.post("")
@@ -145,6 +149,8 @@ def create() -> Response:
     tools, namespaces = function_tools(body.get("tools"))
     state = ResponseState(asked.options.model, asked.options.echo, tools=tools_echo(tools), namespaces=namespaces)
     upstream = current_app.extensions["ki2api"].client.send(asked.payload, asked.conversation_key)
+    if asked.searching is not None:
+        upstream = search_loop(upstream, asked.payload, asked.searching, asked.conversation_key, asked.answer)
     watch_client(upstream.abort)
     note(upstream_status=upstream.status)
     saver = _Saver(asked.options.store, asked.earlier, with_ids(asked.items))

@@ -12,6 +12,7 @@ from typing import Iterable, Iterator, Union
 from ..upstream.events import (SILENCE, ContextUsage, LengthExceeded, Metering, ReasoningDelta, Silence, TextDelta,
                                TokenUsage, ToolUseDelta)
 from .cut_calls import complete, note
+from .search_loop import CallEnd, SearchCall, SearchDone
 from .stops import StopScanner
 from .thinking import ThinkingSplitter
 from .tools import ToolNames
@@ -54,7 +55,8 @@ class ToolEnd:
     index: int
 
 
-Part = Union[TextPart, ReasoningPart, RedactedReasoningPart, ToolStart, ToolArgs, ToolEnd, Silence]
+Part = Union[TextPart, ReasoningPart, RedactedReasoningPart, ToolStart, ToolArgs, ToolEnd, Silence, SearchCall,
+             SearchDone]
 
 # A typical screenshot's cost (Claude: width x height / 750, about 1,600 for 1.2 megapixels); used only
 # when the upstream reports no context usage.
@@ -75,6 +77,7 @@ class Usage:
 
     `credits`: what Kiro charged for the answer (its meteringEvent), None when it reported nothing (never
     estimated: an answer ki2api stopped reading, at a stop sequence or max_tokens, has no figure).
+    `web_searches`: the searches run for the model (translate/search_loop.py), None when it could not search.
     """
 
     input_tokens: int = 0
@@ -82,6 +85,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     credits: float | None = None
+    web_searches: int | None = None
 
 
 @dataclass
@@ -93,6 +97,8 @@ class Answer:
     client's tool name. A tool call is held back until it is complete and then given whole (ToolStart, one
     ToolArgs, ToolEnd); a call the answer cut off mid-input is dropped (its name in `cut_calls`), the answer
     ends as max_tokens and a last TextPart tells the model (translate/cut_calls.py).
+    The web search loop's events (translate/search_loop.py) pass through as parts, after the text before them;
+    at each CallEnd the call's usage is set aside and the next call's added to it.
     """
 
     prompt_estimate: int
@@ -111,6 +117,8 @@ class Answer:
     _context_pct: float | None = None
     _reported: TokenUsage | None = None
     _output: OutputCounter = field(default_factory=OutputCounter)
+    _earlier: Usage = field(default_factory=Usage)  # the usage of the loop's finished calls
+    _output_mark: int = 0  # the output counted before the current call
 
     def parts(self, events: Iterable[object]) -> Iterator[Part]:
         """Yield answer parts as the events arrive; stop early at a stop sequence or max_tokens."""
@@ -155,6 +163,16 @@ class Answer:
                 self.stop_reason = MAX_TOKENS
             elif event is SILENCE:  # a keep-alive's cue, passed on to the stream
                 yield SILENCE
+            elif isinstance(event, (SearchCall, SearchDone)):
+                if splitter:
+                    yield from self._pieces(splitter.flush(), scanner)
+                yield from self._settle_tool()
+                yield from self._text(scanner.flush())
+                if isinstance(event, SearchDone) and event.error is None:
+                    self.usage.web_searches = (self.usage.web_searches or 0) + 1
+                yield event
+            elif isinstance(event, CallEnd):
+                self._next_call(event.prompt_estimate)
         else:
             if splitter:
                 yield from self._pieces(splitter.flush(), scanner)
@@ -229,8 +247,25 @@ class Answer:
             yield ToolArgs(self.tool_count - 1, raw)
         yield ToolEnd(self.tool_count - 1)
 
+    def _next_call(self, prompt_estimate: int) -> None:
+        """Set the finished call's usage aside (the loop's figures are the sums over its calls)."""
+        self._settle_usage()
+        self._earlier = Usage(self.usage.input_tokens, self.usage.output_tokens, self.usage.cache_read_tokens,
+                              self.usage.cache_write_tokens)
+        self.usage.cache_read_tokens = self.usage.cache_write_tokens = 0
+        self._output_mark, self._reported, self._context_pct = self._output.tokens, None, None
+        self.prompt_estimate = prompt_estimate
+
     def _settle_usage(self) -> None:
-        self.usage.output_tokens = self._output.tokens
+        self._settle_call_usage()
+        earlier = self._earlier
+        self.usage.input_tokens += earlier.input_tokens
+        self.usage.output_tokens += earlier.output_tokens
+        self.usage.cache_read_tokens += earlier.cache_read_tokens
+        self.usage.cache_write_tokens += earlier.cache_write_tokens
+
+    def _settle_call_usage(self) -> None:
+        self.usage.output_tokens = self._output.tokens - self._output_mark
         if self._reported is not None:
             self.usage.input_tokens = (self._reported.input_tokens + self._reported.cache_read_tokens
                                        + self._reported.cache_write_tokens)

@@ -16,7 +16,7 @@ from .images import kiro_image
 from .openai_tools import EMPTY_RESULT, apply_tool_choice  # written once for both APIs (OpenAI-shaped choice)
 from .thinking import MAX_BUDGET, MIN_BUDGET
 from .tools import MAX_DEPTH, ToolNames, TooDeep, kiro_tool, without_nulls
-from .websearch import history_text
+from .websearch import history_text, is_server_search
 
 log = logging.getLogger(__name__)
 # Other fields (temperature, top_p, top_k, metadata ...) are accepted and ignored: Kiro has no such controls
@@ -231,7 +231,8 @@ def _tools(value: Any, names: ToolNames) -> tuple[list[dict[str, Any]], list[str
         tool = _object(tool, where)
         name = _string(tool, "name", where)
         if tool.get("type") not in (None, "custom"):
-            log.info("dropping Anthropic-defined tool %r (type %s): Kiro cannot run it", name, tool.get("type"))
+            if not is_server_search(tool):  # web search is ki2api's to run (translate/search_loop.py)
+                log.info("dropping Anthropic-defined tool %r (type %s): Kiro cannot run it", name, tool.get("type"))
             continue
         if not name or name in client_names:
             raise _fail("must be a non-empty name, unique among the tools", f"{where}.name")

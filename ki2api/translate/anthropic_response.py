@@ -2,7 +2,8 @@
 
 Content blocks follow the answer: a thinking block for reasoning, a text block for text, one
 tool_use block per call, each opened when its first part arrives and closed when another
-kind begins. Tool names are already the client's: `Answer(names=...)` maps them back.
+kind begins. Tool names are already the client's: `Answer(names=...)` maps them back. A web search the
+model made (translate/search_loop.py) is a `server_tool_use` block and a `web_search_tool_result` block.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from .answer import (MAX_TOKENS, Answer, Part, ReasoningPart, RedactedReasoningPart, TextPart, ToolArgs, ToolEnd,
                      ToolStart, Usage)
+from .search_loop import SearchCall, SearchDone, done_block, use_block
 
 log = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]
@@ -33,6 +35,8 @@ def usage_dict(usage: Usage) -> dict[str, Any]:
                             "output_tokens": usage.output_tokens,
                             "cache_creation_input_tokens": usage.cache_write_tokens,
                             "cache_read_input_tokens": usage.cache_read_tokens}
+    if usage.web_searches is not None:
+        body["server_tool_use"] = {"web_search_requests": usage.web_searches, "web_fetch_requests": 0}
     if usage.credits is not None:
         body["kiro_credits"] = usage.credits
     return body
@@ -85,6 +89,13 @@ class EventStream:
             return [self._delta({"type": "input_json_delta", "partial_json": part.fragment})]
         if isinstance(part, ToolEnd):
             return self._close()
+        if isinstance(part, SearchCall):  # opened empty, its input as one delta, as Anthropic streams it
+            block = {**use_block(part), "input": {}}
+            return self._close() + self._open_block("server_tool_use", block) + [
+                self._delta({"type": "input_json_delta", "partial_json": json.dumps({"query": part.query})})
+            ] + self._close()
+        if isinstance(part, SearchDone):
+            return self._close() + self._open_block("web_search_tool_result", done_block(part)) + self._close()
         return []
 
     def finish(self, answer: Answer) -> list[Event]:
@@ -161,6 +172,10 @@ def collect_message(answer: Answer, events: Iterable[object], model: str) -> dic
             raw_args[len(content) - 1] = ""
         elif isinstance(part, ToolArgs):
             raw_args[position[part.index]] += part.fragment
+        elif isinstance(part, SearchCall):
+            content.append(use_block(part))
+        elif isinstance(part, SearchDone):
+            content.append(done_block(part))
     for at, raw in raw_args.items():
         content[at]["input"] = _tool_input(raw, content[at]["name"])
     return {"id": message_id(), "type": "message", "role": "assistant", "model": model, "content": content,

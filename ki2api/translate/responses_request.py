@@ -4,7 +4,8 @@
 function calls of earlier answers with their outputs, reasoning items given back, and ki2api's own compaction
 items (responses_compact.py). Items of an earlier stored response (`previous_response_id`) come first; the
 route fetches them. Function tools are Kiro tools; the hosted tool types a client sends by habit are ignored
-(IGNORED_TOOLS), any other type is refused naming it.
+(IGNORED_TOOLS), any other type is refused naming it; the web search among them lets the model search
+(translate/search_loop.py, `responses_options`).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ IGNORED_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_2025_
 _MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 NAMESPACE_JOIN = "__"
 _ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs",
-                "compaction": "cmp"}
+                "compaction": "cmp", "web_search_call": "ws"}
 COMPACTION_PREFIX = "Summary of the earlier conversation (compacted by ki2api):\n"
 
 
@@ -243,6 +244,10 @@ def _turn(item: dict[str, Any], where: str, names: ToolNames) -> tuple[str, Turn
         return "", Turn("assistant", reasoning=text, signed_reasoning=(text, signature) if signature else None)
     if kind == "compaction":
         return "", Turn("user", COMPACTION_PREFIX + decode_reasoning(item, where))
+    if kind == "web_search_call":  # an earlier search of ki2api's loop, as text (Kiro knows no such item)
+        action = item.get("action") if isinstance(item.get("action"), dict) else {}
+        query = action.get("query")
+        return "", Turn("assistant", f"[searched the web for: {query}]" if isinstance(query, str) else "")
     raise _fail(f"{where}: input item type {kind!r} is not supported", f"{where}.type")
 
 

@@ -3,6 +3,8 @@
 Output items follow the answer: a `reasoning` item for reasoning (its text as the summary, and whole in
 `encrypted_content`, see reasoning_items.py), a `message` item with one `output_text` part for text, one
 `function_call` item per tool call; each is added when its first part arrives and done when another begins.
+A web search the model made (translate/search_loop.py) is a `web_search_call` item, and each of its result URLs
+the answer's text cites a `url_citation` annotation of that text.
 Every streamed event carries a `sequence_number` counting from 0.
 """
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any, Iterable, Iterator
 from ..errors import ApiError, RateLimited
 from .answer import MAX_TOKENS, Answer, Part, ReasoningPart, TextPart, ToolArgs, ToolEnd, ToolStart, Usage
 from .reasoning_items import encode_reasoning
+from .search_loop import SearchCall, SearchDone
 from .usage import estimate_tokens
+from .websearch import SearchResult, url_citations
 
 Event = dict[str, Any]
 
@@ -50,6 +54,7 @@ class ResponseState:
     namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)  # flattened name -> (namespace, name)
     _open: dict[str, Any] | None = None
     _signature: str | None = None
+    _sources: list[SearchResult] = field(default_factory=list)  # every search result so far, for citations
     _seq: int = 0
 
     def response(self, status: str, answer: Answer | None = None, error: dict[str, Any] | None = None
@@ -100,6 +105,21 @@ class ResponseState:
                                 output_index=len(self.output) - 1, delta=part.fragment)]
         if isinstance(part, ToolEnd):
             return self._close()
+        if isinstance(part, SearchCall):
+            query = part.query if isinstance(part.query, str) else ""
+            item = {"id": new_id("ws"), "type": "web_search_call", "status": "in_progress",
+                    "action": {"type": "search", "query": query}}
+            events = self._close() + self._add(item)
+            where = {"item_id": item["id"], "output_index": len(self.output) - 1}
+            return events + [self._event("response.web_search_call.in_progress", **where),
+                             self._event("response.web_search_call.searching", **where)]
+        if isinstance(part, SearchDone) and self._open is not None and self._open["type"] == "web_search_call":
+            item = self._open
+            item["status"] = "failed" if part.error else "completed"
+            item["action"]["sources"] = [{"type": "url", "url": r.url} for r in part.results]
+            self._sources += part.results
+            return [self._event("response.web_search_call.completed", item_id=item["id"],
+                                output_index=len(self.output) - 1)] + self._close()
         return []
 
     def finish(self, answer: Answer) -> list[Event]:
@@ -158,6 +178,7 @@ class ResponseState:
         index, events = len(self.output) - 1, []
         if item["type"] == "message":
             part = item["content"][0]
+            events += self._cite(item, index)
             events += [self._event("response.output_text.done", item_id=item["id"], output_index=index,
                                    content_index=0, text=part["text"], logprobs=[]),
                        self._event("response.content_part.done", item_id=item["id"], output_index=index,
@@ -174,9 +195,18 @@ class ResponseState:
             item["arguments"] = item["arguments"] or "{}"
             events.append(self._event("response.function_call_arguments.done", item_id=item["id"],
                                       output_index=index, name=item["name"], arguments=item["arguments"]))
-        if "status" in item:
+        if "status" in item and item["type"] != "web_search_call":  # a search's status is its outcome
             item["status"] = "completed"
         return events + [self._event("response.output_item.done", output_index=index, item=_copy(item))]
+
+    def _cite(self, item: dict[str, Any], index: int) -> list[Event]:
+        """A message's `url_citation` annotations: each search result URL its text cites."""
+        part = item["content"][0]
+        sources = list({r.url: r for r in self._sources}.values())  # a URL two searches found, cited once
+        found = [{"type": "url_citation", **c["url_citation"]} for c in url_citations(part["text"], sources)]
+        part["annotations"] = found
+        return [self._event("response.output_text.annotation.added", item_id=item["id"], output_index=index,
+                            content_index=0, annotation_index=n, annotation=dict(a)) for n, a in enumerate(found)]
 
 
 def _copy(item: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +215,8 @@ def _copy(item: dict[str, Any]) -> dict[str, Any]:
     for key in ("content", "summary"):
         if key in out:
             out[key] = [dict(p) for p in out[key]]
+    if "action" in out:
+        out["action"] = dict(out["action"])
     return out
 
 

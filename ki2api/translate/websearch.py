@@ -6,7 +6,8 @@ user message reads "Perform a web search for the query: <query>". Kiro has no su
 a plain tool it answers "Improperly formed request"), so ki2api runs the query against Kiro's own search
 (upstream/websearch.py) and answers as Anthropic does: a `server_tool_use` block, a `web_search_tool_result`
 block with the results, and a text block summing them up (titles, snippets, sources), with
-`usage.server_tool_use.web_search_requests`. Pure: no I/O.
+`usage.server_tool_use.web_search_requests`. Any other request offering the server tool lets the model search
+(translate/search_loop.py). Pure: no I/O.
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def _text_of(content: Any) -> str:
 
 
 def search_query(body: dict[str, Any]) -> str | None:
-    """The query when the request is a search request (its only tools are web search server tools), else None."""
+    """The query when the request is Claude Code's search request (its only tools are web search server tools and
+    its last user message reads "Perform a web search for the query: ..."), else None."""
     tools = body.get("tools")
     if not isinstance(tools, list) or not tools or not all(is_server_search(t) for t in tools):
         return None
@@ -60,8 +62,7 @@ def search_query(body: dict[str, Any]) -> str | None:
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"] if isinstance(messages, list) \
         else []
     text = _text_of(users[-1].get("content")).strip() if users else ""
-    query = text[len(PREFIX):] if text.startswith(PREFIX) else text
-    return query.strip() or None
+    return text[len(PREFIX):].strip() or None if text.startswith(PREFIX) else None
 
 
 def _page_age(published_ms: int | None) -> str | None:

@@ -69,10 +69,14 @@ def _result(raw: dict[str, Any]) -> SearchResult:
 
 
 class WebSearch:
-    """Runs searches through the account pool (any account: a search names no model)."""
+    """Runs searches through the account pool (any account: a search names no model).
 
-    def __init__(self, settings: Settings, pool: AccountPool, session: UpstreamSession) -> None:
-        self.settings, self.pool, self.session = settings, pool, session
+    `rest` false (the search loop, upstream/search_loop.py): a refused search rests no account, as the answer
+    goes on with a chat call on one; if the account is spent for chat too, that call finds out and fails over.
+    """
+
+    def __init__(self, settings: Settings, pool: AccountPool, session: UpstreamSession, rest: bool = True) -> None:
+        self.settings, self.pool, self.session, self.rest = settings, pool, session, rest
         self.url = f"{settings.api_base}/mcp"
 
     def search(self, query: str) -> list[SearchResult]:
@@ -117,7 +121,8 @@ class WebSearch:
             if kind is None:
                 raise UpstreamError(f"Kiro refused the web search (HTTP {response.status_code}): {error.message}")
             if kind in RESTING:
-                lease.refused(kind, error, retry_after(response))
+                if self.rest:
+                    lease.refused(kind, error, retry_after(response))
                 raise _Refused(error)
             # a 403 "forbidden": this account may not search, yet still chats; the next one is asked, none rested
             raise _Refused(PermissionDenied(f"Kiro refused the web search: {error.message}"))

@@ -2,7 +2,8 @@
 
 `codex exec` runs non-interactively with ki2api as a custom provider (wire_api = "responses") in a temporary
 CODEX_HOME: a plain task; a task whose scripted answer calls Codex's shell tool, which Codex runs and whose
-output goes back to the model; and a session long enough for Codex to compact it (through /v1/responses). Codex's update check and analytics are off, and every proxy variable points at
+output goes back to the model; a web search the model makes (Codex's `web_search` tool, run by ki2api on the
+fake's POST /mcp); and a session long enough for Codex to compact it (through /v1/responses). Codex's update check and analytics are off, and every proxy variable points at
 a loopback recorder (NO_PROXY only for 127.0.0.1): any attempt to reach beyond loopback would show there.
 """
 from __future__ import annotations
@@ -145,6 +146,25 @@ def shell_call(tool_id: str, cmd: str) -> list[dict]:
             {"event": "toolUseEvent", "payload": {"name": "exec_command", "toolUseId": tool_id,
                                                    "input": json.dumps({"cmd": cmd})}},
             {"event": "toolUseEvent", "payload": {"name": "exec_command", "toolUseId": tool_id, "stop": True}}]
+
+
+def test_codex_web_search_runs_on_kiros_search(codex, fake_upstream):
+    run, _work = codex
+    raw = json.dumps({"query": "kiro gateway"})
+    search = [{"event": "toolUseEvent", "payload": {"name": "web_search", "toolUseId": "tooluse_ws1", "input": raw,
+                                                     "stop": True}}]
+    fake_upstream.script_search({"results": [{"title": "Kiro gateway docs", "url": "https://example.com/kiro-gw",
+                                              "snippet": "How to run a Kiro gateway."}]})
+    fake_upstream.script({"events": search}, {"texts": ["See https://example.com/kiro-gw for the gateway."]})
+    done = run("Search the web for kiro gateway", 'web_search = "live"')
+    assert done.returncode == 0, done.stderr
+    assert "web search: kiro gateway" in done.stderr  # Codex shows the web_search_call item ki2api sent
+    assert done.stdout.strip().endswith("See https://example.com/kiro-gw for the gateway.")
+    (searched,) = fake_upstream.searches()
+    assert searched["body"]["params"]["arguments"] == {"query": "kiro gateway"}
+    first, second = kiro_calls(fake_upstream)  # one Codex turn, two Kiro calls: the search ran in between
+    (result,) = second["currentMessage"]["userInputMessage"]["userInputMessageContext"]["toolResults"]
+    assert result["toolUseId"] == "tooluse_ws1" and "How to run a Kiro gateway." in result["content"][0]["text"]
 
 
 def test_codex_compacts_a_long_session_through_responses_and_goes_on(codex, fake_upstream):
