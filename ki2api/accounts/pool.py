@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 VIEW_TTL = 1.0  # seconds a worker trusts its copy of the shared account state
 FLUSH_INTERVAL = 1.0  # seconds between counter flushes to the shared state
 ERROR_NOTE_INTERVAL = 1.0  # at most one shared last_error write per account per second
-RECHECK_DISABLED = 30.0  # seconds between looks for a newer shared token of a disabled account
 POLICY = "weighted least-in-flight (ties broken at random by weight)"
 MODEL_REFUSED = "model_unavailable"  # the refusal kind of Kiro's INVALID_MODEL_ID: one model, not the account
 MODEL_REFUSAL_TTL = 3600.0  # seconds an account is not offered a model Kiro refused it
@@ -57,7 +56,6 @@ class Account:
     rpm: int | None = None
     in_flight: int = 0
     noted_at: float = 0.0
-    rechecked_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -176,12 +174,9 @@ class AccountPool:
             return Availability("quarantined", until=None if until is None else float(until), kind="suspended",
                                 why=str(quarantine.get("why")))
         disabled = fields.get("disabled")
+        # fingerprint() reloads the login whenever a token file or the shared record (Redis included) changed
         if disabled and disabled.get("fingerprint") == account.tokens.fingerprint():
-            if now - account.rechecked_at >= RECHECK_DISABLED:  # a replica may have shared a newer login
-                account.rechecked_at = now
-                account.tokens.publish(publish=False)
-            if disabled.get("fingerprint") == account.tokens.fingerprint():
-                return Availability("disabled", why=str(disabled.get("why")))
+            return Availability("disabled", why=str(disabled.get("why")))
         cooldown = fields.get("cooldown")
         if cooldown and float(cooldown.get("until", 0)) > now:
             return Availability("cooling_down", until=float(cooldown["until"]), kind=str(cooldown.get("kind")))
