@@ -28,7 +28,8 @@ from .cooldown import iso
 from .credential import Credential
 from .entitlement import ListCache, listed_ids, refused_ids
 from .polling import Poller, fetch_json
-from .pool import Account, AccountPool
+from .pool import AccountPool
+from .roster import Account
 
 log = logging.getLogger(__name__)
 

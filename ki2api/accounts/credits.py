@@ -23,7 +23,8 @@ from ..upstream.headers import usage_headers
 from .cooldown import iso
 from .credential import Credential
 from .polling import Poller, fetch_json
-from .pool import Account, AccountPool
+from .pool import AccountPool
+from .roster import Account
 
 log = logging.getLogger(__name__)
 

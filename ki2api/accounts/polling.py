@@ -16,7 +16,7 @@ import requests
 
 from ..errors import ApiError
 from .credential import Credential
-from .pool import Account
+from .roster import Account
 
 log = logging.getLogger(__name__)
 
