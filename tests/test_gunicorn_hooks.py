@@ -14,17 +14,7 @@ import pytest
 from ki2api.settings import KEY_WARNED_ENV, Settings
 from ki2api.web.gunicorn_hooks import METRICS_ENV, STOP_SIGNALS, Hooks, listening, metrics_dir, shut_down
 from tests.helpers.gateway import REPO
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str, *args: object) -> None:
-        self.lines.append(("info", message % args))
-
-    def warning(self, message: str, *args: object) -> None:
-        self.lines.append(("warning", message % args))
+from tests.helpers.gunicorn_log import Log
 
 
 def server(listeners=()) -> SimpleNamespace:
