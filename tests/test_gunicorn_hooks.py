@@ -91,6 +91,12 @@ def test_when_ready_warns_once_for_the_real_listeners_and_tells_the_workers():
     assert quiet.log.lines == []
 
 
+def test_when_ready_warns_about_a_deprecated_variable_in_the_environment():
+    master = server()
+    Hooks(Settings(api_keys=("own",)), {"SSE_PING_INTERVAL": "10"}).when_ready(master)
+    assert master.log.lines == [("warning", "SSE_PING_INTERVAL is deprecated: set STREAM_KEEPALIVE instead")]
+
+
 @pytest.fixture
 def saved_signals():
     saved = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
