@@ -137,7 +137,7 @@ class AccountPool(Quarantines, ModelRefusals, Spending):
         quarantine = held(fields, now)
         if quarantine:
             until = quarantine.get("until")
-            return Availability("quarantined", until=None if until is None else float(until), kind="suspended",
+            return Availability("quarantined", until=None if until is None else float(until), kind=SUSPENDED,
                                 why=str(quarantine.get("why")))
         disabled = fields.get("disabled")
         # fingerprint() reloads the login whenever a token file or the shared record (Redis included) changed
