@@ -40,11 +40,14 @@ class Setting:
     doc: str
     group: str
     shown: str | None = None
+    deprecated: tuple[str, ...] = ()  # former names, still read while `env` is unset
 
 
-def setting(env: str, default: Any, parse: Parser, doc: str, group: str, shown: str | None = None) -> Any:
-    """A Settings field read from the variable `env` by `parse`; `shown` replaces the default in the docs."""
-    return field(default=default, metadata={"setting": Setting(env, default, parse, doc, group, shown)})
+def setting(env: str, default: Any, parse: Parser, doc: str, group: str, shown: str | None = None,
+            deprecated: tuple[str, ...] = ()) -> Any:
+    """A Settings field read from the variable `env` (else from a `deprecated` former name) by `parse`; `shown`
+    replaces the default in the docs."""
+    return field(default=default, metadata={"setting": Setting(env, default, parse, doc, group, shown, deprecated)})
 
 
 # Variables read elsewhere than Settings (the metrics directory, the dotenv file, Docker Compose): documented here.
@@ -183,14 +186,12 @@ class Settings:
     web_search_timeout: float = setting(
         "WEB_SEARCH_TIMEOUT", 20.0, v.positive,
         "seconds a web search (Kiro's MCP `web_search`) may take in all before the request fails with 504", UPSTREAM)
-    ping_interval: float = setting("SSE_PING_INTERVAL", 10.0, v.positive,
-                                   "seconds of upstream silence after which an Anthropic stream gets a `ping` "
-                                   "event", UPSTREAM)
     stream_keepalive: float = setting("STREAM_KEEPALIVE", 15.0, v.positive,
-                                      "seconds: while Kiro is silent this long, an OpenAI-side stream (chat, "
-                                      "Responses) gets a `: keep-alive` comment line, and an answer not streamed "
-                                      "that takes longer gets a space before its JSON each interval "
-                                      "(docs/reliability.md)", UPSTREAM)
+                                      "seconds: while Kiro is silent this long, a stream gets a keep-alive (a "
+                                      "`: keep-alive` comment line on the OpenAI side, chat and Responses; a "
+                                      "`ping` event on the Anthropic side), and an answer not streamed that takes "
+                                      "longer gets a space before its JSON each interval (docs/reliability.md)",
+                                      UPSTREAM, deprecated=("SSE_PING_INTERVAL",))
     max_body_bytes: int = setting("MAX_BODY_BYTES", 20 * 1024 * 1024, v.integer(1024),
                                   "largest request body (413 beyond)", LIMITS)
     max_messages: int = setting("MAX_MESSAGES", 10_000, v.integer(1),
@@ -287,13 +288,30 @@ class Settings:
         values = {}
         for declared in fields(cls):
             spec: Setting = declared.metadata["setting"]
-            values[declared.name] = spec.parse(spec.env, environ.get(spec.env), spec.default)  # type: ignore[misc]
+            name = _name_set(spec, environ)
+            values[declared.name] = spec.parse(name, environ.get(name), spec.default)  # type: ignore[misc]
         return cls(**values)
 
 
 def declared() -> list[Setting]:
     """Every variable ki2api reads, Settings' fields first, in the order they are declared."""
     return [f.metadata["setting"] for f in fields(Settings)] + list(OTHER_VARIABLES)
+
+
+def _name_set(spec: Setting, environ: Mapping[str, str]) -> str:
+    """The variable a setting is read from: its own name unless only a former name of it is set (not blank)."""
+    return next((name for name in (spec.env, *spec.deprecated) if (environ.get(name) or "").strip()), spec.env)
+
+
+def deprecated_in_use(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each former variable name set in `environ`, naming the variable to use instead."""
+    warnings = []
+    for spec in declared():
+        for old in (name for name in spec.deprecated if (environ.get(name) or "").strip()):
+            ignored = _name_set(spec, environ) != old
+            warnings.append(f"{old} is deprecated: set {spec.env} instead"
+                            + (f" ({old} is ignored: {spec.env} is set)" if ignored else ""))
+    return warnings
 
 
 def _shown(spec: Setting) -> str:
@@ -311,6 +329,13 @@ def _shown(spec: Setting) -> str:
     return f"`{value}`"
 
 
+def _formerly(spec: Setting) -> str:
+    if not spec.deprecated:
+        return ""
+    names = ", ".join(f"`{name}`" for name in spec.deprecated)
+    return f". Deprecated former name: {names}, still read while `{spec.env}` is unset"
+
+
 def markdown() -> str:
     """docs/configuration.md: one table per group of the declared variables."""
     lines = ["# Configuration", "",
@@ -321,7 +346,7 @@ def markdown() -> str:
         groups.setdefault(spec.group, []).append(spec)
     for group, specs in groups.items():
         lines += ["", f"## {group}", "", "| variable | default | meaning |", "|---|---|---|"]
-        lines += [f"| `{spec.env}` | {_shown(spec)} | {spec.doc} |" for spec in specs]
+        lines += [f"| `{spec.env}` | {_shown(spec)} | {spec.doc}{_formerly(spec)} |" for spec in specs]
     return "\n".join(lines) + "\n"
 
 

@@ -14,17 +14,7 @@ import pytest
 from ki2api.settings import KEY_WARNED_ENV, Settings
 from ki2api.web.gunicorn_hooks import METRICS_ENV, STOP_SIGNALS, Hooks, listening, metrics_dir, shut_down
 from tests.helpers.gateway import REPO
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str, *args: object) -> None:
-        self.lines.append(("info", message % args))
-
-    def warning(self, message: str, *args: object) -> None:
-        self.lines.append(("warning", message % args))
+from tests.helpers.gunicorn_log import Log
 
 
 def server(listeners=()) -> SimpleNamespace:
@@ -99,6 +89,12 @@ def test_when_ready_warns_once_for_the_real_listeners_and_tells_the_workers():
     quiet = server([listener])
     Hooks(Settings(api_keys=("own",)), {}).when_ready(quiet)
     assert quiet.log.lines == []
+
+
+def test_when_ready_warns_about_a_deprecated_variable_in_the_environment():
+    master = server()
+    Hooks(Settings(api_keys=("own",)), {"SSE_PING_INTERVAL": "10"}).when_ready(master)
+    assert master.log.lines == [("warning", "SSE_PING_INTERVAL is deprecated: set STREAM_KEEPALIVE instead")]
 
 
 @pytest.fixture

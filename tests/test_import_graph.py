@@ -22,6 +22,8 @@ ACCOUNT_LAYERS: dict[str, list[str]] = {
              "social", "importers", "pending"],
     "state": ["file_state", "redis_link", "redis_state"],
     "login": ["token_store", "refresh", "token_manager"],
+    "roster": ["roster"],
+    "pool parts": ["quarantine", "model_refusals", "spending"],
     "pool": ["pool"],
     "reports": ["polling", "status", "credits", "catalog"],
     "build": ["build", "live"],

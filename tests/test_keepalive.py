@@ -132,14 +132,18 @@ def test_a_talkative_but_slow_whole_answer_is_padded_too(quick, auth, fake_upstr
     assert text.startswith("  ") and json.loads(text)["choices"][0]["message"]["content"] == "x" * 12
 
 
-def test_anthropic_stream_events_stay_valid_with_the_keep_alive_setting(quick, auth, fake_upstream):
-    """The Anthropic stream keeps its own `ping` events (SSE_PING_INTERVAL); STREAM_KEEPALIVE adds no comments."""
-    fake_upstream.script({"texts": ["a", "b"], "pace": INTERVAL * 2})
+def test_anthropic_stream_keep_alives_are_its_own_ping_events(quick, auth, fake_upstream):
+    """STREAM_KEEPALIVE governs the Anthropic stream too, in Anthropic's words: `ping` events, no comments."""
+    fake_upstream.script({"texts": ["a", "b"], "pace": INTERVAL * 4})
     response = quick.post("/v1/messages", json={**MESSAGES, "stream": True}, headers=auth)
     text = response.get_data(as_text=True)
     assert ": keep-alive" not in text
-    for name, data in parse_sse(text):
+    events = parse_sse(text)
+    for name, data in events:
         validate_event(name, data)
+    names = [name for name, _ in events]
+    assert names.count("ping") >= 3  # the one after message_start, then at least one in each silence
+    assert "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta") == "ab"
 
 
 @pytest.mark.parametrize("stream", [True, False])

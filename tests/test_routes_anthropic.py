@@ -291,7 +291,7 @@ def test_failure_mid_stream_is_one_error_event_then_a_cut_short_end(client, auth
 
 
 def test_pings_keep_a_silent_stream_alive_and_text_still_flows(settings, auth, fake_upstream):
-    client = create_app(dataclasses.replace(settings, ping_interval=0.05)).test_client()
+    client = create_app(dataclasses.replace(settings, stream_keepalive=0.05)).test_client()
     fake_upstream.script({"texts": ["after", " the wait"], "hold_after": 1})  # holds after initial-response
     response = client.post("/v1/messages", json={**BODY, "stream": True}, headers=auth)
     assert response.status_code == 200

@@ -7,7 +7,7 @@ from dataclasses import fields
 
 import pytest
 
-from ki2api.settings import OTHER_VARIABLES, ConfigError, Settings, declared, markdown
+from ki2api.settings import OTHER_VARIABLES, ConfigError, Settings, declared, deprecated_in_use, markdown
 from tests.helpers.gateway import REPO
 
 
@@ -19,8 +19,32 @@ def test_every_field_is_declared_with_a_variable_a_parser_and_a_meaning():
 
 
 def test_each_variable_is_declared_once():
-    names = [spec.env for spec in declared()]
+    names = [spec.env for spec in declared()] + [name for spec in declared() for name in spec.deprecated]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("environ,expected", [
+    ({"SSE_PING_INTERVAL": "3"}, 3.0),  # the former name of STREAM_KEEPALIVE, read while it is unset
+    ({"SSE_PING_INTERVAL": "3", "STREAM_KEEPALIVE": "7"}, 7.0),
+    ({"SSE_PING_INTERVAL": "3", "STREAM_KEEPALIVE": " "}, 3.0),
+    ({"SSE_PING_INTERVAL": ""}, 15.0),
+])
+def test_a_deprecated_name_is_read_while_the_new_one_is_unset(environ, expected):
+    assert Settings.from_env(environ).stream_keepalive == expected
+
+
+def test_a_bad_value_under_a_deprecated_name_names_that_name():
+    with pytest.raises(ConfigError, match="SSE_PING_INTERVAL"):
+        Settings.from_env({"SSE_PING_INTERVAL": "-1"})
+
+
+def test_deprecated_names_in_use_are_warned_about_with_the_name_to_use():
+    assert deprecated_in_use({}) == deprecated_in_use({"STREAM_KEEPALIVE": "5"}) == []
+    assert deprecated_in_use({"SSE_PING_INTERVAL": "5"}) == [
+        "SSE_PING_INTERVAL is deprecated: set STREAM_KEEPALIVE instead"]
+    assert deprecated_in_use({"SSE_PING_INTERVAL": "5", "STREAM_KEEPALIVE": "7"}) == [
+        "SSE_PING_INTERVAL is deprecated: set STREAM_KEEPALIVE instead (SSE_PING_INTERVAL is ignored: "
+        "STREAM_KEEPALIVE is set)"]
 
 
 def test_the_defaults_read_from_an_empty_environment_are_the_declared_ones():
@@ -54,6 +78,8 @@ def test_the_markdown_has_a_table_per_group_and_a_row_per_variable():
     page = markdown()
     for spec in declared():
         assert f"| `{spec.env}` |" in page
+        row = next(line for line in page.splitlines() if line.startswith(f"| `{spec.env}` |"))
+        assert all(f"Deprecated former name: `{name}`" in row for name in spec.deprecated)
     groups = {spec.group for spec in declared()}
     assert page.count("\n## ") == len(groups)
     assert "/root" not in page and "/home/" not in page  # defaults are shown unexpanded, the same on any machine

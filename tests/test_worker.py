@@ -17,17 +17,7 @@ from gunicorn.config import Config
 from gunicorn.workers.ggevent import GeventWorker
 
 from ki2api.web.worker import Worker
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-
-    def info(self, message: str, *args: object) -> None:
-        self.lines.append(("info", message % args))
-
-    def warning(self, message: str, *args: object) -> None:
-        self.lines.append(("warning", message % args))
+from tests.helpers.gunicorn_log import Log
 
 
 def worker(workers: int = 1, keepalive: int = 75) -> Worker:

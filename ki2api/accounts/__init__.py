@@ -5,7 +5,10 @@ Layers from the bottom up; a module imports only from its own layer or an earlie
   as data), config (the accounts file entries), cooldown (how long a refused account rests);
 - state: file_state, redis_link, redis_state (the shared-state backends);
 - login: token_store (a login's persistence), refresh (its refresh calls), token_manager (its TokenManager);
-- pool: pool (which account serves a request);
+- roster: roster (the accounts, this worker's view of their shared state, the counters);
+- pool parts, each a part of the pool built on the roster: quarantine (suspended accounts), model_refusals
+  (models Kiro refused an account), spending (credits charged, usage limits);
+- pool: pool (which account serves a request, its limits, cooldowns, disabled logins);
 - reports: status (the pool as plain data), credits (the credit poller);
 - build: the pool assembled from settings, imported by the app factory only.
 """

@@ -14,8 +14,9 @@ from .config import DEFAULT_NAME, account_specs
 from .cooldown import CooldownPolicy
 from .file_state import FileState
 from .identity import MachineId
-from .pool import Account, AccountPool
+from .pool import AccountPool
 from .protocols import SharedState
+from .roster import Account
 from .token_manager import TokenManager
 from .token_store import TokenStore
 

@@ -17,18 +17,17 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import requests
 
 from ..models import BUILTIN, ModelInfo
 from ..settings import Settings
-from ..upstream.headers import usage_headers
 from .cooldown import iso
-from .credential import Credential
 from .entitlement import ListCache, listed_ids, refused_ids
-from .polling import Poller, fetch_json
-from .pool import Account, AccountPool
+from .polling import AccountPoller, fetch_json
+from .pool import AccountPool
+from .roster import Account
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +49,14 @@ class CatalogView:
     warnings: list[str] = field(default_factory=list)
 
 
-class ModelCatalog(Poller):
+class ModelCatalog(AccountPoller):
     """Fetches every account's model list every `settings.models_interval` seconds (0: never) and joins them."""
 
     thread_name = "kiro-model-lists"
     check_every = CHECK_EVERY
 
     def __init__(self, pool: AccountPool, settings: Settings, session: requests.Session) -> None:
-        super().__init__(settings.models_interval)
-        self.pool = pool
-        self.settings = settings
-        self.session = session
+        super().__init__(pool, settings, session, settings.models_interval)
         self._cache = ListCache()
         self._first_round = threading.Event()
 
@@ -78,17 +74,9 @@ class ModelCatalog(Poller):
 
     def poll_once(self) -> int:
         """Fetch the lists that are due and not claimed by another worker; return how many were fetched."""
-        states, now, fetched = self.pool.states(fresh=True), time.time(), 0
-        for account in self.pool.accounts:
-            fields = states.get(account.name, {})
+        fetched = 0
+        for account, fields in self.due("models", self._is_due, min(self.interval, RETRY_FAILED)):
             previous = fields.get("models") or {}
-            if now - float(previous.get("fetched_at", 0)) < self.interval \
-                    or now - float(previous.get("failed_at", 0)) < RETRY_FAILED:
-                continue
-            if self.pool.availability(account, fields, now).state in ("disabled", "off", "quarantined"):
-                continue
-            if not self.pool.shared.claim(f"models:{account.name}", min(self.interval, RETRY_FAILED)):
-                continue
             entries, error = self.fetch(account)
             if entries is not None:
                 ids = [e["modelId"] for e in entries if isinstance(e, dict) and isinstance(e.get("modelId"), str)]
@@ -117,20 +105,14 @@ class ModelCatalog(Poller):
 
     def _page(self, account: Account, token: str | None) -> tuple[dict[str, Any] | None, str | None]:
         """One page of the answer, refreshing the credential once if Kiro rejects it."""
-        return fetch_json(account, lambda credential: self._get(account, credential, token))
+        return fetch_json(account, lambda credential: self.get(
+            account, credential, "ListAvailableModels", {"maxResults": str(PAGE_SIZE)}, FETCH_TIMEOUT,
+            after={"nextToken": token} if token else None))
 
-    def _get(self, account: Account, credential: Credential, token: str | None) -> requests.Response:
-        """One page of the account's model list, asked as the IDE's runtime client asks (the usage poll's headers)."""
-        params = {"origin": "AI_EDITOR", "maxResults": str(PAGE_SIZE)}
-        arn = self.settings.profile_arn or credential.profile_arn
-        if arn:
-            params["profileArn"] = arn
-        if token:
-            params["nextToken"] = token
-        return self.session.get(f"{self.settings.api_base}/ListAvailableModels", params=params,
-                                headers=usage_headers(credential, self.settings.client_version,
-                                                      account.tokens.machine_id()),
-                                timeout=(self.settings.connect_timeout, FETCH_TIMEOUT))
+    def _is_due(self, fields: Mapping[str, Any], now: float) -> bool:
+        previous = fields.get("models") or {}
+        return (now - float(previous.get("fetched_at", 0)) >= self.interval
+                and now - float(previous.get("failed_at", 0)) >= RETRY_FAILED)
 
     # -- reading ---------------------------------------------------------------------------------------------------
 

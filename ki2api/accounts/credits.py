@@ -14,16 +14,15 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 import requests
 
 from ..settings import Settings
-from ..upstream.headers import usage_headers
 from .cooldown import iso
-from .credential import Credential
-from .polling import Poller, fetch_json
-from .pool import Account, AccountPool
+from .polling import AccountPoller, fetch_json
+from .pool import AccountPool
+from .roster import Account
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def parse_usage(body: dict[str, Any], now: float) -> dict[str, Any]:
             "next_reset": iso(reset) if reset else None, "next_reset_epoch": reset, "fetched_at": now}
 
 
-class UsagePoller(Poller):
+class UsagePoller(AccountPoller):
     """Fetches every account's usage limits every `settings.usage_interval` seconds (0: never)."""
 
     thread_name = "kiro-usage-limits"
@@ -75,23 +74,12 @@ class UsagePoller(Poller):
     spread = True  # workers booted together do not fetch together
 
     def __init__(self, pool: AccountPool, settings: Settings, session: requests.Session) -> None:
-        super().__init__(settings.usage_interval)
-        self.pool = pool
-        self.settings = settings
-        self.session = session
+        super().__init__(pool, settings, session, settings.usage_interval)
 
     def poll_once(self) -> int:
         """Fetch the accounts that are due and not claimed by another worker; return how many were fetched."""
-        states, now, fetched = self.pool.states(fresh=True), time.time(), 0
-        for account in self.pool.accounts:
-            fields = states.get(account.name, {})
-            usage = fields.get("usage") or {}
-            if now - float(usage.get("fetched_at", 0)) < self.interval:
-                continue
-            if self.pool.availability(account, fields, now).state in ("disabled", "off", "quarantined"):
-                continue
-            if not self.pool.shared.claim(f"usage:{account.name}", min(self.interval, CLAIM_MAX)):
-                continue
+        fetched = 0
+        for account, _ in self.due("usage", self._is_due, min(self.interval, CLAIM_MAX)):
             counted = self.pool.counts().get(account.name, {}).get("credits_micro", 0)  # before: Kiro's figure
             result = self.fetch(account)  # may include charges counted just before it, never miss one
             if result is not None:
@@ -108,15 +96,9 @@ class UsagePoller(Poller):
 
     def fetch_or_why(self, account: Account) -> tuple[dict[str, Any] | None, str | None]:
         """(the parsed usage, None) or (None, why not): fetch's answer with its reason (doctor shows it)."""
-        body, why = fetch_json(account, lambda credential: self._get(credential, account))
+        body, why = fetch_json(account, lambda credential: self.get(account, credential, "getUsageLimits",
+                                                                    {"resourceType": "AGENTIC_REQUEST"}, FETCH_TIMEOUT))
         return (parse_usage(body, time.time()), None) if body is not None else (None, why)
 
-    def _get(self, credential: Credential, account: Account) -> requests.Response:
-        params = {"origin": "AI_EDITOR", "resourceType": "AGENTIC_REQUEST"}
-        arn = self.settings.profile_arn or credential.profile_arn
-        if arn:
-            params["profileArn"] = arn
-        return self.session.get(f"{self.settings.api_base}/getUsageLimits", params=params,
-                                headers=usage_headers(credential, self.settings.client_version,
-                                                      account.tokens.machine_id()),
-                                timeout=(self.settings.connect_timeout, FETCH_TIMEOUT))
+    def _is_due(self, fields: Mapping[str, Any], now: float) -> bool:
+        return now - float((fields.get("usage") or {}).get("fetched_at", 0)) >= self.interval

@@ -17,8 +17,9 @@ from ..settings import Settings
 from .config import DEFAULT_NAME
 from .files import Stamp, StoreError
 from .identity import MachineId
-from .pool import Account, AccountPool
+from .pool import AccountPool
 from .protocols import SharedState
+from .roster import Account
 from .store import AccountStore, Stored
 from .token_manager import TokenManager
 from .token_store import TokenStore

@@ -1,8 +1,9 @@
 """A worker's background loop over the accounts: started at its first request, one round every so often.
 
-The credit poller (credits.py) and the model lists (catalog.py) are both such loops. Each round asks every
-account that is due; which worker or replica asks is settled per account by a claim in the shared state, so a
-round is cheap where another process got there first.
+The credit poller (credits.py) and the model lists (catalog.py) are both such loops (AccountPoller). Each round
+asks every account that is due and can serve; which worker or replica asks is settled per account by a claim in
+the shared state, so a round is cheap where another process got there first. Both ask Kiro's runtime API as the
+IDE does: `GET {KIRO_API_BASE}/<operation>?origin=AI_EDITOR[&profileArn=...]` with the usage headers.
 """
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import logging
 import random
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Mapping
 
 import requests
 
 from ..errors import ApiError
+from ..settings import Settings
+from ..upstream.headers import usage_headers
 from .credential import Credential
-from .pool import Account
+from .pool import AccountPool
+from .roster import Account
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +98,41 @@ class Poller:
                 self.round_done()
             pause = min(self.check_every, self.interval)
             time.sleep(pause * random.uniform(0.8, 1.2) if self.spread else pause)
+
+
+class AccountPoller(Poller):
+    """A Poller over a pool's accounts, asking Kiro's runtime API with each account's own credential."""
+
+    def __init__(self, pool: AccountPool, settings: Settings, session: requests.Session, interval: float) -> None:
+        super().__init__(interval)
+        self.pool = pool
+        self.settings = settings
+        self.session = session
+
+    def due(self, kind: str, is_due: Callable[[Mapping[str, Any], float], bool], claim_for: float
+            ) -> Iterator[tuple[Account, Mapping[str, Any]]]:
+        """The accounts to ask now, with their shared fields: `is_due(fields, now)`, not disabled, off or
+        quarantined, and claimed by this worker (the claim `kind:<account>` held for `claim_for` seconds)."""
+        states, now = self.pool.states(fresh=True), time.time()
+        for account in self.pool.accounts:
+            fields = states.get(account.name, {})
+            if not is_due(fields, now):
+                continue
+            if self.pool.availability(account, fields, now).state in ("disabled", "off", "quarantined"):
+                continue
+            if self.pool.shared.claim(f"{kind}:{account.name}", claim_for):
+                yield account, fields
+
+    def get(self, account: Account, credential: Credential, operation: str, params: Mapping[str, str],
+            timeout: float, after: Mapping[str, str] | None = None) -> requests.Response:
+        """`GET {api_base}/{operation}?origin=AI_EDITOR&{params}[&profileArn=...][&{after}]` as the IDE asks it,
+        with the usage headers and the account's machine id; `timeout` is the read timeout."""
+        query = {"origin": "AI_EDITOR", **params}
+        arn = self.settings.profile_arn or credential.profile_arn
+        if arn:
+            query["profileArn"] = arn
+        query.update(after or {})
+        return self.session.get(f"{self.settings.api_base}/{operation}", params=query,
+                                headers=usage_headers(credential, self.settings.client_version,
+                                                      account.tokens.machine_id()),
+                                timeout=(self.settings.connect_timeout, timeout))

@@ -1,4 +1,4 @@
-"""The pool of Kiro accounts: which one serves a request, cooldowns, disabled logins, counters.
+"""The pool of Kiro accounts: which one serves a request, its limits, cooldowns and disabled logins.
 
 Picking: weighted least-in-flight. Each request goes to the available account with the fewest requests
 in flight per unit of weight in this worker; ties (the common case at low load) are broken at random in
@@ -7,57 +7,33 @@ the upstream actually limits (concurrent work per account) better than a round r
 which piles long streams onto one account; the random tie-break spreads idle traffic by weight without
 any state shared between workers.
 
-Accounts at their limits (`max_concurrency` in this worker, `rpm` over every process) are skipped; an account
-Kiro suspended is quarantined: no traffic at all until a person clears it or its hold passes.
-
-Account state (cooldowns, quarantines, disabled flags, usage, last error) lives in a SharedState and is read
-at most once per VIEW_TTL per worker; counters are summed locally and added to the shared state once per second.
-
-A request for a model goes only to accounts that may use it (entitlement.py: the account's fetched model list,
-less the models Kiro lately refused it); a model no account may use is a 404 naming those that can be served.
+Accounts at their limits (`max_concurrency` in this worker, `rpm` over every process) are skipped, and so are
+accounts resting, disabled or quarantined. The pool is made of parts, each keeping its own shared fields:
+- roster.py: the accounts, this worker's view of their shared state, the counters;
+- quarantine.py: an account Kiro suspended takes no traffic until a person clears it or its hold passes;
+- model_refusals.py: a request for a model goes only to accounts that may use it (entitlement.py); a model
+  no account may use is a 404 naming those that can be served;
+- spending.py: the credits each account was charged, its usage limits.
 """
 from __future__ import annotations
 
 import logging
-import random
-import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Collection
 
-from ..errors import ApiError, AuthenticationError, ModelNotFound, RateLimited, UpstreamUnavailable
-from .cooldown import CooldownPolicy, describe, iso
-from .entitlement import may_serve, refused_ids, servable_ids
-from .protocols import AccountStates, SharedState
-from .token_manager import TokenManager
+from ..errors import ApiError, AuthenticationError, RateLimited, UpstreamUnavailable
+from .cooldown import describe, iso
+from .entitlement import may_serve
+from .model_refusals import MODEL_REFUSED, ModelRefusals
+from .quarantine import SUSPENDED, Quarantines, held
+from .roster import Account
+from .spending import Spending
 
 log = logging.getLogger(__name__)
 
-VIEW_TTL = 1.0  # seconds a worker trusts its copy of the shared account state
-FLUSH_INTERVAL = 1.0  # seconds between counter flushes to the shared state
-ERROR_NOTE_INTERVAL = 1.0  # at most one shared last_error write per account per second
-RECHECK_DISABLED = 30.0  # seconds between looks for a newer shared token of a disabled account
 POLICY = "weighted least-in-flight (ties broken at random by weight)"
-MODEL_REFUSED = "model_unavailable"  # the refusal kind of Kiro's INVALID_MODEL_ID: one model, not the account
-MODEL_REFUSAL_TTL = 3600.0  # seconds an account is not offered a model Kiro refused it
 RPM_WINDOW = 60.0  # seconds over which an account's `rpm` is counted
-SUSPENDED = "suspended"  # the refusal kind that quarantines (cooldown.KINDS)
-
-
-@dataclass(eq=False)
-class Account:
-    """One configured Kiro account and this worker's hold on it."""
-
-    name: str
-    weight: float
-    enabled: bool
-    tokens: TokenManager
-    max_concurrency: int | None = None  # the accounts file's limits (None: none)
-    rpm: int | None = None
-    in_flight: int = 0
-    noted_at: float = 0.0
-    rechecked_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,20 +90,8 @@ class Lease:
             self.pool.release(self.account)
 
 
-class AccountPool:
+class AccountPool(Quarantines, ModelRefusals, Spending):
     """Picks accounts for requests and keeps their shared state; one per worker process, built by create_app."""
-
-    def __init__(self, accounts: list[Account], shared: SharedState, policy: CooldownPolicy,
-                 rng: random.Random | None = None) -> None:
-        self.accounts = accounts
-        self.shared = shared
-        self.policy = policy
-        self._rng = rng or random.Random()
-        self._lock = threading.Lock()  # created after gevent patched threading
-        self._view: AccountStates = {}
-        self._view_at = float("-inf")
-        self._pending: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self._flusher = False  # a thread (a greenlet under gevent) sends the counters while there are some
 
     # -- picking ---------------------------------------------------------------------------------------------------
 
@@ -170,18 +134,15 @@ class AccountPool:
         """An account's availability from its shared fields."""
         if not account.enabled:
             return Availability("off", why="enabled: false in KIRO_ACCOUNTS_FILE")
-        quarantine = fields.get("quarantine")
-        if quarantine and (quarantine.get("until") is None or float(quarantine["until"]) > now):
+        quarantine = held(fields, now)
+        if quarantine:
             until = quarantine.get("until")
-            return Availability("quarantined", until=None if until is None else float(until), kind="suspended",
+            return Availability("quarantined", until=None if until is None else float(until), kind=SUSPENDED,
                                 why=str(quarantine.get("why")))
         disabled = fields.get("disabled")
+        # fingerprint() reloads the login whenever a token file or the shared record (Redis included) changed
         if disabled and disabled.get("fingerprint") == account.tokens.fingerprint():
-            if now - account.rechecked_at >= RECHECK_DISABLED:  # a replica may have shared a newer login
-                account.rechecked_at = now
-                account.tokens.publish(publish=False)
-            if disabled.get("fingerprint") == account.tokens.fingerprint():
-                return Availability("disabled", why=str(disabled.get("why")))
+            return Availability("disabled", why=str(disabled.get("why")))
         cooldown = fields.get("cooldown")
         if cooldown and float(cooldown.get("until", 0)) > now:
             return Availability("cooling_down", until=float(cooldown["until"]), kind=str(cooldown.get("kind")))
@@ -207,15 +168,6 @@ class AccountPool:
         return last or UpstreamUnavailable("No Kiro account could serve this request; retry shortly.",
                                            retry_after=5.0)
 
-    def not_entitled(self, model: str, states: AccountStates, now: float, last: ApiError | None = None
-                     ) -> ModelNotFound:
-        """The 404 for a model no account may use, naming the models that can be served (and Kiro's words, when
-        this request's own refusal is why)."""
-        servable = servable_ids((states.get(a.name, {}) for a in self.accounts if a.enabled), now)
-        said = f" (Kiro: {last.message})" if last is not None else ""
-        return ModelNotFound(f"No Kiro account may use the model {model!r}{said}. Models that can be served: "
-                             f"{', '.join(servable) or 'none'}", param="model")
-
     # -- outcomes --------------------------------------------------------------------------------------------------
 
     def served(self, account: Account) -> None:
@@ -227,11 +179,7 @@ class AccountPool:
             self.write(account.name, "cooldown", None)
         if fields.get("disabled"):
             self.write(account.name, "disabled", None)
-        quarantine = fields.get("quarantine")
-        if quarantine and quarantine.get("until") is not None and float(quarantine["until"]) <= now:
-            # its hold passed and Kiro served it again (a request begun before the quarantine clears nothing)
-            self.write(account.name, "quarantine", None)
-            log.warning("Kiro account %s served a request again: its quarantine is over", account.name)
+        self.end_passed(account, fields, now)
 
     def cool(self, account: Account, kind: str, error: ApiError, retry_after: float | None) -> None:
         """Rest an account: backoff growing with consecutive refusals, unless already resting as long; a
@@ -254,41 +202,6 @@ class AccountPool:
         log.warning("Kiro account %s: %s; resting it for %.0f s, until %s", account.name, describe(kind),
                     until - now, iso(until))
 
-    def refuse_model(self, account: Account, model: str, error: ApiError) -> None:
-        """Kiro refused this account one model: offer it that model again only after MODEL_REFUSAL_TTL."""
-        self.note_error(account, MODEL_REFUSED, error)
-        now = time.time()
-        fields = self.states(fresh=True).get(account.name, {})
-        refused = refused_ids(fields, now)
-        marks = {k: v for k, v in (fields.get("model_refusals") or {}).items() if k in refused}
-        marks[model] = {"at": now, "until": now + MODEL_REFUSAL_TTL, "message": error.message[:300]}
-        self.write(account.name, "model_refusals", marks)
-        log.warning("Kiro account %s may not use the model %s (%s); that model goes to other accounts for %.0f s",
-                    account.name, model, error.message, MODEL_REFUSAL_TTL)
-
-    def quarantine(self, account: Account, error: ApiError) -> None:
-        """Take an account Kiro suspended out of service: no traffic until a person clears it or the hold passes."""
-        self.note_error(account, SUSPENDED, error)
-        now = time.time()
-        current = self.states(fresh=True).get(account.name, {}).get("quarantine")
-        if current and (current.get("until") is None or float(current["until"]) > now):
-            return  # another request or worker got there first: one warning is enough
-        until = self.policy.quarantine_until(now)
-        self.write(account.name, "quarantine", {"at": now, "until": until, "why": error.message[:300]})
-        log.warning("Kiro account %s is SUSPENDED by Kiro (%s). It is quarantined and takes no traffic %s; "
-                    "retrying a suspended account makes things worse. Clear it with POST /dashboard/accounts/%s/clear "
-                    "once Kiro has restored it.", account.name, error.message,
-                    f"until {iso(until)}" if until else "until a person clears it", account.name)
-
-    def clear(self, name: str) -> bool:
-        """A person cleared an account: end its quarantine and rest; False if there is no such account."""
-        if not any(a.name == name for a in self.accounts):
-            return False
-        self.write(name, "quarantine", None)
-        self.write(name, "cooldown", None)
-        log.warning("Kiro account %s was cleared by a person: it takes traffic again", name)
-        return True
-
     def disable(self, account: Account, error: ApiError) -> None:
         """Take an account out until its login changes (the flag carries the refresh token's fingerprint)."""
         self._count(account.name, "errors")
@@ -299,87 +212,12 @@ class AccountPool:
         self.write(account.name, "disabled", {"why": error.message, "at": time.time(), "fingerprint": fingerprint})
         log.error("Kiro account %s is disabled until it is logged in again: %s", account.name, error.message)
 
-    def note_error(self, account: Account, kind: str, error: ApiError) -> None:
-        """Count an error; share it as the account's last error (at most once a second per worker)."""
-        self._count(account.name, "errors")
-        now = time.time()
-        if now - account.noted_at >= ERROR_NOTE_INTERVAL:
-            account.noted_at = now
-            self.write(account.name, "last_error", {"at": now, "kind": kind, "status": error.status,
-                                                    "message": error.message[:300]})
-
-    def spent(self, account: Account, credits: float) -> None:
-        """Count credits Kiro charged the account, in millionths (status.py subtracts them from its remaining)."""
-        micro = round(credits * 1_000_000)
-        if micro > 0:
-            self._count(account.name, "credits_micro", micro)
-
-    def record_usage(self, account: Account, usage: dict[str, Any]) -> None:
-        """Keep fetched usage limits; end or stretch a quota rest by what they say."""
-        self.write(account.name, "usage", usage)
-        cooldown, now = self.states().get(account.name, {}).get("cooldown") or {}, time.time()
-        if cooldown.get("kind") != "quota" or float(cooldown.get("until", 0)) <= now:
-            return
-        reset = usage.get("next_reset_epoch")
-        if usage.get("remaining", 0) >= 1:
-            log.info("Kiro account %s has credits again; ending its quota rest", account.name)
-            self.write(account.name, "cooldown", None)
-        elif reset and reset > now and abs(float(cooldown["until"]) - reset) > 1:
-            self.write(account.name, "cooldown", {**cooldown, "until": reset})
-
     def republish(self) -> None:
         """Offer each account's newest token to the shared state again, and read its machine id from it again
         (Redis has returned: another replica may have created the id meanwhile)."""
         for account in self.accounts:
             account.tokens.publish()
             account.tokens.identity.forget()
-
-    # -- shared state ----------------------------------------------------------------------------------------------
-
-    def states(self, fresh: bool = False) -> AccountStates:
-        """The shared account states, re-read at most once per VIEW_TTL (or now, if `fresh`)."""
-        if fresh or time.monotonic() - self._view_at > VIEW_TTL:
-            self._view, self._view_at = self.shared.states(), time.monotonic()
-        return self._view
-
-    def write(self, name: str, field: str, value: dict[str, Any] | None) -> None:
-        """Set or clear one shared field, and see the change in this worker at once."""
-        self.shared.update(name, field, value)
-        fields = self._view.setdefault(name, {})
-        if value is None:
-            fields.pop(field, None)
-        else:
-            fields[field] = value
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Counters over every worker (and replica, with Redis)."""
-        self.flush()
-        return self.shared.counts()
-
-    def flush(self) -> None:
-        """Send the requests, errors and credits counted so far to the shared state."""
-        with self._lock:
-            pending, self._pending = self._pending, defaultdict(lambda: defaultdict(int))
-        if pending:
-            self.shared.add_counts({name: dict(c) for name, c in pending.items()})
-
-    def _count(self, name: str, counter: str, amount: int = 1) -> None:
-        with self._lock:
-            self._pending[name][counter] += amount
-            if self._flusher:
-                return
-            self._flusher = True
-        threading.Thread(target=self._flush_while_counting, name="ki2api-counters", daemon=True).start()
-
-    def _flush_while_counting(self) -> None:
-        """Flush once per FLUSH_INTERVAL, and stop after an interval in which nothing was counted."""
-        while True:
-            time.sleep(FLUSH_INTERVAL)
-            self.flush()
-            with self._lock:
-                if not self._pending:
-                    self._flusher = False
-                    return
 
 
 def at_limits(candidates: int, waits: list[float]) -> RateLimited:

@@ -81,11 +81,11 @@ class TokenManager:
             return None
         return fingerprint(credential.refresh_token or credential.access_token)
 
-    def publish(self, publish: bool = True) -> None:
-        """Re-read the credential now, files and shared copies (the stamps miss a token shared through Redis),
-        and put it in the shared state if it is newer than the shared copy (unless `publish` is false)."""
+    def publish(self) -> None:
+        """Re-read the credential now, files and shared copies, and put it in the shared state if it is newer
+        than the shared copy (Redis has returned, and may have missed a refresh meanwhile)."""
         try:
-            self._snapshot = self.store.load(publish=publish)
+            self._snapshot = self.store.load(publish=True)
         except (StoreError, OSError) as exc:
             log.warning("account %s: could not re-read the Kiro token: %s", self.store.name, exc)
 

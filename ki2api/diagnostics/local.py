@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import requests
 
 from ..accounts.files import StoreError
-from ..accounts.pool import Account
+from ..accounts.roster import Account
 from ..accounts.protocols import SharedState
 from ..settings import Settings
 from ..variables import ConfigError

@@ -14,7 +14,7 @@ from requests.utils import select_proxy
 from ..accounts.catalog import ModelCatalog
 from ..accounts.credits import UsagePoller
 from ..accounts.files import StoreError
-from ..accounts.pool import Account
+from ..accounts.roster import Account
 from ..errors import ApiError, AuthenticationError
 from ..settings import Settings
 from ..translate.openai_request import to_codewhisperer

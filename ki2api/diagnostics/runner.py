@@ -8,7 +8,8 @@ import requests
 from ..accounts.catalog import ModelCatalog
 from ..accounts.credits import UsagePoller
 from ..accounts.files import StoreError
-from ..accounts.pool import Account, AccountPool
+from ..accounts.pool import AccountPool
+from ..accounts.roster import Account
 from ..accounts.refresh import refresh_request
 from ..settings import Settings
 from . import local, remote

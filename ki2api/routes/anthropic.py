@@ -4,7 +4,7 @@ Streams read the upstream through web/heartbeat.py, unlike /v1/chat/completions 
 Anthropic's stream has a `ping` event and its clients expect one during long silences (a model thinking),
 so a timer must run while the upstream read blocks. The read therefore runs in a greenlet of its own and
 hands each part over through a queue; the request's greenlet writes parts as they arrive and a ping after
-each SSE_PING_INTERVAL of silence. The cost per part (a queue hand-off and a switch) is in docs/performance.md.
+each STREAM_KEEPALIVE of silence. The cost per part (a queue hand-off and a switch) is in docs/performance.md.
 The OpenAI side tells silences in its read instead (upstream/reading.py, routes/openai.py), which is cheaper per
 paced frame; this side keeps its greenlet because it also lets a burst go out in one write (`parts.waiting`).
 """
@@ -68,7 +68,7 @@ def messages() -> Response:
                              services.settings.stream_keepalive, answer.usage, anthropic_body)
         return whole if isinstance(whole, Response) else with_credits(jsonify(whole), answer.usage)
     # Stopping early (client gone) aborts the upstream: its events end quietly, no error counted on the account.
-    parts = Heartbeat(answer.parts(upstream.events()), services.settings.ping_interval, upstream.abort)
+    parts = Heartbeat(answer.parts(upstream.events()), services.settings.stream_keepalive, upstream.abort)
     watch_client(parts.close)  # a client gone during a silence ends the upstream call at once, not at the next ping
     first = _first(parts)
     response = Response(stream_with_context(_sse(EventStream(model.name), answer, parts, first)),

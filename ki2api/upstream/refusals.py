@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from ..accounts.pool import MODEL_REFUSED
+from ..accounts.model_refusals import MODEL_REFUSED
 from ..errors import (ApiError, AuthenticationError, ContextLengthExceeded, InvalidRequest, PermissionDenied,
                       RateLimited, UpstreamError, UpstreamUnavailable)
 

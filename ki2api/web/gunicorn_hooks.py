@@ -5,7 +5,8 @@ Imported by gunicorn's master before it forks: standard library only at import t
 prometheus_client are imported inside the hooks that run in a worker or after a worker exits.
 
     on_starting       master, once per start: a fresh Prometheus multiprocess directory for every worker
-    when_ready        master, listening: the default-key warning, once, for the real listeners
+    when_ready        master, listening: the default-key warning, once, for the real listeners; deprecated
+                      variables
     post_fork         worker, just forked: remember a stop signal that comes while it boots
     post_worker_init  worker, app loaded: act on that signal; gunicorn's own errors in JSON; tune gc; guard
                       connections (ki2api.web.worker); close idle connections once stopping
@@ -23,7 +24,7 @@ import socket
 import tempfile
 from typing import Any, Iterable
 
-from ..settings import KEY_WARNED_ENV, Settings
+from ..settings import KEY_WARNED_ENV, Settings, deprecated_in_use
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
@@ -91,10 +92,13 @@ class Hooks:
         server.log.info("metrics: multiprocess directory %s", path)
 
     def when_ready(self, server: Any) -> None:
-        """Master, listening: warn about the default key once, for the real listeners (HOST or `-b`)."""
+        """Master, listening: warn about the default key once, for the real listeners (HOST or `-b`), and about
+        each deprecated variable set."""
         warning = self.settings.default_key_warning(listening(server.LISTENERS))
         if warning:
             server.log.warning("%s", warning)
+        for deprecated in deprecated_in_use(self.environ):
+            server.log.warning("%s", deprecated)
         self.environ[KEY_WARNED_ENV] = "1"  # inherited by the workers: create_app does not warn about HOST again
 
     def post_fork(self, server: Any, worker: Any) -> None:

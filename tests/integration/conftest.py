@@ -12,3 +12,15 @@ def redis_server(tmp_path):
     server = RedisServer(tmp_path / "redis").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_proxy(redis_server, monkeypatch):
+    """A switchable stand-in in front of the real redis-server; the probe is driven by the test (probe_once)."""
+    from ki2api.accounts import redis_link
+    from tests.helpers.redis_proxy import RedisProxy
+
+    monkeypatch.setattr(redis_link, "RETRY_DOWN_AFTER", 3600.0)
+    proxy = RedisProxy(redis_server.port)
+    yield proxy
+    proxy.close()

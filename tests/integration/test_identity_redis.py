@@ -17,18 +17,6 @@ from tests.helpers.together import all_at_once
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def redis_proxy(redis_server, monkeypatch):
-    """A switchable stand-in in front of the real redis-server; the probe is driven by the test (probe_once)."""
-    from ki2api.accounts import redis_link
-    from tests.helpers.redis_proxy import RedisProxy
-
-    monkeypatch.setattr(redis_link, "RETRY_DOWN_AFTER", 3600.0)
-    proxy = RedisProxy(redis_server.port)
-    yield proxy
-    proxy.close()
-
-
 def test_replicas_racing_create_one_machine_id_per_account(tmp_path, redis_server):
     replicas = [RedisState(redis_server.url, "test", str(tmp_path / f"r{i}")) for i in range(6)]
     ids = all_at_once(len(replicas), lambda i: replicas[i].machine_id("alice"))

@@ -1,6 +1,7 @@
 """Keep-alives under gunicorn's gevent worker (STREAM_KEEPALIVE 0.2 s, Kiro waiting 1.2 s before its answer), read
-by the official SDKs: `: keep-alive` comments in the OpenAI-side streams and leading whitespace before a slow whole
-answer's JSON are both taken as they should be."""
+by the official SDKs: `: keep-alive` comments in the OpenAI-side streams, `ping` events in the Anthropic stream and
+leading whitespace before a slow whole answer's JSON are all taken as they should be. SSE_PING_INTERVAL, the
+former name, still sets the one interval of them all."""
 from __future__ import annotations
 
 import anthropic
@@ -8,6 +9,7 @@ import openai
 import pytest
 import requests
 
+from tests.helpers.anthropic_schema import parse_sse, validate_event
 from tests.helpers.credentials import KEY
 
 pytestmark = pytest.mark.integration
@@ -71,3 +73,46 @@ def test_openai_sdk_streams_skip_the_keep_alive_comments(gw, fake_upstream):
     fake_upstream.script(SLOW)
     events = list(openai_sdk(gw).responses.create(model="claude-sonnet-4-5", input="hi", stream=True))
     assert events[-1].type == "response.completed" and events[-1].response.output_text == "after the wait"
+
+
+def anthropic_stream(gw, fake_upstream, pings_before_release: int = 0) -> str:
+    """A raw Anthropic stream; with `pings_before_release`, Kiro holds after its first frame until that many
+    `ping` events have come, then answers."""
+    fake_upstream.script({"texts": ["after", " the wait"], "hold_after": 1} if pings_before_release else SLOW)
+    response = requests.post(f"{gw.url}/v1/messages", stream=True, timeout=30,
+                             headers={"x-api-key": KEY, "Connection": "close"},
+                             json={"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": True,
+                                   "messages": MESSAGES})
+    assert response.status_code == 200
+    body, released = "", not pings_before_release
+    for line in response.iter_lines(decode_unicode=True):
+        body += line + "\n"
+        if not released and body.count("event: ping") >= pings_before_release:
+            assert fake_upstream.release() == 1  # the pings came while Kiro was holding
+            released = True
+    assert released
+    return body
+
+
+def test_the_anthropic_stream_pings_while_kiro_is_silent(gw, fake_upstream):
+    body = anthropic_stream(gw, fake_upstream, pings_before_release=3)
+    assert ": keep-alive" not in body  # Anthropic's own keep-alive, not the OpenAI side's comment
+    events = parse_sse(body)
+    for name, data in events:
+        validate_event(name, data)
+    assert [n for n, _ in events][-1] == "message_stop"
+    assert "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta") == "after the wait"
+    fake_upstream.script(SLOW)
+    with anthropic_sdk(gw).messages.stream(model="claude-sonnet-4-5", max_tokens=50, messages=MESSAGES) as stream:
+        assert stream.get_final_text() == "after the wait"
+
+
+def test_the_former_sse_ping_interval_still_sets_every_keep_alive(start_gateway, fake_upstream):
+    old = start_gateway(SSE_PING_INTERVAL="0.2")
+    assert "SSE_PING_INTERVAL is deprecated: set STREAM_KEEPALIVE instead" in old.log_text()
+    fake_upstream.script(SLOW)
+    raw = requests.post(old.url + "/v1/chat/completions", json={"model": "claude-sonnet-4-5", "messages": MESSAGES,
+                                                                "stream": True},
+                        headers={"Authorization": f"Bearer {KEY}"}, timeout=30).text
+    assert raw.count(": keep-alive\n\n") >= 3  # about one per 0.2 s of Kiro's 1.2 s wait, not one per 15 s
+    assert anthropic_stream(old, fake_upstream).count("event: ping") >= 3

@@ -13,7 +13,7 @@ import openai
 import pytest
 import requests
 
-from ki2api.accounts.pool import VIEW_TTL
+from ki2api.accounts.roster import VIEW_TTL
 from tests.helpers.accounts import fake_accounts, write_token_dir
 from tests.helpers.credentials import KEY
 from tests.helpers.waiting import wait_for

@@ -217,18 +217,6 @@ def test_a_quota_rest_ended_by_another_replicas_usage_poll_ends_everywhere(setti
 
 # -- Redis going away: the local view, then only this process's changes go back ------------------------------
 
-@pytest.fixture
-def redis_proxy(redis_server, monkeypatch):
-    """A switchable stand-in in front of the real redis-server; the probe is driven by the test (probe_once)."""
-    from ki2api.accounts import redis_link
-    from tests.helpers.redis_proxy import RedisProxy
-
-    monkeypatch.setattr(redis_link, "RETRY_DOWN_AFTER", 3600.0)
-    proxy = RedisProxy(redis_server.port)
-    yield proxy
-    proxy.close()
-
-
 def test_an_entry_cleared_elsewhere_is_not_resurrected_when_redis_returns(tmp_path, redis_proxy, redis_server):
     one = RedisState(redis_proxy.url, "test", str(tmp_path / "one"))  # behind the switch
     two = RedisState(redis_server.url, "test", str(tmp_path / "two"))
