@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, stream_with_context
 from werkzeug.routing import BaseConverter
@@ -258,12 +258,16 @@ def compact() -> Response:
     upstream = current_app.extensions["ki2api"].client.send(prepared.payload, prepared.conversation_key)
     watch_client(upstream.abort)
     note(upstream_status=upstream.status)
-    try:
-        response = collect_response(state, prepared.answer, upstream.events())
-    finally:
-        upstream.close()
-    summary = "".join(part["text"] for item in response["output"] if item["type"] == "message"
-                      for part in item["content"])
-    item = {"id": new_id("cmp"), "type": "compaction", "encrypted_content": encode_reasoning(summary)}
-    return jsonify({"id": new_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
-                    "output": [item], "usage": usage_dict(prepared.answer.usage)})
+
+    def compaction(events: Iterable[object]) -> dict[str, Any]:
+        response = collect_response(state, prepared.answer, events)
+        summary = "".join(part["text"] for item in response["output"] if item["type"] == "message"
+                          for part in item["content"])
+        item = {"id": new_id("cmp"), "type": "compaction", "encrypted_content": encode_reasoning(summary)}
+        return {"id": new_id("resp"), "object": "response.compaction", "created_at": int(time.time()),
+                "output": [item], "usage": usage_dict(prepared.answer.usage)}
+
+    # A long conversation's summary can take minutes: padded like every whole answer (web/padding.py).
+    keepalive = current_app.extensions["ki2api"].settings.stream_keepalive
+    whole = whole_answer(upstream, compaction, keepalive, prepared.answer.usage, openai_body)
+    return whole if isinstance(whole, Response) else with_credits(jsonify(whole), prepared.answer.usage)

@@ -55,6 +55,21 @@ def test_openai_sdk_takes_a_padded_whole_answer(gw, fake_upstream):
     assert response.output_text == "after the wait" and response.status == "completed"
 
 
+def test_openai_sdk_takes_a_padded_compaction(gw, fake_upstream):
+    fake_upstream.script(SLOW)
+    raw = requests.post(gw.url + "/v1/responses/compact", json={"model": "claude-sonnet-4-5", "input": MESSAGES},
+                        headers={"Authorization": f"Bearer {KEY}"}, timeout=30).text
+    assert len(raw) - len(raw.lstrip(" ")) >= 3  # a long summary keeps the connection alive like any whole answer
+    fake_upstream.script(SLOW)
+    compacted = openai_sdk(gw).responses.compact(model="claude-sonnet-4-5", input=MESSAGES)
+    [item] = compacted.output
+    assert item.type == "compaction" and item.encrypted_content
+    follow = openai_sdk(gw).responses.create(model="claude-sonnet-4-5", input=[item.model_dump(), *MESSAGES])
+    assert follow.status == "completed"
+    current = fake_upstream.requests()[-1]["body"]["conversationState"]["currentMessage"]["userInputMessage"]
+    assert "after the wait" in current["content"]  # the summary Kiro wrote slowly is what the next turn carries
+
+
 def test_anthropic_sdk_takes_a_padded_whole_answer(gw, fake_upstream):
     fake_upstream.script(SLOW)
     message = anthropic_sdk(gw).messages.create(model="claude-sonnet-4-5-20250929", max_tokens=50, messages=MESSAGES)
