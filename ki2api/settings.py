@@ -2,7 +2,7 @@
 
 Every field of Settings is declared with `setting(...)`: its variable, default, parser, meaning and group. From
 that one declaration `Settings.from_env` reads the environment, config/gunicorn.conf.py reads gunicorn's
-settings, and `python -m ki2api.settings --markdown` writes docs/configuration.md.
+settings, and settings_docs.py renders docs/configuration.md.
 
 Standard library only: gunicorn's master reads its settings through this module (config/gunicorn.conf.py)
 before it forks the workers, and must not load flask or requests before gevent patches those.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
@@ -314,43 +313,5 @@ def deprecated_in_use(environ: Mapping[str, str]) -> list[str]:
     return warnings
 
 
-def _shown(spec: Setting) -> str:
-    if spec.shown is not None:
-        return spec.shown
-    value = spec.default
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, tuple):
-        return f"`{','.join(str(part) for part in value)}`"
-    if isinstance(value, float):
-        return f"`{value:g}`"
-    return f"`{value}`"
-
-
-def _formerly(spec: Setting) -> str:
-    if not spec.deprecated:
-        return ""
-    names = ", ".join(f"`{name}`" for name in spec.deprecated)
-    return f". Deprecated former name: {names}, still read while `{spec.env}` is unset"
-
-
-def markdown() -> str:
-    """docs/configuration.md: one table per group of the declared variables."""
-    lines = ["# Configuration", "",
-             "Environment variables, or a `.env` file beside `wsgi.py` (copy `.env.example`). This page is "
-             "generated from `ki2api/settings.py`: `python -m ki2api.settings --markdown > docs/configuration.md`."]
-    groups: dict[str, list[Setting]] = {}
-    for spec in declared():
-        groups.setdefault(spec.group, []).append(spec)
-    for group, specs in groups.items():
-        lines += ["", f"## {group}", "", "| variable | default | meaning |", "|---|---|---|"]
-        lines += [f"| `{spec.env}` | {_shown(spec)} | {spec.doc}{_formerly(spec)} |" for spec in specs]
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--markdown"]:
-        raise SystemExit("usage: python -m ki2api.settings --markdown > docs/configuration.md")
-    sys.stdout.write(markdown())
+if __name__ == "__main__":  # the former command: say where the page is rendered now
+    raise SystemExit("docs/configuration.md is rendered by: python -m ki2api.settings_docs > docs/configuration.md")

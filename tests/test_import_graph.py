@@ -20,7 +20,9 @@ ROOT = Path(ki2api.__file__).resolve().parent
 ACCOUNT_LAYERS: dict[str, list[str]] = {
     "base": ["files", "protocols", "identity", "credential", "config", "cooldown", "entitlement", "store", "oidc",
              "social", "importers", "pending"],
-    "state": ["file_state", "redis_link", "redis_state"],
+    "state": ["file_state", "redis_link"],
+    "redis tokens": ["redis_tokens"],
+    "redis state": ["redis_state"],
     "login": ["token_store", "refresh", "token_manager"],
     "roster": ["roster"],
     "pool parts": ["quarantine", "model_refusals", "spending"],

@@ -1,13 +1,11 @@
-"""The settings declaration: every variable read through it, and docs/configuration.md generated from it."""
+"""The settings declaration: every variable read through it, each declared once (settings_docs renders the docs)."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import fields
 
 import pytest
 
-from ki2api.settings import OTHER_VARIABLES, ConfigError, Settings, declared, deprecated_in_use, markdown
+from ki2api.settings import ConfigError, Settings, declared, deprecated_in_use
 from tests.helpers.gateway import REPO
 
 
@@ -72,30 +70,6 @@ def test_gunicorns_and_other_variables_are_read_through_the_declaration(env, val
 def test_a_bad_value_names_its_variable(env, value):
     with pytest.raises(ConfigError, match=env):
         Settings.from_env({env: value})
-
-
-def test_the_markdown_has_a_table_per_group_and_a_row_per_variable():
-    page = markdown()
-    for spec in declared():
-        assert f"| `{spec.env}` |" in page
-        row = next(line for line in page.splitlines() if line.startswith(f"| `{spec.env}` |"))
-        assert all(f"Deprecated former name: `{name}`" in row for name in spec.deprecated)
-    groups = {spec.group for spec in declared()}
-    assert page.count("\n## ") == len(groups)
-    assert "/root" not in page and "/home/" not in page  # defaults are shown unexpanded, the same on any machine
-    assert all(spec.parse is None for spec in OTHER_VARIABLES)
-
-
-def test_docs_configuration_md_is_up_to_date():
-    """Regenerate with: python -m ki2api.settings --markdown > docs/configuration.md"""
-    assert (REPO / "docs" / "configuration.md").read_text(encoding="utf-8") == markdown()
-
-
-def test_the_generator_runs_as_a_module():
-    done = subprocess.run([sys.executable, "-m", "ki2api.settings", "--markdown"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0 and done.stdout == markdown(), done.stderr
-    assert "RuntimeWarning" not in done.stderr
 
 
 def test_every_variable_of_the_env_example_is_declared():
