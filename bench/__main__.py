@@ -47,7 +47,7 @@ def one_run(plan: suite.Plan, cpus: dict[str, set[int] | None], log: Any, only: 
         try:
             if "request_fake_kiro" in only:
                 log("request path, tests' fake Kiro")
-                gateway = procs.Ki2api(fake, cpus=cpus["ki2api"])
+                gateway = procs.Ki2api(fake, cpus=cpus["ki2api"], **procs.MANY_CLIENTS)
                 try:
                     result["request_fake_kiro"] = suite.request_path(gateway, fake, plan, log, cpus)
                 finally:
@@ -64,7 +64,7 @@ def one_run(plan: suite.Plan, cpus: dict[str, set[int] | None], log: Any, only: 
     if streamed:
         streamer = procs.start_upstream("streamer", cpus["upstream"])
         try:
-            gateway = procs.Ki2api(streamer, cpus=cpus["ki2api"])
+            gateway = procs.Ki2api(streamer, cpus=cpus["ki2api"], **procs.MANY_CLIENTS)
             try:
                 for name, scenario in streamed:
                     log(f"{name}, bench streamer")

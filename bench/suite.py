@@ -255,7 +255,8 @@ def scaling(upstream: procs.Upstream, plan: Plan, log: Callable[[str], None],
     """Requests per second at concurrency 50 with 2, 4 ... workers (1 worker is request_path's figure)."""
     result: dict[str, Any] = {}
     for workers in plan.scaling:
-        gateway = procs.Ki2api(upstream, workers=workers, cpus=cpus["ki2api"] if workers == 1 else None)
+        gateway = procs.Ki2api(upstream, workers=workers, cpus=cpus["ki2api"] if workers == 1 else None,
+                               **procs.MANY_CLIENTS)
         try:
             target = procs.targets(gateway.url, upstream.url, "hello", stream=False)["ki2api"]
             wrk.run(target, 50, 1, cpus["load"])
