@@ -9,7 +9,6 @@ import requests
 
 from tests.helpers.credentials import KEY
 from tests.helpers.anthropic_schema import parse_sse
-from tests.helpers.gateway import module_gateway
 
 pytestmark = pytest.mark.integration
 MODEL = "claude-sonnet-4-6"  # Kiro claude-sonnet-4.6, a 1M-token window
@@ -18,18 +17,6 @@ INTROSPECT = {"name": "introspect", "description": "Look up Kiro's own documenta
               "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"],
                                "additionalProperties": False},
               "cache_control": {"type": "ephemeral"}}
-
-
-@pytest.fixture(scope="module")
-def shared_gateway(fake_kiro_server, tmp_path_factory):
-    """One gunicorn for this module (starting one per test costs seconds); each test resets the fake."""
-    with module_gateway(fake_kiro_server, tmp_path_factory.mktemp("anthropic-gateway")) as gateway:
-        yield gateway
-
-
-@pytest.fixture
-def gw(shared_gateway, fake_upstream):
-    return shared_gateway
 
 
 @pytest.fixture

@@ -7,24 +7,12 @@ import openai
 import pytest
 
 from tests.helpers.credentials import ACCESS, KEY, REFRESH
-from tests.helpers.gateway import module_gateway
 
 pytestmark = pytest.mark.integration
 MODEL = "claude-sonnet-4-6"  # Kiro claude-sonnet-4.6: 4 cache points, of at least 1,024 tokens
 REFUSING = "claude-sonnet-4.5"  # the model the refusal test marks (the gateway remembers it for 6 h)
 LONG = "You review pull requests for a Python web service; be concrete, cite lines, and keep it short. " * 250
 SYSTEM = [{"type": "text", "text": LONG, "cache_control": {"type": "ephemeral"}}]
-
-
-@pytest.fixture(scope="module")
-def shared_gateway(fake_kiro_server, tmp_path_factory):
-    with module_gateway(fake_kiro_server, tmp_path_factory.mktemp("caching-gateway")) as gateway:
-        yield gateway
-
-
-@pytest.fixture
-def gw(shared_gateway, fake_upstream):
-    return shared_gateway
 
 
 @pytest.fixture

@@ -11,24 +11,11 @@ import pytest
 
 from tests.fakes.kiro.reasoning import sign
 from tests.helpers.credentials import KEY
-from tests.helpers.gateway import module_gateway
 
 pytestmark = pytest.mark.integration
 MODEL = "claude-sonnet-4-6"  # Kiro claude-sonnet-4.6: its schema takes thinking, output_config.effort, max_tokens
 THOUGHT = ["Six times seven", " is forty-two."]
-
-
-@pytest.fixture(scope="module")
-def shared_gateway(fake_kiro_server, tmp_path_factory):
-    """One gunicorn for this module; each test resets the fake."""
-    with module_gateway(fake_kiro_server, tmp_path_factory.mktemp("reasoning-gateway"),
-                        KIRO_USAGE_INTERVAL="0") as gateway:
-        yield gateway
-
-
-@pytest.fixture
-def gw(shared_gateway, fake_upstream):
-    return shared_gateway
+GATEWAY_ENV = {"KIRO_USAGE_INTERVAL": "0"}  # the shared gateway's settings (integration/conftest.py)
 
 
 def sent(fake) -> dict:

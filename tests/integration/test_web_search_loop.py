@@ -16,7 +16,6 @@ from openai.types.responses import ResponseFunctionWebSearch
 
 from tests.helpers.credentials import KEY
 from tests.helpers.openai_schema import validate
-from tests.helpers.gateway import module_gateway
 
 pytestmark = pytest.mark.integration
 MODEL = "claude-sonnet-4-5"
@@ -28,14 +27,8 @@ READ_TOOL = {"name": "Read", "description": "Read a file", "input_schema": {
 RESULTS = [{"title": "Kiro docs", "url": "https://kiro.dev/docs", "snippet": "Kiro is an agentic IDE.",
             "publishedDate": 1767225600000}]
 QUESTION = [{"role": "user", "content": "What is Kiro? Search the web."}]
-
-
-@pytest.fixture(scope="module")
-def shared_gateway(fake_kiro_server, tmp_path_factory):
-    with module_gateway(fake_kiro_server, tmp_path_factory.mktemp("search-loop-gateway"),
-                        WEB_SEARCH_TIMEOUT=str(SEARCH_TIMEOUT), SSE_PING_INTERVAL="0.5",
-                        STREAM_KEEPALIVE=str(KEEPALIVE)) as gateway:
-        yield gateway
+# The settings of the module's shared gateway (tests/integration/conftest.py).
+GATEWAY_ENV = {"WEB_SEARCH_TIMEOUT": str(SEARCH_TIMEOUT), "STREAM_KEEPALIVE": str(KEEPALIVE)}
 
 
 @pytest.fixture
